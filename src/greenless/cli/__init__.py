@@ -1,0 +1,58 @@
+"""The ``greenless`` command line: a Typer app, one module per command, errors as one line on stderr.
+
+Command modules import heavy libraries inside their functions so ``greenless matte`` starts fast.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import typer
+
+app = typer.Typer(
+    name="greenless",
+    help="Trimap-free portrait matting (MODNet): cut people out of photos, videos and webcams.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+
+
+@app.callback()
+def _root() -> None:
+    """Trimap-free portrait matting (MODNet): cut people out of photos, videos and webcams."""
+
+
+# Each module registers its command(s) on ``app`` when imported.
+from greenless.cli import convert  # noqa: E402,F401
+
+
+def fail(message: str, code: int = 2) -> None:
+    """Print ``greenless: error: message`` on stderr and exit with ``code``."""
+    print(f"greenless: error: {message}", file=sys.stderr)
+    raise SystemExit(code)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point: runs the app, turning user errors into one line and a non-zero exit."""
+    from greenless.errors import GreenlessError
+
+    try:
+        app(args=argv, standalone_mode=False)
+    except GreenlessError as exc:
+        fail(str(exc))
+    except KeyboardInterrupt:
+        fail("interrupted", 130)
+    except Exception as exc:
+        # Typer's (vendored) click raises UsageError/Exit/Abort; recognise them by shape, not import path.
+        kind = type(exc).__name__
+        if kind == "Exit":
+            raise SystemExit(getattr(exc, "exit_code", 0)) from None
+        if kind == "Abort":
+            fail("interrupted", 130)
+        if hasattr(exc, "format_message") and hasattr(exc, "exit_code"):
+            if kind == "NoArgsIsHelpError":
+                raise SystemExit(0) from None
+            fail(exc.format_message().replace("\n", " "), int(exc.exit_code) or 2)
+        raise

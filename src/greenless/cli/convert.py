@@ -1,0 +1,37 @@
+"""``greenless convert``: official MODNet checkpoint -> our safetensors + card."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from greenless.cli import app
+
+
+@app.command()
+def convert(
+    checkpoint: Path = typer.Argument(..., help="Official MODNet .ckpt (module.-prefixed state dict)."),
+    output: Path = typer.Option(..., "-o", "--output", help="Where to write the .safetensors file."),
+    ref_size: int = typer.Option(512, "--ref-size", help="Reference size stored in the card."),
+) -> None:
+    """Convert an official MODNet checkpoint into greenless weights (safetensors + JSON card)."""
+    from greenless.errors import GreenlessError
+
+    try:
+        import torch  # noqa: F401
+    except ImportError:
+        raise GreenlessError("convert needs PyTorch: pip install 'greenless[torch]'") from None
+    from greenless.model.checkpoint import load_weights, save_weights
+
+    if not checkpoint.is_file():
+        raise GreenlessError(f"{checkpoint}: file not found")
+    if output.suffix != ".safetensors":
+        raise GreenlessError(f"{output}: output must end in .safetensors")
+    try:
+        model, card = load_weights(checkpoint)
+    except Exception as exc:
+        raise GreenlessError(f"{checkpoint}: not a MODNet checkpoint ({str(exc).splitlines()[0][:200]})") from exc
+    card["ref_size"] = ref_size
+    save_weights(model, output, card, half=False)
+    typer.echo(f"wrote {output}")

@@ -1,0 +1,117 @@
+"""``Matter``: the one object every entry point (API, CLI, video, server, batch) uses to get a matte."""
+
+from __future__ import annotations
+
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from greenless.engines import Engine, make_engine
+from greenless.errors import GreenlessError
+from greenless.pipeline.preprocess import inference_size, matte_to_size, to_network_input
+
+DEFAULT_ONNX = "modnet.onnx"
+DEFAULT_SAFETENSORS = "modnet.safetensors"
+
+
+def default_weights(engine: str = "onnx") -> Path:
+    """Path of the weights that ship inside the package for ``engine``."""
+    name = DEFAULT_ONNX if engine == "onnx" else DEFAULT_SAFETENSORS
+    path = Path(str(resources.files("greenless") / "weights" / name))
+    if not path.is_file():
+        raise GreenlessError(f"the packaged weights {name} are missing; reinstall greenless")
+    return path
+
+
+def as_rgb_array(image: Any) -> np.ndarray:
+    """PIL image or ndarray (HxW, HxWx3, HxWx4; uint8, uint16 or float in [0,1]) -> HxWx3 uint8 RGB."""
+    if hasattr(image, "convert") and hasattr(image, "mode"):  # PIL.Image without importing PIL eagerly
+        from greenless.media.images import pil_to_rgb
+
+        return pil_to_rgb(image)
+    arr = np.asarray(image)
+    if arr.ndim == 2:
+        arr = np.repeat(arr[:, :, None], 3, axis=2)
+    if arr.ndim != 3 or arr.shape[2] not in (1, 3, 4):
+        raise GreenlessError(f"expected an HxW, HxWx3 or HxWx4 image, got shape {arr.shape}")
+    if arr.shape[2] == 1:
+        arr = np.repeat(arr, 3, axis=2)
+    arr = arr[:, :, :3]
+    if arr.dtype == np.uint16:
+        arr = (arr >> 8).astype(np.uint8)
+    elif arr.dtype.kind == "f":
+        arr = (np.clip(arr, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
+    elif arr.dtype != np.uint8:
+        arr = np.clip(arr, 0, 255).astype(np.uint8)
+    return np.ascontiguousarray(arr)
+
+
+class Matter:
+    """Loads a matting engine once and turns images into full-resolution alpha mattes.
+
+    ``weights`` defaults to the packaged model; ``engine`` is ``onnx`` (default) or ``torch``;
+    ``ref_size`` is the short side the network sees (default: the weights' own, else 512).
+    """
+
+    def __init__(self, weights: str | Path | None = None, engine: str = "onnx", ref_size: int | None = None,
+                 threads: int | None = None, device: str | None = None) -> None:
+        path = Path(weights) if weights is not None else default_weights(engine)
+        if not path.is_file():
+            raise GreenlessError(f"{path}: weights file not found")
+        if engine == "onnx" and path.suffix != ".onnx":
+            raise GreenlessError(f"{path}: the onnx engine needs an .onnx file (use --engine torch, or greenless export)")
+        if engine == "torch" and path.suffix == ".onnx":
+            raise GreenlessError(f"{path}: the torch engine needs .safetensors or an official .ckpt, not .onnx")
+        self.weights = path
+        self.engine: Engine = make_engine(engine, path, threads=threads, device=device)
+        self.ref_size = int(ref_size or self._card_ref_size() or 512)
+        if self.ref_size < 32:
+            raise GreenlessError("--ref-size must be at least 32")
+
+    def _card_ref_size(self) -> int | None:
+        card = getattr(self.engine, "card", None)
+        if card is None and self.weights.suffix == ".onnx":
+            card_file = self.weights.with_suffix(".json")
+            if card_file.is_file():
+                import json
+
+                card = json.loads(card_file.read_text())
+        return (card or {}).get("ref_size")
+
+    def matte(self, image: Any, prev_alpha: np.ndarray | None = None) -> np.ndarray:
+        """Alpha matte of one image as float32 HxW in [0, 1], at the image's own resolution."""
+        return self.matte_batch([image], None if prev_alpha is None else [prev_alpha])[0]
+
+    def matte_batch(self, images: list[Any], prev_alphas: list[np.ndarray | None] | None = None) -> list[np.ndarray]:
+        """Mattes for several images; same-size images share one engine call (video frames)."""
+        rgbs = [as_rgb_array(im) for im in images]
+        results: list[np.ndarray | None] = [None] * len(rgbs)
+        groups: dict[tuple[int, int], list[int]] = {}
+        for idx, rgb in enumerate(rgbs):
+            groups.setdefault(rgb.shape[:2], []).append(idx)
+        for (h, w), idxs in groups.items():
+            size = inference_size(h, w, self.ref_size)
+            batch = np.concatenate([to_network_input(rgbs[i], size) for i in idxs])
+            if self.engine.in_channels == 4:
+                batch = np.concatenate([batch, self._prev_channel(prev_alphas, idxs, size)], axis=1)
+            out = self.engine.run(batch)
+            for j, i in enumerate(idxs):
+                results[i] = matte_to_size(out[j, 0], h, w)
+        return results  # type: ignore[return-value]
+
+    @staticmethod
+    def _prev_channel(prev_alphas: list[np.ndarray | None] | None, idxs: list[int], size: tuple[int, int]) -> np.ndarray:
+        """The previous-frame-alpha input in [-1, 1]; a missing previous alpha is a blank (zero alpha) channel."""
+        import cv2
+
+        chans = []
+        for i in idxs:
+            prev = None if prev_alphas is None else prev_alphas[i]
+            if prev is None:
+                chans.append(np.full((1, 1, *size), -1.0, np.float32))
+            else:
+                resized = cv2.resize(prev.astype(np.float32), (size[1], size[0]), interpolation=cv2.INTER_AREA)
+                chans.append((resized * 2.0 - 1.0)[None, None])
+        return np.concatenate(chans)

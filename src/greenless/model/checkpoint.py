@@ -1,0 +1,92 @@
+"""Weights on disk: our safetensors + JSON card, and the official MODNet checkpoint layout.
+
+Our files keep the model config inside the safetensors metadata (and beside it as ``<name>.json``), so
+a weights file always rebuilds its own network. Official checkpoints are pickled state dicts saved
+from ``nn.DataParallel`` (``module.`` prefix) that also hold a duplicate of the backbone under
+``lr_branch.backbone``; ``official_to_ours`` strips both.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from greenless.model.modnet import MODNet, ModelConfig, build_model
+
+CARD_KEY = "greenless_card"
+
+
+def card_path(weights: Path) -> Path:
+    """Where the human-readable card of a weights file lives."""
+    return weights.with_suffix(".json")
+
+
+def save_weights(model: MODNet, path: str | Path, card: dict[str, Any] | None = None, half: bool = True) -> Path:
+    """Write ``model`` as safetensors (fp16 by default, to keep shipped files small) plus its JSON card."""
+    from safetensors.torch import save_file
+
+    path = Path(path)
+    card = dict(card or {})
+    card["model"] = model.config.to_dict()
+    tensors = {}
+    for key, value in model.state_dict().items():
+        value = value.detach().cpu()
+        if half and value.is_floating_point():
+            value = value.half()
+        tensors[key] = value.contiguous()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    save_file(tensors, str(tmp), metadata={CARD_KEY: json.dumps(card)})
+    tmp.replace(path)
+    tmp_card = card_path(path).with_name(card_path(path).name + ".tmp")
+    tmp_card.write_text(json.dumps(card, indent=2) + "\n")
+    tmp_card.replace(card_path(path))
+    return path
+
+
+def read_card(path: str | Path) -> dict[str, Any]:
+    """The card stored inside a safetensors file (empty dict when it has none)."""
+    from safetensors import safe_open
+
+    with safe_open(str(path), framework="pt") as handle:
+        meta = handle.metadata() or {}
+    return json.loads(meta.get(CARD_KEY, "{}"))
+
+
+def load_weights(path: str | Path, map_location: str = "cpu") -> tuple[MODNet, dict[str, Any]]:
+    """Rebuild the network a weights file describes and load it (fp32); returns (model, card).
+
+    Accepts our safetensors files and official ``.ckpt``/``.pth`` checkpoints.
+    """
+    path = Path(path)
+    if path.suffix == ".safetensors":
+        from safetensors.torch import load_file
+
+        card = read_card(path)
+        model = build_model(card.get("model"))
+        state = load_file(str(path), device=map_location)
+    else:
+        card = {"model": ModelConfig().to_dict(), "source": f"official checkpoint {path.name}"}
+        model = build_model(card["model"])
+        state = official_to_ours(torch.load(str(path), map_location=map_location, weights_only=True))
+    reference = model.state_dict()
+    state = {k: v.to(reference[k].dtype) if k in reference else v for k, v in state.items()}
+    model.load_state_dict(state, strict=True)
+    return model.eval(), card
+
+
+def official_to_ours(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Map an official MODNet state dict onto ours: drop ``module.`` and the duplicated backbone copy."""
+    if "state_dict" in state and isinstance(state["state_dict"], dict):
+        state = state["state_dict"]
+    out = {}
+    for key, value in state.items():
+        if key.startswith("module."):
+            key = key[len("module."):]
+        if key.startswith("lr_branch.backbone."):
+            continue
+        out[key] = value
+    return out

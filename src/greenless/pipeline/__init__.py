@@ -1,0 +1,1 @@
+"""From decoded pixels to a full-size matte and its compositions."""
