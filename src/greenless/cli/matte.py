@@ -242,6 +242,8 @@ def _run_stdin(output: str | None, kind: OutputKind, background: object, fg_esti
 def _run_many(files: list[Path], inputs: list[str], output: str | None, kind: OutputKind, background: object,
               fg_estimate: bool, max_pixels: int, settings: dict, problems: list[str]) -> int:
     """Several photos with a progress bar; a bad file is one error line and is skipped. Returns the failure count."""
+    from concurrent.futures import Future, ThreadPoolExecutor
+
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, ProgressColumn, TextColumn, TimeRemainingColumn
     from rich.text import Text
@@ -274,18 +276,42 @@ def _run_many(files: list[Path], inputs: list[str], output: str | None, kind: Ou
     matter = _make_matter(settings)
     progress = Progress(TextColumn("matting"), BarColumn(), MofNCompleteColumn(), RateColumn(),
                         TimeRemainingColumn(), console=console, disable=not console.is_terminal, transient=False)
+    # Decoding the next photo and encoding the previous result overlap with the network (Pillow, zlib and
+    # onnxruntime all release the GIL); results still complete, and are reported, in input order.
     written = 0
-    with progress:
+    with progress, ThreadPoolExecutor(max_workers=2) as pool:
         task = progress.add_task("matting", total=len(files))
-        for src, target in zip(files, targets):
+        pending: Future | None = None
+
+        def finish(job: Future | None) -> None:
+            nonlocal written, failures
+            if job is None:
+                return
             try:
-                rgb = load_rgb(src, max_pixels=max_pixels)
-                alpha = matter.matte(rgb)
-                save_image_atomic(target, render(rgb, alpha, kind.value, background, fg_estimate, max_pixels), fmt)
+                job.result()
                 written += 1
             except GreenlessError as exc:
                 failures += 1
                 report(str(exc))
             progress.advance(task)
+
+        next_load = pool.submit(load_rgb, files[0], max_pixels=max_pixels)
+        for i, (src, target) in enumerate(zip(files, targets)):
+            loading = next_load
+            if i + 1 < len(files):
+                next_load = pool.submit(load_rgb, files[i + 1], max_pixels=max_pixels)
+            try:
+                rgb = loading.result()
+                result = render(rgb, matter.matte(rgb), kind.value, background, fg_estimate, max_pixels)
+            except GreenlessError as exc:
+                finish(pending)
+                pending = None
+                failures += 1
+                report(str(exc))
+                progress.advance(task)
+                continue
+            finish(pending)
+            pending = pool.submit(save_image_atomic, target, result, fmt)
+        finish(pending)
     print(f"wrote {written} of {len(files)} file(s)" + (f" to {output}" if output else ""), file=sys.stderr)
     return failures
