@@ -192,3 +192,38 @@ def test_portrait_cutout_quality(shared_data: Path, tmp_path: Path) -> None:
     truth = np.asarray(Image.open(shared_data / "portraits" / "alpha" / "p_09ba26b4.png").convert("L"), np.float32) / 255.0
     assert alpha.shape == truth.shape
     assert np.abs(alpha - truth).mean() < 0.05
+
+
+def test_output_naming_rules(tmp_path: Path) -> None:
+    """Names without running the model: lone inputs, folders, clashing stems, inputs never overwritten."""
+    from greenless.cli.matte import OutputKind, batch_outputs, expand_inputs, single_output
+
+    folder = tmp_path / "f"
+    folder.mkdir()
+    for name in ("b.jpg", "a.jpg", "a.png", "c.PNG", "notes.txt"):
+        (folder / name).write_bytes(b"x")
+    jpg, png = folder / "a.jpg", folder / "a.png"
+    assert single_output(jpg, OutputKind.rgba, None) == folder / "a.png"
+    assert single_output(png, OutputKind.rgba, None) == folder / "a.cutout.png"
+    assert single_output(jpg, OutputKind.alpha, None) == folder / "a.alpha.png"
+    assert single_output(jpg, OutputKind.rgba, "x.webp") == Path("x.webp")
+    assert single_output(jpg, OutputKind.rgba, str(tmp_path / "new") + "/") == tmp_path / "new" / "a.png"
+    assert single_output(png, OutputKind.rgba, str(folder)) == folder / "a.cutout.png"
+
+    files, problems, many = expand_inputs([str(folder), str(jpg)])
+    assert [f.name for f in files] == ["a.jpg", "a.png", "b.jpg", "c.PNG"] and not problems and many
+    names = [p.relative_to(tmp_path).as_posix() for p in batch_outputs(files, [str(folder)], None, OutputKind.rgba)]
+    assert names == ["f/greenless/a.jpg.png", "f/greenless/a.png.png", "f/greenless/b.png", "f/greenless/c.png"]
+    names = [p.name for p in batch_outputs(files, [str(folder)], str(folder), OutputKind.alpha)]
+    assert names == ["a.jpg.png", "a.png.png", "b.png", "c.cutout.png"]
+    loose = batch_outputs([jpg, folder / "b.jpg"], [str(jpg), str(folder / "b.jpg")], None, OutputKind.alpha)
+    assert [p.name for p in loose] == ["a.alpha.png", "b.alpha.png"]
+    other = tmp_path / "g"
+    other.mkdir()
+    (other / "b.jpg").write_bytes(b"x")
+    twice = batch_outputs([folder / "b.jpg", other / "b.jpg"], [str(folder), str(other)], str(tmp_path / "o"),
+                          OutputKind.rgba)
+    assert [p.name for p in twice] == ["b.jpg.png", "b.jpg-2.png"]
+    files, problems, many = expand_inputs([str(folder / "*.jpg"), str(tmp_path / "none*.jpg")])
+    assert [f.name for f in files] == ["a.jpg", "b.jpg"] and many
+    assert len(problems) == 1 and "no images match" in problems[0]

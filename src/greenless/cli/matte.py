@@ -4,7 +4,9 @@ Output naming. One input without ``-o``: the rgba cut-out goes next to the photo
 (``PHOTO.cutout.png`` when the photo is itself a .png, so it is never overwritten); other kinds are
 ``PHOTO.alpha.png``, ``PHOTO.foreground.png``, ``PHOTO.composite.png``. With ``-o``: one input writes
 that file (or into that folder if it exists, ends with ``/`` or has no suffix); several inputs or a
-folder write ``OUT/STEM.png`` each. A folder given without ``-o`` writes into ``FOLDER/greenless/``.
+folder write ``OUT/STEM.png`` each (``STEM.EXT.png`` when two inputs share a stem, ``-2`` etc. when even
+that clashes). A folder given without ``-o`` writes into ``FOLDER/greenless/``; loose files without
+``-o`` are named as a lone input's would be. No input is ever overwritten by a default name.
 """
 
 from __future__ import annotations
@@ -84,40 +86,64 @@ def _is_folder_target(out: str) -> bool:
     return out.endswith(("/", os.sep)) or Path(out).is_dir() or not Path(out).suffix
 
 
+def _key(path: Path) -> str:
+    """Identity of a path for clash checks; case-folded so case-insensitive file systems are safe too."""
+    return str(path.resolve()).casefold()
+
+
 def single_output(src: Path, kind: OutputKind, out: str | None) -> Path:
-    """Where the result for a lone input goes (see module docstring)."""
+    """Where the result for a lone input goes (see module docstring); an input is never its own output."""
     if out is not None and not _is_folder_target(out):
-        return Path(out)
-    if out is not None:
-        return Path(out) / f"{src.stem}.png"
-    target = src.with_name(src.stem + _OWN_SUFFIXES[kind])
-    if target.resolve() == src.resolve():
-        target = src.with_name(src.stem + ".cutout.png")
+        return Path(out)  # an explicit file name is the user's choice
+    folder = Path(out) if out is not None else src.parent
+    target = folder / (f"{src.stem}.png" if out is not None else src.stem + _OWN_SUFFIXES[kind])
+    if _key(target) == _key(src):
+        target = folder / f"{src.stem}.cutout.png"
     return target
 
 
-def batch_outputs(files: list[Path], inputs: list[str], out: str | None) -> list[Path]:
-    """``OUT/STEM.png`` for each file; clashing stems keep their extension (``a.jpg.png``); never an input's own path."""
-    if out is not None:
-        folder_for = {f: Path(out) for f in files}
-    else:
-        folder_for = {}
-        for f in files:
-            parent = f.parent
-            given_as_folder = any(Path(i).is_dir() and Path(i).resolve() == parent.resolve() for i in inputs)
-            folder_for[f] = parent / _DEFAULT_FOLDER if given_as_folder else parent
-    names: dict[Path, list[Path]] = {}
+def batch_outputs(files: list[Path], inputs: list[str], out: str | None, kind: OutputKind) -> list[Path]:
+    """Where each result of a multi-photo run goes (see module docstring).
+
+    ``OUT/STEM.png`` (or ``FOLDER/greenless/STEM.png`` for a folder given without ``-o``); stems that
+    clash keep their extension (``a.jpg.png``); an input is never overwritten. Loose files without
+    ``-o`` are named as a lone input would be.
+    """
+    folders = [Path(i).resolve() for i in inputs if Path(i).is_dir()]
+    folder_for: dict[Path, Path | None] = {}
     for f in files:
-        names.setdefault(folder_for[f] / f"{f.stem}.png", []).append(f)
-    inputs_resolved = {f.resolve() for f in files}
+        if out is not None:
+            folder_for[f] = Path(out)
+        elif f.parent.resolve() in folders:
+            folder_for[f] = f.parent / _DEFAULT_FOLDER
+        else:
+            folder_for[f] = None  # next to the photo, named like a lone input's result
+    counts: dict[str, int] = {}
+    for f in files:
+        folder = folder_for[f]
+        if folder is not None:
+            key = _key(folder / f"{f.stem}.png")
+            counts[key] = counts.get(key, 0) + 1
+    inputs_resolved = {_key(f) for f in files}
     result = []
     for f in files:
-        target = folder_for[f] / f"{f.stem}.png"
-        if len(names[target]) > 1:
-            target = folder_for[f] / f"{f.name}.png"
-        if target.resolve() in inputs_resolved:
-            target = folder_for[f] / f"{f.stem}.cutout.png"
+        folder = folder_for[f]
+        if folder is None:
+            result.append(single_output(f, kind, None))
+            continue
+        target = folder / f"{f.stem}.png"
+        if counts[_key(target)] > 1:
+            target = folder / f"{f.name}.png"
+        if _key(target) in inputs_resolved:
+            target = folder / f"{f.stem}.cutout.png"
         result.append(target)
+    taken: set[str] = set()
+    for i, target in enumerate(result):  # same file name from different folders: number the later ones
+        n = 1
+        while _key(result[i]) in taken:
+            n += 1
+            result[i] = target.with_name(f"{target.name[:-4]}-{n}.png")
+        taken.add(_key(result[i]))
     return result
 
 
@@ -259,7 +285,7 @@ def _run_many(files: list[Path], inputs: list[str], output: str | None, kind: Ou
             speed = task.finished_speed or task.speed
             return Text(f"{speed:.2f} files/s" if speed else "- files/s", style="progress.data.speed")
 
-    targets = batch_outputs(files, inputs, output)
+    targets = batch_outputs(files, inputs, output, kind)
     fmt = "PNG"
     console = Console(stderr=True)
     failures = len(problems)
