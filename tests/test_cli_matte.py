@@ -101,6 +101,9 @@ def test_stdin_to_stdout_and_to_file(photos: Path, tmp_path: Path) -> None:
     proc = run_greenless("matte", "-", "-o", str(tmp_path / "s.png"), *FAST, stdin=data)
     assert proc.returncode == 0 and proc.stdout == b""
     assert Image.open(tmp_path / "s.png").mode == "RGBA"
+    proc = run_greenless("matte", str(photos / "doctor-5871743_640.jpg"), "-o", "-", "--output", "foreground", *FAST)
+    assert proc.returncode == 0, proc.stderr.decode()
+    assert Image.open(io.BytesIO(proc.stdout)).mode == "RGB"
     proc = run_greenless("matte", "-", *FAST, stdin=b"not an image")
     assert proc.returncode != 0 and proc.stdout == b""
     assert "<stdin>" in _one_error_line(proc)

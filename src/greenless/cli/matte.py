@@ -165,7 +165,7 @@ def matte(
     inputs: list[str] = typer.Argument(..., metavar="INPUT...",
                                        help="Photos, folders (their images, sorted), globs, or - for stdin."),
     output: str | None = typer.Option(None, "-o", "--out",
-                                      help="Output file (one input) or folder (several inputs, a folder, or ending in /)."),
+                                      help="Output file (one input; - for stdout) or folder (several inputs, a folder, or ending in /)."),
     kind: OutputKind = typer.Option(OutputKind.rgba, "--output", case_sensitive=False,
                                     help="rgba cut-out, alpha (8-bit grey PNG), foreground colours, or composite."),
     background: str = typer.Option("white", "--background", "--bg",
@@ -183,19 +183,20 @@ def matte(
     from greenless.errors import GreenlessError
 
     fg_estimate = not no_fg_estimate
+    settings = dict(weights=weights, engine=engine.value, ref_size=ref_size, threads=threads)
     # A bad --background would fail every photo: check (and decode) it once, before anything else.
     bg = prepare_background(background, max_pixels) if kind is OutputKind.composite else background
     if "-" in inputs:
         if len(inputs) > 1:
             raise GreenlessError("- (stdin) must be the only input")
-        _run_stdin(output, kind, bg, fg_estimate, max_pixels,
-                   dict(weights=weights, engine=engine.value, ref_size=ref_size, threads=threads))
+        _run_one(None, output, kind, bg, fg_estimate, max_pixels, settings)
         return
     files, problems, many = expand_inputs(inputs)
-    settings = dict(weights=weights, engine=engine.value, ref_size=ref_size, threads=threads)
     if not many and not problems:
         _run_one(files[0], output, kind, bg, fg_estimate, max_pixels, settings)
         return
+    if output == "-":
+        raise GreenlessError("-o - (stdout) takes a single input")
     if output is not None and Path(output).exists() and not Path(output).is_dir():
         raise GreenlessError(f"{output}: with several inputs -o must be a folder, and this is a file")
     if output is not None and Path(output).suffix.lower() in {".png", ".jpg", ".jpeg", ".webp"} and not Path(output).is_dir():
@@ -228,41 +229,39 @@ def _make_matter(settings: dict):
     return load_matter(**settings)
 
 
-def _run_one(src: Path, output: str | None, kind: OutputKind, background: object, fg_estimate: bool,
+def _run_one(src: Path | None, output: str | None, kind: OutputKind, background: object, fg_estimate: bool,
              max_pixels: int, settings: dict) -> None:
-    """One photo: decode first (cheap errors before the model loads), then matte and write atomically."""
-    from greenless.media.images import load_rgb, save_image_atomic
-    from greenless.pipeline.compose import render
+    """One photo (``src`` None: stdin): decode first so bad input fails before the model loads, then write.
 
-    target = single_output(src, kind, output)
-    fmt = _output_format(target, kind)
-    rgb = load_rgb(src, max_pixels=max_pixels)
-    alpha = _make_matter(settings).matte(rgb)
-    result = render(rgb, alpha, kind.value, background, fg_estimate, max_pixels)
-    save_image_atomic(target, result, fmt)
-    print(f"wrote {target}", file=sys.stderr)
-
-
-def _run_stdin(output: str | None, kind: OutputKind, background: object, fg_estimate: bool, max_pixels: int,
-               settings: dict) -> None:
-    """``-``: image bytes on stdin; the result goes to stdout (PNG) unless ``-o`` names a file."""
+    The result goes to stdout when ``-o -`` is given, or when reading stdin without ``-o``.
+    """
     from greenless.errors import GreenlessError
     from greenless.media.images import encode_image, load_rgb, save_image_atomic, write_stdout
     from greenless.pipeline.compose import render
 
-    if output is not None and _is_folder_target(output):
-        raise GreenlessError(f"{output}: with stdin input, -o must name a file (.png, .jpg or .webp)")
-    target = Path(output) if output is not None else None
+    to_stdout = output == "-" or (src is None and output is None)
+    if to_stdout:
+        target = None
+    elif src is None:
+        if _is_folder_target(output):  # type: ignore[arg-type]
+            raise GreenlessError(f"{output}: with stdin input, -o must name a file (.png, .jpg or .webp)")
+        target = Path(output)  # type: ignore[arg-type]
+    else:
+        target = single_output(src, kind, output)
     fmt = _output_format(target, kind)
-    if sys.stdin.isatty():
-        raise GreenlessError("-: no image piped on stdin")
-    rgb = load_rgb(sys.stdin.buffer.read(), max_pixels=max_pixels, name="<stdin>")
+    if src is None:
+        if sys.stdin.isatty():
+            raise GreenlessError("-: no image piped on stdin")
+        rgb = load_rgb(sys.stdin.buffer.read(), max_pixels=max_pixels, name="<stdin>")
+    else:
+        rgb = load_rgb(src, max_pixels=max_pixels)
     alpha = _make_matter(settings).matte(rgb)
     result = render(rgb, alpha, kind.value, background, fg_estimate, max_pixels)
     if target is None:
         write_stdout(encode_image(result, fmt))
     else:
         save_image_atomic(target, result, fmt)
+        print(f"wrote {target}", file=sys.stderr)
 
 
 def _run_many(files: list[Path], inputs: list[str], output: str | None, kind: OutputKind, background: object,
