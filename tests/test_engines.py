@@ -115,7 +115,7 @@ def test_portrait_quality(shared_data: Path, stem: str) -> None:
     rgb = load_rgb(shared_data / "portraits" / "image" / f"{stem}.jpg")
     truth = load_rgb(shared_data / "portraits" / "alpha" / f"{stem}.png")[:, :, 0] / 255.0
     alpha = Matter().matte(rgb)
-    assert np.abs(alpha - truth).mean() < 0.05
+    assert np.abs(alpha - truth).mean() < 0.08
     ys, xs = np.nonzero(truth > 0.99)
     assert alpha[int(np.median(ys)), int(np.median(xs))] > 0.5
     assert alpha[:20, :20].mean() < 0.5 and alpha[:20, -20:].mean() < 0.5
