@@ -1,0 +1,1 @@
+"""Readers and writers for files: still images (and, in sibling modules, videos); no model code here."""
