@@ -40,7 +40,7 @@ def main(argv: list[str] | None = None) -> None:
     from greenless.errors import GreenlessError
 
     try:
-        app(args=argv, standalone_mode=False)
+        code = app(args=argv, standalone_mode=False)
     except GreenlessError as exc:
         fail(str(exc))
     except KeyboardInterrupt:
@@ -57,3 +57,5 @@ def main(argv: list[str] | None = None) -> None:
                 raise SystemExit(0) from None
             fail(exc.format_message().replace("\n", " "), int(exc.exit_code) or 2)
         raise
+    if isinstance(code, int) and code:
+        raise SystemExit(code)  # typer.Exit(n) comes back as a return value without standalone mode

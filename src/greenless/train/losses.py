@@ -58,4 +58,5 @@ def modnet_loss(outputs: tuple[torch.Tensor, torch.Tensor, torch.Tensor], batch:
     l_d = detail_loss(detail, batch["alpha"], batch["band"])
     l_m = matte_loss(matte, batch["alpha"], batch["fg"], batch["bg"], batch["has_comp"])
     total = weights.semantic * l_s + weights.detail * l_d + weights.matte * l_m
-    return total, {"semantic": float(l_s), "detail": float(l_d), "matte": float(l_m)}
+    return total, {"semantic": float(l_s.detach()), "detail": float(l_d.detach()),
+                   "matte": float(l_m.detach())}

@@ -179,10 +179,10 @@ def train(cfg: TrainConfig, resume: bool = True, progress: bool = True) -> Path:
                 scaler.update()
                 step += 1
                 rate = (step - start_step) / max(1e-6, time.time() - start_time)
-                bar.update(task, completed=step, loss=float(loss), rate=rate)
+                bar.update(task, completed=step, loss=float(loss.detach()), rate=rate)
                 if is_main:
                     with log_path.open("a") as log:
-                        log.write(json.dumps({"step": step, "loss": float(loss), **parts,
+                        log.write(json.dumps({"step": step, "loss": float(loss.detach()), **parts,
                                               "lr": optimizer.param_groups[1]["lr"], "time": time.time()}) + "\n")
                     if step % t.checkpoint_every == 0 or step == t.steps:
                         save_checkpoint(last, model, optimizer, step)
