@@ -1,0 +1,1 @@
+"""Readers and writers: images, videos (audio kept), image sequences, webcam."""
