@@ -41,6 +41,39 @@ def dtssd(pred: Sequence[np.ndarray], truth: Sequence[np.ndarray]) -> float:
     return total / (len(pred) - 1)
 
 
+class FlickerMeter:
+    """Streaming flicker: feed (frame, alpha) in order; constant memory, so whole videos can be measured."""
+
+    def __init__(self, threshold: int = FLICKER_STATIC_THRESHOLD) -> None:
+        self.threshold = threshold
+        self.changed_sum = 0.0
+        self.static_count = 0
+        self.pixel_count = 0
+        self._prev: tuple[np.ndarray, np.ndarray] | None = None
+
+    def update(self, frame: np.ndarray, alpha: np.ndarray) -> None:
+        """Add the next frame and its alpha."""
+        alpha = _as_alpha(alpha)
+        if self._prev is not None:
+            prev_frame, prev_alpha = self._prev
+            img_diff = np.abs(frame.astype(np.int16) - prev_frame.astype(np.int16))
+            static = (img_diff < self.threshold).all(axis=2) if img_diff.ndim == 3 else img_diff < self.threshold
+            self.changed_sum += float(np.abs(alpha - prev_alpha)[static].sum())
+            self.static_count += int(static.sum())
+            self.pixel_count += static.size
+        self._prev = (frame, alpha)
+
+    @property
+    def value(self) -> float:
+        """Mean |alpha change| over static pixels so far (0.0 when none)."""
+        return self.changed_sum / self.static_count if self.static_count else 0.0
+
+    @property
+    def static_fraction(self) -> float:
+        """Share of pixel pairs counted as static."""
+        return self.static_count / self.pixel_count if self.pixel_count else 0.0
+
+
 def flicker(alphas: Sequence[np.ndarray], frames: Sequence[np.ndarray],
             threshold: int = FLICKER_STATIC_THRESHOLD) -> tuple[float, float]:
     """Mean |alpha_t - alpha_{t-1}| over pixels whose input did not change (|I_t - I_{t-1}| < threshold in all channels).
@@ -50,14 +83,7 @@ def flicker(alphas: Sequence[np.ndarray], frames: Sequence[np.ndarray],
     """
     if len(alphas) != len(frames):
         raise ValueError(f"{len(alphas)} alphas for {len(frames)} frames")
-    changed_sum, static_count, pixel_count = 0.0, 0, 0
-    for t in range(1, len(alphas)):
-        img_diff = np.abs(frames[t].astype(np.int16) - frames[t - 1].astype(np.int16))
-        static = (img_diff < threshold).all(axis=2) if img_diff.ndim == 3 else img_diff < threshold
-        a_diff = np.abs(_as_alpha(alphas[t]) - _as_alpha(alphas[t - 1]))
-        changed_sum += float(a_diff[static].sum())
-        static_count += int(static.sum())
-        pixel_count += static.size
-    if static_count == 0:
-        return 0.0, 0.0
-    return changed_sum / static_count, static_count / pixel_count
+    meter = FlickerMeter(threshold)
+    for frame, alpha in zip(frames, alphas):
+        meter.update(frame, alpha)
+    return meter.value, meter.static_fraction
