@@ -169,6 +169,7 @@ class VideoReader:
             if self._libvpx_alpha:
                 av = _av()
                 decoder = av.CodecContext.create("libvpx-vp9", "r")
+                # demux ends with an empty packet, which flushes the decoder
                 frames = (f for packet in self.container.demux(self.stream) for f in decoder.decode(packet))
             else:
                 frames = self.container.decode(self.stream)
