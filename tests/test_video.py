@@ -192,6 +192,9 @@ def test_png_sequence_outputs(asl: Path, tmp_path: Path, capsys: pytest.CaptureF
     assert run_cli(["video", rgba, "-o", rgba.with_name("again.mp4"), "--fps", "30", *FAST], capsys)[0] == 0
     assert run_cli(["video", asl / "yes.mkv", "-o", rgba, "--output", "rgba", "--max-frames", "2", *FAST], capsys)[0] == 0
     assert len(list(rgba.iterdir())) == 2 and leftovers(tmp_path) == []
+    (rgba / "notes.txt").write_text("mine")  # a folder holding anything else is never replaced
+    code, err = run_cli(["video", asl / "yes.mkv", "-o", rgba, "--output", "rgba", "--max-frames", "2", *FAST], capsys)
+    assert code == 2 and "holds other files" in err and (rgba / "notes.txt").exists()
 
 
 def test_backgrounds_colour_image_and_looping_video(tmp_path: Path) -> None:

@@ -27,6 +27,7 @@ IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
 OUTPUT_EXTENSIONS = (".mp4", ".m4v", ".mkv", ".mov", ".webm")
 DEFAULT_SEQUENCE_FPS = Fraction(25)
 # Demuxers that turn any text file into "video" (ANSI art); a text file is not a video input.
+_SEQUENCE_NAME = re.compile(r"\d{6}\.png")
 _NOT_VIDEO_FORMATS = {"tty", "bin", "xbin", "adf", "idf"}
 
 # Audio codecs each output container can hold as-is; anything else is transcoded to the fallback codec.
@@ -507,6 +508,11 @@ class SequenceWriter:
         if self.path.exists() and not self.path.is_dir():
             raise GreenlessError(f"{self.path}: exists and is not a folder (a name without a video extension "
                                  f"receives a PNG sequence)")
+        if self.path.is_dir():
+            foreign = [p.name for p in self.path.iterdir() if not _SEQUENCE_NAME.fullmatch(p.name)]
+            if foreign:
+                raise GreenlessError(f"{self.path}: folder exists and holds other files ({foreign[0]}, ...); "
+                                     f"give a new or empty folder for the PNG sequence")
         parent = self.path.parent if str(self.path.parent) else Path(".")
         _check_writable_folder(parent, self.path)
         self.tmp = Path(tempfile.mkdtemp(prefix=f".{self.path.name}.", suffix=".part", dir=parent))
