@@ -69,7 +69,8 @@ def webcam(
     virtual_camera: bool = typer.Option(False, "--virtual-camera", help="Publish to a virtual camera (pyvirtualcam)."),
     window: bool | None = typer.Option(None, "--window/--no-window",
                                        help="Show a preview window (default: when OpenCV has GUI support)."),
-    output: Path | None = typer.Option(None, "-o", "--output", help="Also record the result to this .mp4/.webm."),
+    output: Path | None = typer.Option(None, "-o", "--output",
+                                       help="Also record the result (.mp4/.webm/.mov/.mkv, or a folder of PNGs)."),
     max_frames: int | None = typer.Option(None, "--max-frames", help="Stop after this many frames."),
     no_ofd: bool = typer.Option(False, "--no-ofd", help="Turn off one-frame-delay flicker removal."),
     ref_size: int | None = typer.Option(None, "--ref-size", help="Short side the network sees (smaller is faster)."),
@@ -82,7 +83,7 @@ def webcam(
 
     from greenless.errors import GreenlessError
     from greenless.matter import Matter
-    from greenless.media.video import choose_encoder, open_writer
+    from greenless.media.video import choose_encoder, is_video_output, open_writer
     from greenless.pipeline.video import Background, OneFrameDelay, render
 
     if window is None:
@@ -92,7 +93,7 @@ def webcam(
                              "use --no-window with -o FILE or --virtual-camera, or pip install opencv-python")
     if not window and output is None and not virtual_camera:
         raise GreenlessError("nothing to show: give --window, -o FILE or --virtual-camera")
-    if output is not None:
+    if output is not None and is_video_output(output):
         choose_encoder(output, alpha=False)
     if source is not None and not source.is_file():
         raise GreenlessError(f"{source}: file not found")
