@@ -1,1 +1,1 @@
-"""Readers and writers for files: still images (and, in sibling modules, videos); no model code here."""
+"""Readers and writers for files: images, videos (audio kept), image sequences, webcam; no model code."""
