@@ -1,0 +1,57 @@
+"""Smoke test of ``greenless bench``: the JSON report's structure, never its times (a benchmark is not a test)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+
+def test_bench_quick_json_structure(reference_model: Path) -> None:
+    """One timed run at 512x288 (batch 1 and 4) for the packaged model and the reference; torch and the
+    paper export are left out (--skip) to stay fast."""
+    proc = subprocess.run(
+        [sys.executable, "-m", "greenless", "bench", "--quick", "--json", "--repeat", "1", "--warmup", "0",
+         "--resolution", "512x288", "--skip", "torch", "--skip", "paper", "--threads", "1",
+         "--reference", str(reference_model)],
+        capture_output=True, text=True, timeout=120,
+    )
+    assert proc.returncode == 0, proc.stderr
+    report = json.loads(proc.stdout)  # stdout is the JSON object only
+    assert set(report) == {"machine", "settings", "models"}
+    assert report["settings"]["resolutions"] == ["512x288"] and report["settings"]["repeat"] == 1
+    assert {"cpu", "logical_cores", "onnxruntime"} <= set(report["machine"])
+    by_kind = {m["kind"]: m for m in report["models"]}
+    ours, ref = by_kind["onnx"], by_kind["reference"]
+    assert ours["name"] == "greenless" and ours["path"].endswith("modnet.onnx")
+    measures = {(r["what"], r["batch"]) for r in ours["rows"]}
+    assert measures == {("network", 1), ("network", 4), ("end-to-end", 1)}
+    assert {(r["what"], r["batch"]) for r in ref["rows"]} == {("network", 1), ("end-to-end", 1)}
+    for model in (ours, ref):
+        assert model["peak_rss_mb"] > 50
+        for row in model["rows"]:
+            assert row["p10_ms"] <= row["median_ms"] <= row["p90_ms"] and row["fps"] > 0
+            assert row["input"] == "512x288" and row["speed_vs_paper"] is None
+    assert ours["rows"][0]["network"] == "512x288" and ref["rows"][0]["network"] == "256x256"
+    assert not any(m["kind"] == "torch" for m in report["models"])
+
+
+def test_bench_rejects_unknown_resolution() -> None:
+    proc = subprocess.run([sys.executable, "-m", "greenless", "bench", "--resolution", "640x640"],
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 2 and proc.stderr.count("\n") == 1 and "640x640" in proc.stderr
+
+
+def test_plan_notes_what_it_cannot_time(tmp_path: Path) -> None:
+    """Without a reference model or a paper export, those rows are kept as skipped models with a note."""
+    from greenless.evaluate.benchmark import PAPER_NAME, plan
+
+    specs, skipped = plan(None, {"torch"}, None)
+    assert [(s.name, s.kind) for s in specs][0] == ("greenless", "onnx")
+    notes = {m.name: m.note for m in skipped}
+    assert "--reference" in notes["reference selfie segmentation"] and "PyTorch" in notes[PAPER_NAME]
+    paper = tmp_path / "paper.onnx"
+    paper.write_bytes(b"")
+    specs, skipped = plan(None, {"torch", "reference"}, paper)
+    assert specs[-1].name == PAPER_NAME and not skipped
