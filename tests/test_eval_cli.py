@@ -185,6 +185,10 @@ def test_compare_reference_and_grid(tiny: Path, tmp_path: Path, reference_model:
         assert im.width / im.height > 2.2  # six 16:9 panels wide, four rows tall (four panels would be ~1.7)
     code, out, _ = run_cli(args, capsys)
     assert code == 0 and "reference" in out and "ours" in out
+    code, out, _ = run_cli([*args, "--markdown"], capsys)
+    lines = out.strip().splitlines()
+    assert code == 0 and lines[0].startswith("| image | model | MSE")
+    assert len(lines) == 2 + 2 * 4 + 2 and "| **mean** | reference |" in lines[-1]
 
 
 def test_model_run_writes_predictions(tiny: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

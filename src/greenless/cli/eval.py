@@ -44,6 +44,23 @@ def render_table(result: Any, title: str) -> Any:
     return table
 
 
+def render_markdown(result: Any) -> str:
+    """The same table as GitHub Markdown, for a README."""
+    compare = result.reference is not None
+    headers = ["image", *(["model"] if compare else []), *(h for _, h, _ in _COLUMNS)]
+    rows = []
+    for stem, metrics in result.ours.per_image.items():
+        rows.append([stem, *(["ours"] if compare else []), *_cells(metrics)])
+        if compare:
+            rows.append([stem, "reference", *_cells(result.reference.per_image[stem])])
+    rows.append(["**mean**", *(["ours"] if compare else []), *_cells(result.ours.mean)])
+    if compare:
+        rows.append(["**mean**", "reference", *_cells(result.reference.mean)])
+    lines = ["| " + " | ".join(headers) + " |", "|" + "|".join("---" for _ in headers) + "|"]
+    lines += ["| " + " | ".join(row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
 @app.command("eval")
 def eval_command(
     data_dir: Path = typer.Argument(..., help="Dataset folder: image/ + alpha/ (PPM-100), blurred_image/ or original_image/ + mask/ (P3M-500), original/ + mask/ (AIM-500)."),
@@ -52,6 +69,7 @@ def eval_command(
     ref_size: int | None = typer.Option(None, "--ref-size", help="Short side the network sees (default: the weights' own)."),
     predictions: Path | None = typer.Option(None, "--predictions", "-p", help="Score these alpha PNGs (same stems) instead of running the model."),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object on stdout and nothing else."),
+    markdown: bool = typer.Option(False, "--markdown", help="Print the table as GitHub Markdown (for a README)."),
     save_dir: Path | None = typer.Option(None, "--save-dir", help="Write the model's alphas here as PNGs."),
     compare_reference: Path | None = typer.Option(None, "--compare-reference", help="Also score this reference segmentation model (selfie_segmentation.onnx) side by side."),
     grid: Path | None = typer.Option(None, "--grid", help="Write a picture grid PNG (image, ground truth, ours, reference, error maps)."),
@@ -78,6 +96,9 @@ def eval_command(
                           save_dir=save_dir, reference=compare_reference, grid=grid, on_start=on_start, on_image=on_image)
     if as_json:
         typer.echo(json.dumps(result.to_json(), indent=2))
+        return
+    if markdown:
+        typer.echo(render_markdown(result))
         return
     source = f"predictions in {predictions}" if predictions else f"{engine} model {weights or '(packaged weights)'}"
     Console().print(render_table(result, f"{data_dir} ({result.layout} layout, {len(result.ours.per_image)} images): {source}"))
