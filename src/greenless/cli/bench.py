@@ -23,7 +23,7 @@ def _timing_rows(report: dict[str, Any]) -> list[list[str]]:
             ratio = f"{row['speed_vs_paper']:.2f}x" if row.get("speed_vs_paper") else "–"
             rows.append([f"{model['name']} ({_engine(model)})" if i == 0 else "", row["what"],
                          f"{row['input']} → {row['network']}", str(row["batch"]), f"{row['median_ms']:.1f}",
-                         f"{row['p10_ms']:.1f}–{row['p90_ms']:.1f}", f"{row['fps']:.1f}", ratio])
+                         f"{row['p10_ms']:.1f}–{row['p90_ms']:.1f}", f"{row['fps']:.1f}" if row['fps'] else "–", ratio])
     return rows
 
 
@@ -103,12 +103,12 @@ def bench_command(
     warmup = warmup if warmup is not None else (1 if quick else 3)
     err_console = Console(stderr=True)
     with err_console.status("benchmarking") as status:
-        def on_model(name: str, index: int) -> None:
-            status.update(f"timing {name}" if index else name)
+        def on_progress(text: str) -> None:
+            status.update(text)
 
         report = run_benchmark(reference=reference or default_reference(), repeat=repeat, warmup=warmup, quick=quick,
                                skip=set(skip), threads=threads, resolutions=resolution or None,
-                               on_model=on_model)
+                               on_progress=on_progress)
     if as_json:
         typer.echo(json.dumps(report, indent=2))
         return

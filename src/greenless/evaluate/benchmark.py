@@ -1,9 +1,9 @@
 """Speed benchmark behind ``greenless bench``: per model and engine, the bare network call and the full pipeline.
 
-Every model is measured in its own child process (``python -m greenless.evaluate.benchmark``), so its
-peak memory (RSS high-water mark) is its own and one model's thread pools cannot slow the next. The
-reference segmentation model and an ONNX export of the paper-faithful MobileNetV2 MODNet (random weights:
-speed does not depend on them) are measured in the same run, so ratios hold on a noisy machine.
+Each model lives in its own worker process (:mod:`greenless.evaluate.bench_worker`), so its peak memory
+(RSS high-water mark) is its own; the calls of all models are interleaved round-robin, so a busy machine
+slows them alike and the ratios hold. The reference segmentation model and an ONNX export of the
+paper-faithful MobileNetV2 MODNet (random weights: speed does not depend on them) run beside ours.
 """
 
 from __future__ import annotations
@@ -23,14 +23,14 @@ from typing import Any
 import numpy as np
 
 from greenless.errors import GreenlessError
+from greenless.evaluate.bench_worker import RESOLUTIONS
 
-# Input frames as (label W x H, height, width).
-RESOLUTIONS = (("512x512", 512, 512), ("512x288", 288, 512), ("1280x720", 720, 1280), ("1920x1080", 1080, 1920))
 QUICK_RESOLUTIONS = ("512x288", "512x512")
 BATCH_RESOLUTION = "512x288"
 BATCH_SIZES = (1, 4)
-PAPER_NAME = "paper MobileNetV2 (ONNX)"
+PAPER_NAME = "paper MobileNetV2"
 SKIPPABLE = ("variants", "torch", "reference", "paper")
+GAP_S = 0.02  # pause between two workers' calls, so one runtime's spinning threads do not slow the next
 
 
 @dataclass
@@ -58,116 +58,89 @@ class ModelResult:
     note: str = ""
 
 
-def peak_rss_mb() -> float | None:
-    """This process's RSS high-water mark in MiB (stdlib ``resource``; psutil on Windows if installed)."""
-    try:
-        import resource
-
-        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-        return peak / (1024 * 1024) if sys.platform == "darwin" else peak / 1024
-    except ImportError:
-        try:
-            import psutil
-
-            info = psutil.Process().memory_info()
-            return getattr(info, "peak_wset", info.rss) / (1024 * 1024)
-        except ImportError:
-            return None
-
-
-def time_call(fn: Callable[[], Any], warmup: int, repeat: int) -> dict[str, float]:
-    """Run ``fn`` ``warmup`` times untimed, then ``repeat`` times; median and p10/p90 in milliseconds."""
-    for _ in range(warmup):
-        fn()
-    times = []
-    for _ in range(max(1, repeat)):
-        start = time.perf_counter()
-        fn()
-        times.append((time.perf_counter() - start) * 1000.0)
+def stats(times: list[float]) -> dict[str, float]:
+    """Median and p10/p90 of call times in milliseconds."""
     arr = np.asarray(times)
     return {"median_ms": float(np.median(arr)), "p10_ms": float(np.percentile(arr, 10)),
             "p90_ms": float(np.percentile(arr, 90)), "runs": len(times)}
 
 
-def _frame(height: int, width: int) -> np.ndarray:
-    """A deterministic synthetic RGB frame (speed does not depend on content)."""
-    rng = np.random.default_rng(height * 10007 + width)
-    return rng.integers(0, 256, (height, width, 3), dtype=np.uint8)
+def _worker_cmd(*args: str) -> list[str]:
+    return [sys.executable, "-m", "greenless.evaluate.bench_worker", *args]
 
 
-def _row(what: str, label: str, network: tuple[int, int], batch: int, timing: dict[str, float]) -> dict[str, Any]:
-    return {"what": what, "input": label, "network": f"{network[1]}x{network[0]}", "batch": batch, **timing,
-            "fps": batch * 1000.0 / timing["median_ms"] if timing["median_ms"] > 0 else float("inf")}
+def _last_line(text: str, fallback: str) -> str:
+    lines = [ln.strip() for ln in text.strip().splitlines() if ln.strip()]
+    return lines[-1] if lines else fallback
 
 
-def measure(spec: ModelSpec, resolutions: list[str], warmup: int, repeat: int, ref_size: int,
-            threads: int | None = None) -> ModelResult:
-    """Time one model in this process: network call at the network size, end to end on the full frame, batch 4."""
-    from greenless.pipeline.preprocess import inference_size
+class Worker:
+    """A running :mod:`~greenless.evaluate.bench_worker` process holding one model."""
 
-    result = ModelResult(spec.name, spec.kind, spec.path, spec.precision)
-    result.baseline_rss_mb = peak_rss_mb()
-    start = time.perf_counter()
-    if spec.kind == "reference":
-        from greenless.evaluate.reference import SIZE, ReferenceSegmenter
+    def __init__(self, spec: ModelSpec, ref_size: int, threads: int | None) -> None:
+        self.spec = spec
+        self.result = ModelResult(spec.name, spec.kind, spec.path, spec.precision)
+        self._err = tempfile.TemporaryFile(mode="w+")
+        args = ["--serve", json.dumps(asdict(spec)), "--ref-size", str(ref_size)]
+        args += ["--threads", str(threads)] if threads else []
+        self.proc = subprocess.Popen(_worker_cmd(*args), stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                     stderr=self._err, text=True, bufsize=1,
+                                     env={**os.environ, "PYTHONWARNINGS": "ignore"})
+        hello = self._read()
+        self.result.load_s, self.result.baseline_rss_mb = hello["load_s"], hello["baseline_rss_mb"]
 
-        seg = ReferenceSegmenter(spec.path, threads=threads)
-        run_net = lambda x: seg.session.run(None, {seg.input_name: x})  # noqa: E731
-        net_input = lambda h, w, b: np.zeros((b, SIZE, SIZE, 3), np.float32)  # noqa: E731
-        net_size = lambda h, w: (SIZE, SIZE)  # noqa: E731
-        end_to_end = lambda rgb: seg(rgb, mode="squash")  # noqa: E731
-    else:
-        from greenless.matter import Matter
+    def ask(self, **cmd: Any) -> dict[str, Any]:
+        """Send one command and return the worker's answer (GreenlessError when it failed or died)."""
+        try:
+            self.proc.stdin.write(json.dumps(cmd) + "\n")  # type: ignore[union-attr]
+            self.proc.stdin.flush()  # type: ignore[union-attr]
+        except (BrokenPipeError, OSError):
+            pass  # the worker died; _read reports why
+        return self._read()
 
-        if spec.kind == "torch" and threads:
-            import torch
+    def _read(self) -> dict[str, Any]:
+        line = self.proc.stdout.readline()  # type: ignore[union-attr]
+        if not line:
+            code = self.proc.wait()
+            self._err.seek(0)
+            raise GreenlessError(_last_line(self._err.read(), f"worker exited with code {code}"))
+        msg = json.loads(line)
+        if "error" in msg:
+            raise GreenlessError(msg["error"])
+        return msg
 
-            torch.set_num_threads(threads)
-        matter = Matter(spec.path, engine=spec.kind, ref_size=ref_size, threads=threads,
-                        device="cpu" if spec.kind == "torch" else None)
-        channels = matter.engine.in_channels
-        run_net = matter.engine.run
-        rng = np.random.default_rng(0)
-        net_input = lambda h, w, b: rng.uniform(-1, 1, (b, channels, h, w)).astype(np.float32)  # noqa: E731
-        net_size = lambda h, w: inference_size(h, w, matter.ref_size)  # noqa: E731
-        end_to_end = matter.matte
-    result.load_s = time.perf_counter() - start
-
-    for label, height, width in RESOLUTIONS:
-        if label not in resolutions:
-            continue
-        nh, nw = net_size(height, width)
-        batches = BATCH_SIZES if label == BATCH_RESOLUTION else (1,)
-        for batch in batches:
-            if batch > 1 and spec.kind == "reference":
-                continue  # the reference graph has a fixed batch size of 1
-            x = net_input(nh, nw, batch)
-            result.rows.append(_row("network", label, (nh, nw), batch, time_call(lambda: run_net(x), warmup, repeat)))
-        frame = _frame(height, width)
-        result.rows.append(_row("end-to-end", label, (nh, nw), 1, time_call(lambda: end_to_end(frame), warmup, repeat)))
-    result.peak_rss_mb = peak_rss_mb()
-    return result
-
-
-def export_paper_model(path: Path) -> Path:
-    """Export the paper-faithful MobileNetV2 MODNet (random init) to ONNX at ``path``."""
-    import torch
-
-    from greenless.export import export_onnx
-    from greenless.model import build_model
-
-    torch.manual_seed(0)
-    return export_onnx(build_model({"encoder": "mobilenetv2"}), path)
+    def close(self) -> None:
+        """Record the peak RSS, then stop the process."""
+        try:
+            self.result.peak_rss_mb = self.ask(op="stats")["peak_rss_mb"]
+        except GreenlessError:
+            pass
+        try:
+            self.proc.stdin.close()  # type: ignore[union-attr]
+            self.proc.wait(timeout=30)
+        except (OSError, subprocess.TimeoutExpired):
+            self.proc.kill()
+            self.proc.wait()
+        self._err.close()
 
 
-def _child(args: list[str], timeout: float | None = None) -> dict[str, Any]:
-    """Run ``python -m greenless.evaluate.benchmark ARGS`` and parse the JSON it prints last."""
-    proc = subprocess.run([sys.executable, "-m", "greenless.evaluate.benchmark", *args], capture_output=True,
-                          text=True, timeout=timeout, env={**os.environ, "PYTHONWARNINGS": "ignore"})
+def measurements(resolutions: list[str]) -> list[tuple[str, str, int]]:
+    """(what, input label, batch) in run order: network (batch 1, and 4 at 512x288), then end-to-end."""
+    out = []
+    for label, _, _ in RESOLUTIONS:
+        if label in resolutions:
+            out += [("network", label, b) for b in (BATCH_SIZES if label == BATCH_RESOLUTION else (1,))]
+            out.append(("end-to-end", label, 1))
+    return out
+
+
+def export_paper(path: Path) -> Path:
+    """Export the paper-faithful MobileNetV2 MODNet to ``path`` in a child process (keeps torch out of this one)."""
+    proc = subprocess.run(_worker_cmd("--export-paper", str(path)), capture_output=True, text=True,
+                          env={**os.environ, "PYTHONWARNINGS": "ignore"})
     if proc.returncode != 0:
-        lines = [ln for ln in proc.stderr.strip().splitlines() if ln.strip()]
-        raise GreenlessError(lines[-1] if lines else f"benchmark child exited with {proc.returncode}")
-    return json.loads(proc.stdout.strip().splitlines()[-1])
+        raise GreenlessError(_last_line(proc.stderr, f"export exited with code {proc.returncode}"))
+    return Path(json.loads(proc.stdout.strip().splitlines()[-1])["path"])
 
 
 def _torch_available() -> bool:
@@ -261,9 +234,45 @@ def add_ratios(results: list[ModelResult]) -> None:
             row["speed_vs_paper"] = ref / row["median_ms"] if ref and row["median_ms"] > 0 else None
 
 
+def _interleave(workers: list[Worker], plan_: list[tuple[str, str, int]], warmup: int, repeat: int,
+                report: Callable[[str], None]) -> None:
+    """Per measurement: warm every model up, then time them round-robin (start rotating) ``repeat`` times."""
+    for what, label, batch in plan_:
+        active: list[tuple[Worker, str]] = []
+        for w in workers:
+            if w.result.note:
+                continue
+            try:
+                answer = w.ask(op="prepare", what=what, label=label, batch=batch)
+                if "skip" in answer:
+                    continue
+                if warmup:
+                    w.ask(op="run", n=warmup)
+                active.append((w, answer["network"]))
+            except GreenlessError as exc:
+                w.result.note = f"failed at {label} {what}: {exc}"
+        times: dict[int, list[float]] = {id(w): [] for w, _ in active}
+        for r in range(repeat):
+            report(f"{label} {what} batch {batch}: run {r + 1}/{repeat}")
+            k = r % max(1, len(active))
+            for w, _ in active[k:] + active[:k]:
+                if w.result.note:
+                    continue
+                try:
+                    times[id(w)] += w.ask(op="run", n=1)["ms"]
+                except GreenlessError as exc:
+                    w.result.note = f"failed at {label} {what}: {exc}"
+                time.sleep(GAP_S)
+        for w, network in active:
+            if times[id(w)] and not w.result.note:
+                timing = stats(times[id(w)])
+                w.result.rows.append({"what": what, "input": label, "network": network, "batch": batch, **timing,
+                                      "fps": batch * 1000.0 / timing["median_ms"] if timing["median_ms"] > 0 else None})
+
+
 def run_benchmark(reference: Path | None = None, repeat: int = 20, warmup: int = 3, quick: bool = False,
                   skip: set[str] | None = None, threads: int | None = None, resolutions: list[str] | None = None,
-                  on_model: Callable[[str, int], None] | None = None) -> dict[str, Any]:
+                  on_progress: Callable[[str], None] | None = None) -> dict[str, Any]:
     """Time every model; returns ``{"machine", "settings", "models": [ModelResult as dict]}``."""
     skip = set(skip or ())
     unknown = skip - set(SKIPPABLE)
@@ -280,32 +289,32 @@ def run_benchmark(reference: Path | None = None, repeat: int = 20, warmup: int =
     else:
         resolutions = list(QUICK_RESOLUTIONS) if quick else known
     ref_size = default_ref_size()
+    report = on_progress or (lambda text: None)
     with tempfile.TemporaryDirectory(prefix="greenless-bench-") as tmp:
-        paper_onnx = None
-        paper_note = ""
+        paper_onnx, paper_note = None, ""
         if "paper" not in skip and _torch_available():
-            if on_model:
-                on_model(f"exporting {PAPER_NAME}", 0)
+            report(f"exporting {PAPER_NAME}")
             try:
-                paper_onnx = Path(_child(["--export-paper", str(Path(tmp) / "paper.onnx")])["path"])
+                paper_onnx = export_paper(Path(tmp) / "paper.onnx")
             except GreenlessError as exc:
                 paper_note = f"skipped: export failed ({exc})"
-        specs, results = plan(reference, skip, paper_onnx)
+        specs, skipped = plan(reference, skip, paper_onnx)
         if paper_note:
-            results.append(ModelResult(PAPER_NAME, "onnx", "", note=paper_note))
-        measured = []
-        for i, spec in enumerate(specs):
-            if on_model:
-                on_model(f"{spec.name} {spec.kind} {spec.precision}", i + 1)
-            args = ["--measure", json.dumps(asdict(spec)), "--resolutions", ",".join(resolutions), "--warmup",
-                    str(warmup), "--repeat", str(repeat), "--ref-size", str(ref_size)]
-            if threads:
-                args += ["--threads", str(threads)]
-            try:
-                measured.append(ModelResult(**_child(args)))
-            except GreenlessError as exc:
-                measured.append(ModelResult(spec.name, spec.kind, spec.path, spec.precision, note=f"failed: {exc}"))
-        all_results = measured + results
+            skipped.append(ModelResult(PAPER_NAME, "onnx", "", note=paper_note))
+        workers: list[Worker] = []
+        failed: list[ModelResult] = []
+        try:
+            for spec in specs:
+                report(f"loading {spec.name} ({spec.kind} {spec.precision})")
+                try:
+                    workers.append(Worker(spec, ref_size, threads))
+                except GreenlessError as exc:
+                    failed.append(ModelResult(spec.name, spec.kind, spec.path, spec.precision, note=f"failed: {exc}"))
+            _interleave(workers, measurements(resolutions), warmup, repeat, report)
+        finally:
+            for w in workers:
+                w.close()
+        all_results = [w.result for w in workers] + failed + skipped
     add_ratios(all_results)
     for r in all_results:
         if r.name == PAPER_NAME:
@@ -315,32 +324,3 @@ def run_benchmark(reference: Path | None = None, repeat: int = 20, warmup: int =
                          "resolutions": resolutions, "batch_sizes": list(BATCH_SIZES), "batch_input": BATCH_RESOLUTION,
                          "threads": threads},
             "models": [asdict(r) for r in all_results]}
-
-
-def _main(argv: list[str]) -> None:
-    """Child-process entry: ``--export-paper PATH`` or ``--measure SPEC_JSON ...``; prints one JSON line."""
-    import argparse
-
-    parser = argparse.ArgumentParser(prog="greenless.evaluate.benchmark")
-    parser.add_argument("--export-paper")
-    parser.add_argument("--measure")
-    parser.add_argument("--resolutions", default=",".join(QUICK_RESOLUTIONS))
-    parser.add_argument("--warmup", type=int, default=1)
-    parser.add_argument("--repeat", type=int, default=3)
-    parser.add_argument("--ref-size", type=int, default=512)
-    parser.add_argument("--threads", type=int, default=None)
-    args = parser.parse_args(argv)
-    try:
-        if args.export_paper:
-            out: dict[str, Any] = {"path": str(export_paper_model(Path(args.export_paper)))}
-        else:
-            spec = ModelSpec(**json.loads(args.measure))
-            out = asdict(measure(spec, args.resolutions.split(","), args.warmup, args.repeat, args.ref_size, args.threads))
-    except GreenlessError as exc:
-        print(str(exc), file=sys.stderr)
-        raise SystemExit(2) from None
-    print(json.dumps(out))
-
-
-if __name__ == "__main__":
-    _main(sys.argv[1:])
