@@ -55,3 +55,16 @@ def test_plan_notes_what_it_cannot_time(tmp_path: Path) -> None:
     paper.write_bytes(b"")
     specs, skipped = plan(None, {"torch", "reference"}, paper)
     assert specs[-1].name == PAPER_NAME and not skipped
+
+
+def test_unloadable_model_is_a_one_line_failure(tmp_path: Path) -> None:
+    """A broken model file ends its worker with one clear line (the bench then notes it and goes on)."""
+    import pytest
+
+    from greenless.errors import GreenlessError
+    from greenless.evaluate.benchmark import ModelSpec, Worker
+
+    bad = tmp_path / "modnet.int8.onnx"
+    bad.write_bytes(b"not an onnx file")
+    with pytest.raises(GreenlessError, match=r"cannot load .*modnet\.int8\.onnx"):
+        Worker(ModelSpec("greenless", "onnx", str(bad), "int8"), 512, 1)

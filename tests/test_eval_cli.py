@@ -95,7 +95,7 @@ def test_missing_prediction_is_one_line_error(tiny: Path, tmp_path: Path, capsys
     victim.unlink()
     code, out, err = run_cli(["eval", str(tiny), "-p", str(preds), "--json"], capsys)
     assert code != 0 and out == ""
-    lines = err.strip().splitlines()
+    lines = err.splitlines()
     assert len(lines) == 1 and lines[0].startswith("greenless: error:")
     assert victim.stem in lines[0] and "missing" in lines[0]
 
@@ -107,7 +107,7 @@ def test_size_mismatch_is_one_line_error(tiny: Path, tmp_path: Path, capsys: pyt
     Image.open(victim).resize((50, 40)).save(victim)
     code, _, err = run_cli(["eval", str(tiny), "-p", str(preds)], capsys)
     assert code != 0
-    lines = err.strip().splitlines()
+    lines = err.splitlines()
     assert len(lines) == 1 and victim.name in lines[0] and "50x40" in lines[0]
 
 
@@ -116,7 +116,7 @@ def test_errors_end_to_end_without_traceback(tmp_path: Path) -> None:
     (tmp_path / "pics").mkdir()
     proc = subprocess.run([sys.executable, "-m", "greenless", "eval", str(tmp_path)], capture_output=True, text=True)
     assert proc.returncode == 2
-    assert proc.stderr.strip().count("\n") == 0 and "no known dataset layout" in proc.stderr
+    assert proc.stderr.count("\n") == 1 and "no known dataset layout" in proc.stderr
     assert "Traceback" not in proc.stderr
 
 

@@ -82,18 +82,21 @@ def eval_command(
 
     err_console = Console(stderr=True)
     progress = Progress(TextColumn("[progress.description]{task.description}"), BarColumn(), MofNCompleteColumn(),
-                        TimeElapsedColumn(), console=err_console, transient=True)
+                        TimeElapsedColumn(), console=err_console, transient=True, disable=not err_console.is_terminal)
     state: dict[str, Any] = {}
 
     def on_start(total: int) -> None:
         state["task"] = progress.add_task("evaluating", total=total)
+        progress.start()
 
     def on_image(stem: str) -> None:
         progress.update(state["task"], advance=1, description=stem)
 
-    with progress:
+    try:
         result = evaluate(data_dir, predictions=predictions, weights=weights, engine=engine, ref_size=ref_size,
                           save_dir=save_dir, reference=compare_reference, grid=grid, on_start=on_start, on_image=on_image)
+    finally:
+        progress.stop()
     if as_json:
         typer.echo(json.dumps(result.to_json(), indent=2))
         return
