@@ -115,6 +115,8 @@ def evaluate(
     pred_dir = Path(predictions) if predictions is not None else None
     if pred_dir is not None and not pred_dir.is_dir():
         raise GreenlessError(f"{pred_dir}: predictions folder not found")
+    if grid is not None and Path(grid).suffix.lower() != ".png":
+        raise GreenlessError(f"{grid}: the picture grid is written as PNG; use a .png name")
     if pred_dir is not None and save_dir is not None:
         raise GreenlessError("--save-dir saves the model's predictions; it cannot be combined with --predictions")
     if pred_dir is not None:  # fail before any work if a prediction is missing
