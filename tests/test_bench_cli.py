@@ -3,21 +3,18 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
+
+from conftest import run_greenless
 
 
 def test_bench_quick_json_structure(reference_model: Path) -> None:
     """One timed run at 512x288 (batch 1 and 4) for the packaged model and the reference; torch and the
     paper export are left out (--skip) to stay fast."""
-    proc = subprocess.run(
-        [sys.executable, "-m", "greenless", "bench", "--quick", "--json", "--repeat", "1", "--warmup", "0",
-         "--resolution", "512x288", "--skip", "torch", "--skip", "paper", "--threads", "1",
-         "--reference", str(reference_model)],
-        capture_output=True, text=True, timeout=120,
-    )
-    assert proc.returncode == 0, proc.stderr
+    proc = run_greenless("bench", "--quick", "--json", "--repeat", "1", "--warmup", "0", "--resolution", "512x288",
+                         "--skip", "torch", "--skip", "paper", "--threads", "1", "--reference", str(reference_model),
+                         timeout=120)
+    assert proc.returncode == 0, proc.stderr.decode()
     report = json.loads(proc.stdout)  # stdout is the JSON object only
     assert set(report) == {"machine", "settings", "models"}
     assert report["settings"]["resolutions"] == ["512x288"] and report["settings"]["repeat"] == 1
@@ -38,9 +35,9 @@ def test_bench_quick_json_structure(reference_model: Path) -> None:
 
 
 def test_bench_rejects_unknown_resolution() -> None:
-    proc = subprocess.run([sys.executable, "-m", "greenless", "bench", "--resolution", "640x640"],
-                          capture_output=True, text=True, timeout=60)
-    assert proc.returncode == 2 and proc.stderr.count("\n") == 1 and "640x640" in proc.stderr
+    proc = run_greenless("bench", "--resolution", "640x640", timeout=60)
+    err = proc.stderr.decode()
+    assert proc.returncode == 2 and err.count("\n") == 1 and "640x640" in err
 
 
 def test_plan_notes_what_it_cannot_time(tmp_path: Path) -> None:

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import json
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import cv2
 import numpy as np
 import pytest
 from PIL import Image
+
+from conftest import run_greenless
 
 from greenless.cli import main
 from greenless.evaluate.dataset import detect_layout, load_eval_set
@@ -114,10 +114,10 @@ def test_size_mismatch_is_one_line_error(tiny: Path, tmp_path: Path, capsys: pyt
 def test_errors_end_to_end_without_traceback(tmp_path: Path) -> None:
     """Through the real entry point: unknown layout -> one line on stderr, exit 2."""
     (tmp_path / "pics").mkdir()
-    proc = subprocess.run([sys.executable, "-m", "greenless", "eval", str(tmp_path)], capture_output=True, text=True)
+    proc = run_greenless("eval", str(tmp_path))
+    err = proc.stderr.decode()
     assert proc.returncode == 2
-    assert proc.stderr.count("\n") == 1 and "no known dataset layout" in proc.stderr
-    assert "Traceback" not in proc.stderr
+    assert err.count("\n") == 1 and "no known dataset layout" in err and "Traceback" not in err
 
 
 def test_save_dir_conflicts_with_predictions(tiny: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -90,14 +90,10 @@ def find_prediction(pred_dir: Path, stem: str) -> Path:
 
 
 def read_rgb(path: Path) -> np.ndarray:
-    """An image file as HxWx3 uint8 RGB."""
-    from PIL import Image
+    """An image file as HxWx3 uint8 RGB (errors name the file)."""
+    from greenless.media.images import load_rgb
 
-    try:
-        with Image.open(path) as im:
-            return np.asarray(im.convert("RGB"))
-    except (OSError, ValueError) as exc:
-        raise GreenlessError(f"{path}: cannot read image ({exc})") from exc
+    return load_rgb(path)
 
 
 def read_alpha(path: Path) -> np.ndarray:
@@ -106,17 +102,13 @@ def read_alpha(path: Path) -> np.ndarray:
     Greyscale (8 or 16 bit) is the matte itself; an image with an alpha channel (an RGBA cut-out from
     another tool) contributes that channel; an RGB image is converted to luminance.
     """
-    from PIL import Image
+    from greenless.media.images import open_image
 
-    try:
-        with Image.open(path) as im:
-            if im.mode in ("I;16", "I;16B", "I;16L", "I"):
-                arr = np.asarray(im).astype(np.float64)
-                return np.clip(arr / 65535.0, 0.0, 1.0)
-            if im.mode == "F":
-                return np.clip(np.asarray(im).astype(np.float64), 0.0, 1.0)
-            if "A" in im.getbands():
-                return np.asarray(im.getchannel("A")).astype(np.float64) / 255.0
-            return np.asarray(im.convert("L")).astype(np.float64) / 255.0
-    except (OSError, ValueError) as exc:
-        raise GreenlessError(f"{path}: cannot read alpha matte ({exc})") from exc
+    im = open_image(path)
+    if im.mode in ("I;16", "I;16B", "I;16L", "I"):
+        return np.clip(np.asarray(im).astype(np.float64) / 65535.0, 0.0, 1.0)
+    if im.mode == "F":
+        return np.clip(np.asarray(im).astype(np.float64), 0.0, 1.0)
+    if "A" in im.getbands():
+        return np.asarray(im.getchannel("A")).astype(np.float64) / 255.0
+    return np.asarray(im.convert("L")).astype(np.float64) / 255.0

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -47,22 +45,6 @@ class EvalResult:
         return out
 
 
-def write_bytes_atomic(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` via a temporary file in the same folder, so no half-written file is left."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=path.suffix + ".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp creates 0600; give the file the usual permissions
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def encode_png(array: np.ndarray, compression: int = 3) -> bytes:
     """PNG bytes of a uint8 image (HxW grey or HxWx3 RGB)."""
     import cv2
@@ -75,7 +57,9 @@ def encode_png(array: np.ndarray, compression: int = 3) -> bytes:
 
 
 def write_png_atomic(path: Path, array: np.ndarray) -> None:
-    """Write a uint8 image (HxW grey or HxWx3 RGB) as PNG, atomically."""
+    """Write a uint8 image (HxW grey or HxWx3 RGB) as PNG via a temporary file and ``os.replace``."""
+    from greenless.media.images import write_bytes_atomic
+
     write_bytes_atomic(path, encode_png(array))
 
 
