@@ -22,6 +22,14 @@ def shared_data() -> Path:
 
 
 @pytest.fixture(scope="session")
+def reference_model() -> Path:
+    """The reference selfie-segmentation model in ``../shared/models`` (never shipped); fails loudly when missing."""
+    path = (REPO / ".." / "shared" / "models" / "selfie_segmentation.onnx").resolve()
+    assert path.is_file(), f"reference model not found at {path}"
+    return path
+
+
+@pytest.fixture(scope="session")
 def repo_root() -> Path:
     """The repository root (for examples/ and the packaged weights)."""
     return REPO

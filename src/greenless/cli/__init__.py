@@ -26,6 +26,8 @@ def _root() -> None:
 
 # Each module registers its command(s) on ``app`` when imported.
 from greenless.cli import convert, matte, train, video, webcam  # noqa: E402,F401
+from greenless.cli import bench  # noqa: E402,F401
+from greenless.cli import eval as _eval  # noqa: E402,F401
 
 
 def fail(message: str, code: int = 2) -> None:
