@@ -42,6 +42,14 @@ def colour_jitter(rng: np.random.Generator, img: np.ndarray, strength: float = 0
     return np.clip(img, 0, 1)
 
 
+def maybe_greyscale(rng: np.random.Generator, img: np.ndarray, p: float = 0.15) -> np.ndarray:
+    """With probability ``p`` drop the colour (black-and-white portraits are common and look very different)."""
+    if rng.random() >= p:
+        return img
+    grey = img @ np.array([0.299, 0.587, 0.114], dtype=img.dtype)
+    return np.repeat(grey[..., None], 3, axis=2)
+
+
 def degrade(rng: np.random.Generator, img: np.ndarray) -> np.ndarray:
     """Blur, sensor noise and JPEG artefacts, each with some probability (float RGB in [0, 1])."""
     if rng.random() < 0.2:

@@ -17,7 +17,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from greenless.data.augment import add_lighting, colour_jitter, degrade, random_crop_scale
+from greenless.data.augment import add_lighting, colour_jitter, degrade, maybe_greyscale, random_crop_scale
 from greenless.data.folders import Pair
 from greenless.data.targets import semantic_target, transition_band
 from greenless.errors import GreenlessError
@@ -142,7 +142,7 @@ class CompositionDataset(_Seeded):
         image = np.maximum(a * fg ** GAMMA + (1 - a) * bg ** GAMMA, 0.0) ** (1 / GAMMA)
         if rng.random() < self.lighting_p:
             image = add_lighting(rng, image)
-        image = degrade(rng, image.astype(np.float32))
+        image = maybe_greyscale(rng, degrade(rng, image.astype(np.float32)))
         prev = jitter_prev_alpha(rng, alpha) if self.prev_alpha else None
         return to_sample(image.astype(np.float32), np.ascontiguousarray(alpha), np.ascontiguousarray(fg),
                          np.ascontiguousarray(bg), prev)
@@ -174,6 +174,6 @@ class LabelledDataset(_Seeded):
         image = colour_jitter(rng, image, 0.2)
         if rng.random() < self.lighting_p:
             image = add_lighting(rng, image)
-        image = degrade(rng, image.astype(np.float32))
+        image = maybe_greyscale(rng, degrade(rng, image.astype(np.float32)))
         prev = jitter_prev_alpha(rng, alpha) if self.prev_alpha else None
         return to_sample(image.astype(np.float32), np.ascontiguousarray(alpha), prev=prev)
