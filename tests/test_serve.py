@@ -85,8 +85,10 @@ def test_multipart_rgba_is_the_matte_of_a_real_portrait(server, matter: Matter, 
     rgba = png(response)
     alpha8, rgb = expected_alpha8(matter, portrait)
     assert rgba.shape == (*rgb.shape[:2], 4)
-    assert np.array_equal(rgba[:, :, :3], rgb)
     assert np.abs(rgba[:, :, 3].astype(int) - alpha8).max() <= 1
+    opaque = alpha8 == 255  # colours are foreground estimates; fully opaque pixels keep the photo's own
+    if opaque.any():
+        assert np.abs(rgba[:, :, :3][opaque].astype(int) - rgb[opaque]).mean() < 2
 
 
 def test_raw_body_alpha_with_query_options(server, matter: Matter, portrait: Path) -> None:
@@ -121,7 +123,7 @@ def test_composite_follows_the_background_colour(server, portrait: Path) -> None
 def test_foreground_and_background_image(server, shared_data: Path, portrait: Path) -> None:
     url = f"{server.url}/v1/matte"
     fg = png(httpx.post(url, files={"file": portrait.read_bytes()}, data={"output": "foreground"}, timeout=60))
-    assert fg.shape[2] == 4
+    assert fg.ndim == 3 and fg.shape[2] == 3
     bg_path = shared_data / "backgrounds" / "sky.jpg"
     out = png(httpx.post(url, files={"file": portrait.read_bytes(), "background_image": bg_path.read_bytes()},
                          timeout=60))
@@ -246,7 +248,7 @@ def test_no_queue_means_503_at_once(live_server, matter: Matter, portrait: Path)
 
 def test_slow_request_is_504_and_its_slot_comes_back(live_server, matter: Matter, portrait: Path) -> None:
     gated = GatedMatter(matter)
-    with live_server(create_app(ServeSettings(timeout=0.5, max_concurrency=1, queue_size=4), matter=gated)) as srv:
+    with live_server(create_app(ServeSettings(timeout=3.0, max_concurrency=1, queue_size=4), matter=gated)) as srv:
         assert "timeout" in error(httpx.post(f"{srv.url}/v1/matte", content=portrait.read_bytes(), timeout=30), 504)
         assert httpx.get(f"{srv.url}/healthz").json()["active"] == 1  # the thread is still running
         gated.gate.set()
@@ -255,7 +257,7 @@ def test_slow_request_is_504_and_its_slot_comes_back(live_server, matter: Matter
             assert time.monotonic() < deadline
             time.sleep(0.05)
         small = io.BytesIO()
-        Image.open(portrait).resize((96, 64)).save(small, "PNG")
+        Image.open(portrait).resize((64, 48)).save(small, "PNG")  # tiny: well within 3 s even on a busy machine
         png(httpx.post(f"{srv.url}/v1/matte", content=small.getvalue(), timeout=30))
 
 

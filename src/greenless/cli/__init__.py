@@ -27,6 +27,8 @@ def _root() -> None:
 # Each module registers its command(s) on ``app`` when imported.
 from greenless.cli import convert  # noqa: E402,F401
 from greenless.cli import serve  # noqa: E402,F401
+from greenless.cli import export  # noqa: E402,F401
+from greenless.cli import batch  # noqa: E402,F401
 
 
 def fail(message: str, code: int = 2) -> None:

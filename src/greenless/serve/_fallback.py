@@ -1,6 +1,7 @@
-"""Small image loading and compositing used by the server until ``media.images`` and ``pipeline.compose`` exist.
+"""Image decoding and output rendering for the server and Ray batch until ``media.images`` and ``pipeline.compose`` land.
 
-Same signatures as those modules; the server imports these only when the real ones are missing.
+Same signatures and meaning as ``media.images.load_rgb`` and ``pipeline.compose.render``; imported only when
+those are missing.
 """
 
 from __future__ import annotations
@@ -13,15 +14,16 @@ import numpy as np
 from greenless.errors import GreenlessError
 
 
-def load_image_bytes(data: bytes, max_pixels: int) -> np.ndarray:
-    """Decode an encoded image (JPEG, PNG, WebP, ...) to HxWx3 uint8 RGB, refusing more than ``max_pixels``."""
+def load_rgb(source: bytes, max_pixels: int | None = None, name: str | None = None) -> np.ndarray:
+    """Decode image bytes (JPEG, PNG, WebP, ...) to HxWx3 uint8 RGB, refusing more than ``max_pixels``."""
     from PIL import Image, ImageOps, UnidentifiedImageError
 
+    label = name or "<image data>"
     try:
-        with Image.open(io.BytesIO(data)) as im:
+        with Image.open(io.BytesIO(source)) as im:
             width, height = im.size
-            if width * height > max_pixels:
-                raise GreenlessError(f"image has {width}x{height} = {width * height} pixels, more than the limit of {max_pixels}")
+            if max_pixels is not None and width * height > max_pixels:
+                raise GreenlessError(f"{label}: {width}x{height} is more than the limit of {max_pixels} pixels")
             im = ImageOps.exif_transpose(im)
             if im.mode in ("RGBA", "LA", "PA") or (im.mode == "P" and "transparency" in im.info):
                 im = im.convert("RGBA")
@@ -31,13 +33,16 @@ def load_image_bytes(data: bytes, max_pixels: int) -> np.ndarray:
     except GreenlessError:
         raise
     except UnidentifiedImageError:
-        raise GreenlessError("not an image format greenless can read") from None
+        raise GreenlessError(f"{label}: not an image format greenless can read") from None
     except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as exc:
-        raise GreenlessError(f"corrupt or truncated image ({str(exc).splitlines()[0] if str(exc) else type(exc).__name__})") from None
+        detail = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise GreenlessError(f"{label}: corrupt or truncated image ({detail})") from None
 
 
-def _background_array(background: str | np.ndarray, height: int, width: int) -> np.ndarray:
-    """A colour name/hex string or an RGB array -> HxWx3 float32 background at the image size."""
+def _background_array(background: str | tuple | np.ndarray, height: int, width: int) -> np.ndarray:
+    """A colour (name, hex string or (r, g, b)) or an RGB image array -> HxWx3 float32 background (image: cover-cropped)."""
+    if isinstance(background, tuple):
+        return np.broadcast_to(np.asarray(background, np.float32), (height, width, 3))
     if isinstance(background, str):
         from PIL import ImageColor
 
@@ -46,19 +51,38 @@ def _background_array(background: str | np.ndarray, height: int, width: int) -> 
         except ValueError as exc:
             raise GreenlessError(f"unknown background colour {background!r}") from exc
         return np.broadcast_to(np.asarray(colour, np.float32), (height, width, 3))
-    bg = np.asarray(background)
-    if bg.shape[:2] != (height, width):
-        bg = cv2.resize(bg, (width, height), interpolation=cv2.INTER_AREA)
-    return bg[:, :, :3].astype(np.float32)
+    bg = np.asarray(background)[:, :, :3]
+    bh, bw = bg.shape[:2]
+    scale = max(height / bh, width / bw)
+    nh, nw = max(height, round(bh * scale)), max(width, round(bw * scale))
+    bg = cv2.resize(bg, (nw, nh), interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR)
+    top, left = (nh - height) // 2, (nw - width) // 2
+    return bg[top:top + height, left:left + width].astype(np.float32)
+
+
+def _alpha_u8(alpha: np.ndarray) -> np.ndarray:
+    return (np.clip(alpha, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
 
 
 def cutout(rgb: np.ndarray, alpha: np.ndarray) -> np.ndarray:
-    """RGB image plus alpha in [0, 1] -> HxWx4 uint8 RGBA."""
-    a8 = (np.clip(alpha, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
-    return np.dstack([rgb, a8])
+    """Estimated foreground colours plus alpha in [0, 1] -> HxWx4 uint8 RGBA."""
+    return np.dstack([estimate_foreground(rgb, alpha), _alpha_u8(alpha)])
 
 
-def composite(rgb: np.ndarray, alpha: np.ndarray, background: str | np.ndarray) -> np.ndarray:
+def render(rgb: np.ndarray, alpha: np.ndarray, kind: str = "rgba", background: str | tuple | np.ndarray = "white") -> np.ndarray:
+    """The array for one output kind: rgba (HxWx4), alpha (HxW), foreground (HxWx3) or composite (HxWx3)."""
+    if kind == "rgba":
+        return cutout(rgb, alpha)
+    if kind == "alpha":
+        return _alpha_u8(alpha)
+    if kind == "foreground":
+        return estimate_foreground(rgb, alpha)
+    if kind == "composite":
+        return composite(rgb, alpha, background)
+    raise GreenlessError(f"unknown output {kind!r}")
+
+
+def composite(rgb: np.ndarray, alpha: np.ndarray, background: str | tuple | np.ndarray) -> np.ndarray:
     """The person over ``background`` (colour string or image array) -> HxWx3 uint8."""
     h, w = alpha.shape
     bg = _background_array(background, h, w)

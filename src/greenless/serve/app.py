@@ -28,13 +28,13 @@ from greenless.errors import GreenlessError
 from greenless.serve.settings import ServeSettings
 
 try:
-    from greenless.media.images import load_image_bytes
+    from greenless.media.images import load_rgb
 except ImportError:
-    from greenless.serve._fallback import load_image_bytes
+    from greenless.serve._fallback import load_rgb
 try:
-    from greenless.pipeline.compose import composite, cutout, estimate_foreground
+    from greenless.pipeline.compose import render as render_output
 except ImportError:
-    from greenless.serve._fallback import composite, cutout, estimate_foreground
+    from greenless.serve._fallback import render as render_output
 
 OUTPUTS = ("rgba", "alpha", "foreground", "composite")
 
@@ -53,7 +53,7 @@ class MatteOptions:
     """What the client asked for, validated."""
 
     output: str
-    background: str | None
+    background: tuple[int, int, int] | None  # colour for composite when no background image is sent
     ref_size: int | None
 
 
@@ -65,20 +65,21 @@ def parse_options(values: Mapping[str, Any], settings: ServeSettings, has_backgr
     background = (values.get("background") or "").strip() or None
     if output is not None and output not in OUTPUTS:
         raise ApiError(400, f"output must be one of {', '.join(OUTPUTS)}, not {output!r}")
+    colour: tuple[int, int, int] | None = None
     if background is not None:
         if len(background) in (3, 6, 8) and all(c in "0123456789abcdefABCDEF" for c in background):
             background = "#" + background  # '#' must be escaped in a query string; accept bare hex too
         try:
-            ImageColor.getrgb(background)
+            colour = ImageColor.getrgb(background)[:3]  # a colour only: never a path on the server
         except ValueError:
             raise ApiError(400, f"background must be a colour such as #00ff00 or 'white', not {background!r}") from None
-    wants_background = background is not None or has_background_image
+    wants_background = colour is not None or has_background_image
     if output is None:
         output = "composite" if wants_background else "rgba"
     if wants_background and output != "composite":
         raise ApiError(400, f"a background only applies to output=composite, not output={output}")
     if output == "composite" and not wants_background:
-        background = "#ffffff"
+        colour = (255, 255, 255)
     ref_size = values.get("ref_size")
     if ref_size in (None, ""):
         ref = None
@@ -89,7 +90,7 @@ def parse_options(values: Mapping[str, Any], settings: ServeSettings, has_backgr
             raise ApiError(400, f"ref_size must be a whole number, not {ref_size!r}") from None
         if not 32 <= ref <= settings.max_ref_size:
             raise ApiError(400, f"ref_size must be between 32 and {settings.max_ref_size}, not {ref}")
-    return MatteOptions(output, background, ref)
+    return MatteOptions(output, colour, ref)
 
 
 class Gate:
@@ -142,9 +143,9 @@ def decode_upload(data: bytes, what: str, settings: ServeSettings) -> np.ndarray
     if pixels is not None and pixels > settings.max_pixels:
         raise ApiError(413, f"the {what} has {pixels} pixels, more than the limit of {settings.max_pixels}")
     try:
-        return load_image_bytes(data, settings.max_pixels)
+        return load_rgb(data, max_pixels=settings.max_pixels, name=what)
     except GreenlessError as exc:
-        raise ApiError(415, f"cannot decode the {what}: {exc}") from None
+        raise ApiError(415, f"cannot decode the upload: {exc}") from None
 
 
 def encode_png(array: np.ndarray) -> bytes:
@@ -159,17 +160,6 @@ def encode_png(array: np.ndarray) -> bytes:
     return buf.tobytes()
 
 
-def _cover(background: np.ndarray, height: int, width: int) -> np.ndarray:
-    """Scale and centre-crop a background image so it covers ``height`` x ``width``."""
-    bh, bw = background.shape[:2]
-    scale = max(height / bh, width / bw)
-    nh, nw = max(height, round(bh * scale)), max(width, round(bw * scale))
-    interp = cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR
-    resized = cv2.resize(background, (nw, nh), interpolation=interp)
-    top, left = (nh - height) // 2, (nw - width) // 2
-    return np.ascontiguousarray(resized[top:top + height, left:left + width])
-
-
 def render(matter: Any, image: bytes, background_image: bytes | None, options: MatteOptions, settings: ServeSettings) -> bytes:
     """The whole job for one request (runs in a worker thread): decode, matte, compose, encode PNG."""
     rgb = decode_upload(image, "image", settings)
@@ -178,16 +168,7 @@ def render(matter: Any, image: bytes, background_image: bytes | None, options: M
         matter = copy.copy(matter)  # shares the engine; only the size the network sees differs
         matter.ref_size = options.ref_size
     alpha = matter.matte(rgb)
-    if options.output == "alpha":
-        out = (np.clip(alpha, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
-    elif options.output == "rgba":
-        out = cutout(rgb, alpha)
-    elif options.output == "foreground":
-        out = cutout(estimate_foreground(rgb, alpha), alpha)
-    else:
-        background: Any = _cover(bg, *rgb.shape[:2]) if bg is not None else options.background
-        out = composite(rgb, alpha, background)
-    return encode_png(out)
+    return encode_png(render_output(rgb, alpha, options.output, bg if bg is not None else options.background))
 
 
 async def read_body(request: Request, limit: int) -> bytes:
@@ -328,7 +309,8 @@ def create_app(settings: ServeSettings | None = None, matter: Any = None) -> Fas
         request: Request,
         output: Literal["rgba", "alpha", "foreground", "composite"] | None = Query(
             None, description="rgba: cut-out with transparency (default); alpha: the matte as greyscale; "
-            "foreground: cut-out with edge colours cleaned; composite: the person over `background` "
+            "foreground: the person's colours with the old background removed from soft edges (RGB; pair with "
+            "alpha); composite: the person over `background` "
             "(default when a background is given)."),
         background: str | None = Query(None, description="Background colour for output=composite, e.g. `#00ff00` "
                                        "(write `%2300ff00` or `00ff00` in a URL) or `white`."),
