@@ -40,7 +40,7 @@ def onnx_file(model, tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def check_set(shared_data: Path):
-    images, alphas, _ = load_check_set(shared_data / "portraits", limit=2)
+    images, alphas, _ = load_check_set(shared_data / "portraits", limit=1)
     small = [cv2.resize(im, (im.shape[1] // 4, im.shape[0] // 4), interpolation=cv2.INTER_AREA) for im in images]
     mattes = [cv2.resize(a, (a.shape[1] // 4, a.shape[0] // 4), interpolation=cv2.INTER_AREA) for a in alphas]
     return small, mattes
@@ -97,7 +97,7 @@ def test_int8_export_end_to_end(model, check_set, shared_data: Path, tmp_path: P
     ops = {node.op_type for node in onnx.load(str(out)).graph.node}
     assert {"QuantizeLinear", "DequantizeLinear"} <= ops  # QDQ format
     card = json.loads(out.with_suffix(".json").read_text())
-    assert card["variant"] == "int8" and card["check"]["images"] == 2
+    assert card["variant"] == "int8" and card["check"]["images"] == 1
     assert 0 < check.matte_mean_abs_diff < 0.5
     assert np.isfinite([check.torch_mse, check.torch_mad, check.export_mse, check.export_mad]).all()
     x = _inputs(1, 96, 160)
@@ -141,12 +141,20 @@ def test_cli_refuses_a_variant_that_degrades_and_writes_nothing(model, check_set
     assert list(out_dir.iterdir()) == []
 
 
-def test_cli_rejects_bad_requests(tmp_path: Path) -> None:
-    env = {**os.environ, "PYTHONPATH": str(Path(__file__).parents[1] / "src")}
+def test_cli_rejects_bad_requests(tmp_path: Path, capsys) -> None:
     for args, needle in [(["-o", str(tmp_path / "m.onnx"), "--fp16", "--int8"], "one of"),
                          (["-o", str(tmp_path / "m.onnx"), "--torchscript"], ".pt"),
-                         (["-o", str(tmp_path / "m.onnx"), "--weights", str(tmp_path / "none.safetensors")], "not found")]:
-        result = subprocess.run([sys.executable, "-m", "greenless", "export", *args], capture_output=True, text=True,
-                                env=env, timeout=120)
-        assert result.returncode == 2 and needle in result.stderr, result.stderr
+                         (["-o", str(tmp_path / "m.onnx"), "--weights", str(tmp_path / "none.safetensors")], "not found"),
+                         (["-o", str(tmp_path / "m.onnx"), "--check-data", str(tmp_path)], "image/ and alpha/")]:
+        with pytest.raises(SystemExit) as exit_info:
+            main(["export", *args])
+        err = capsys.readouterr().err
+        assert exit_info.value.code == 2 and needle in err and err.count("\n") == 1, err
     assert list(tmp_path.iterdir()) == []
+
+
+def test_console_script_reports_errors_in_one_line(tmp_path: Path) -> None:
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).parents[1] / "src")}
+    result = subprocess.run([sys.executable, "-m", "greenless", "export", "-o", str(tmp_path / "m.onnx"), "--fp16",
+                             "--int8"], capture_output=True, text=True, env=env, timeout=120)
+    assert result.returncode == 2 and result.stderr.startswith("greenless: error:") and result.stderr.count("\n") == 1

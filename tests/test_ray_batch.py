@@ -23,7 +23,14 @@ REF = 128
 def local_ray():
     import logging
 
-    ray.init(num_cpus=2, include_dashboard=False, logging_level=logging.WARNING)
+    for attempt in range(3):  # Ray gives its raylet a fixed 30 s to register, which a busy 2-core CI box can miss
+        try:
+            ray.init(num_cpus=2, include_dashboard=False, logging_level=logging.WARNING)
+            break
+        except Exception as exc:
+            ray.shutdown()
+            if attempt == 2 or "timed out during startup" not in str(exc):
+                raise
     yield
     ray.shutdown()
 

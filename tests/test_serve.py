@@ -222,7 +222,8 @@ def test_full_queue_is_503_and_queued_requests_finish(live_server, matter: Matte
             time.sleep(0.02)
         health = httpx.get(f"{srv.url}/healthz").json()
         assert (health["active"], health["waiting"]) == (1, 1)
-        assert "busy" in error(httpx.post(url, content=data, timeout=30), 503)
+        busy = httpx.post(url, content=data, timeout=30)
+        assert "busy" in error(busy, 503) and busy.headers["retry-after"] == "1"
         gated.gate.set()
         first.join(60)
         second.join(60)

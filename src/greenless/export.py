@@ -5,6 +5,7 @@
 from __future__ import annotations
 
 import json
+import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -25,11 +26,13 @@ def export_onnx(model: Any, path: str | Path, card: dict[str, Any] | None = None
     dummy = torch.zeros(1, channels, 256, 256)
     tmp = path.with_name(path.name + ".tmp")
     path.parent.mkdir(parents=True, exist_ok=True)
-    torch.onnx.export(
-        model, (dummy,), str(tmp), input_names=["input"], output_names=["matte"], opset_version=opset,
-        dynamic_axes={"input": {0: "batch", 2: "height", 3: "width"}, "matte": {0: "batch", 2: "height", 3: "width"}},
-        dynamo=False,
-    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # InstanceNorm's "train=True" note: IBNorm uses instance stats by design
+        torch.onnx.export(
+            model, (dummy,), str(tmp), input_names=["input"], output_names=["matte"], opset_version=opset,
+            dynamic_axes={"input": {0: "batch", 2: "height", 3: "width"}, "matte": {0: "batch", 2: "height", 3: "width"}},
+            dynamo=False,
+        )
     proto = onnx.load(str(tmp))
     if card:
         entry = proto.metadata_props.add()
@@ -115,8 +118,6 @@ def set_onnx_card(path: str | Path, card: dict[str, Any]) -> None:
 
 def convert_fp16(src: str | Path, dst: str | Path) -> Path:
     """fp32 ONNX -> fp16 weights and activations with float32 input/output kept (meant for GPUs)."""
-    import warnings
-
     import onnx
 
     try:

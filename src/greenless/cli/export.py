@@ -42,14 +42,7 @@ def export(
 
     from greenless.errors import GreenlessError
 
-    try:
-        import torch  # noqa: F401
-    except ImportError:
-        raise GreenlessError("export needs PyTorch: pip install 'greenless[torch]'") from None
-    from greenless.export import export_checked
-    from greenless.export_check import calibration_images, load_check_set
     from greenless.matter import default_weights
-    from greenless.model.checkpoint import load_weights
 
     if sum((torchscript, fp16, int8)) > 1:
         raise GreenlessError("choose one of --torchscript, --fp16 and --int8 per export")
@@ -57,11 +50,13 @@ def export(
     want_suffix = ".pt" if torchscript else ".onnx"
     if output.suffix != want_suffix:
         raise GreenlessError(f"{output}: a {variant} export must end in {want_suffix}")
-    weights = weights or default_weights("torch")
-    if not weights.is_file():
+    if weights is not None and not weights.is_file():
         raise GreenlessError(f"{weights}: weights file not found")
-    if weights.suffix == ".onnx":
+    if weights is not None and weights.suffix == ".onnx":
         raise GreenlessError(f"{weights}: export starts from PyTorch weights (.safetensors or .ckpt), not ONNX")
+    # Cheap checks of the data first, so a wrong folder fails before PyTorch loads.
+    from greenless.export_check import calibration_images, load_check_set
+
     check_data = check_data or _find_shared("portraits")
     if check_data is None:
         raise GreenlessError("no check data: pass --check-data DIR (a folder with image/ and alpha/)")
@@ -72,6 +67,13 @@ def export(
         if not sources:
             raise GreenlessError("no calibration data: pass --calibration-data DIR")
         calib = calibration_images(sources, calibration_samples)
+    weights = weights or default_weights("torch")
+    try:
+        import torch  # noqa: F401
+    except ImportError:
+        raise GreenlessError("export needs PyTorch: pip install 'greenless[torch]'") from None
+    from greenless.export import export_checked
+    from greenless.model.checkpoint import load_weights
 
     console = Console(stderr=True)
     try:

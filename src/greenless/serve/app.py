@@ -42,10 +42,11 @@ OUTPUTS = ("rgba", "alpha", "foreground", "composite")
 class ApiError(Exception):
     """A request the server refuses: HTTP ``status`` and a message for ``{"error": ...}``."""
 
-    def __init__(self, status: int, message: str) -> None:
+    def __init__(self, status: int, message: str, headers: dict[str, str] | None = None) -> None:
         super().__init__(message)
         self.status = status
         self.message = message
+        self.headers = headers
 
 
 @dataclass
@@ -108,7 +109,8 @@ class Gate:
         if self._sem is None:
             self._sem = asyncio.Semaphore(self.slots)
         if self.active + self.waiting >= self.slots + self.queue_size:
-            raise ApiError(503, f"server busy: {self.active} images in progress and {self.waiting} waiting; retry later")
+            raise ApiError(503, f"server busy: {self.active} images in progress and {self.waiting} waiting; retry later",
+                           {"Retry-After": "1"})
         self.waiting += 1
         try:
             await self._sem.acquire()
@@ -211,9 +213,9 @@ async def split_request(request: Request, body: bytes) -> tuple[bytes, bytes | N
     return files["file"], files.get("background_image"), fields
 
 
-def error_response(status: int, message: str) -> JSONResponse:
+def error_response(status: int, message: str, headers: dict[str, str] | None = None) -> JSONResponse:
     """The one error shape: ``{"error": message}``."""
-    return JSONResponse({"error": message}, status_code=status)
+    return JSONResponse({"error": message}, status_code=status, headers=headers)
 
 
 _MATTE_BODY = {
@@ -273,7 +275,7 @@ def create_app(settings: ServeSettings | None = None, matter: Any = None) -> Fas
 
     @app.exception_handler(ApiError)
     async def _api_error(request: Request, exc: ApiError) -> JSONResponse:
-        return error_response(exc.status, exc.message)
+        return error_response(exc.status, exc.message, exc.headers)
 
     @app.exception_handler(RequestValidationError)
     async def _validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
