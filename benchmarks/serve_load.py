@@ -100,6 +100,9 @@ def main() -> None:
                         latencies.append(dt)
                         if i in marks:
                             samples.append((i, rss_mb(proc)))
+                        done = len(latencies)
+                        if done % 100 == 0:
+                            print(f"  {done}/{args.requests} requests, {time.perf_counter() - t0:.0f} s", file=sys.stderr)
 
         t0 = time.perf_counter()
         threads = [threading.Thread(target=client_loop) for _ in range(args.clients)]

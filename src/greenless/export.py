@@ -135,6 +135,7 @@ def convert_fp16(src: str | Path, dst: str | Path) -> Path:
 
 def quantize_int8(src: str | Path, dst: str | Path, calibration: list[Any], ref_size: int) -> Path:
     """Static int8 quantisation (QDQ, per-channel s8 weights, u8 activations) calibrated on real RGB images."""
+    import logging
     import os
     import tempfile
 
@@ -151,12 +152,18 @@ def quantize_int8(src: str | Path, dst: str | Path, calibration: list[Any], ref_
             batch = next(self.items, None)
             return None if batch is None else {"input": batch}
 
-    with tempfile.TemporaryDirectory(dir=Path(dst).parent) as tmp:
-        prepared = os.path.join(tmp, "prepared.onnx")
-        quant_pre_process(str(src), prepared, skip_symbolic_shape=True)
-        quantize_static(prepared, str(dst), Reader(), quant_format=QuantFormat.QDQ, per_channel=True,
-                        activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
-                        calibrate_method=CalibrationMethod.MinMax)
+    root = logging.getLogger()
+    level = root.level
+    root.setLevel(logging.ERROR)  # the quantiser logs a warning per 1-D norm weight it leaves per-tensor
+    try:
+        with tempfile.TemporaryDirectory(dir=Path(dst).parent) as tmp:
+            prepared = os.path.join(tmp, "prepared.onnx")
+            quant_pre_process(str(src), prepared, skip_symbolic_shape=True)
+            quantize_static(prepared, str(dst), Reader(), quant_format=QuantFormat.QDQ, per_channel=True,
+                            activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
+                            calibrate_method=CalibrationMethod.MinMax)
+    finally:
+        root.setLevel(level)
     return Path(dst)
 
 

@@ -213,7 +213,8 @@ def run_batch(input_uri: str, output_uri: str, kind: str = "rgba", background: A
                    input_names=names)
     ctx = ray.data.DataContext.get_current()
     ctx.enable_progress_bars = False
-    dataset = ray.data.read_binary_files(files, include_paths=True, filesystem=in_fs)
+    # Reading is I/O: it takes no CPU slot, so an actor pool that fills every CPU cannot starve it (a deadlock).
+    dataset = ray.data.read_binary_files(files, include_paths=True, filesystem=in_fs, num_cpus=0)
     results = dataset.map_batches(MatteActor, fn_constructor_kwargs={"spec": spec}, batch_size=batch_size,
                                   concurrency=actors, num_cpus=cpus_per_actor, num_gpus=gpus_per_actor or None,
                                   batch_format="numpy")
