@@ -15,7 +15,7 @@ torch = pytest.importorskip("torch", reason="exports need the torch extra")
 import cv2  # noqa: E402
 
 from greenless.export import (  # noqa: E402
-    convert_fp16, export_checked, export_onnx, export_torchscript, onnx_runner, torch_runner, torchscript_runner,
+    convert_fp16, export_checked, export_onnx, onnx_runner, torch_runner, torchscript_runner,
 )
 from greenless.export_check import calibration_images, compare, enforce, load_check_set, matte_with  # noqa: E402
 from greenless.cli import main  # noqa: E402
@@ -59,8 +59,11 @@ def test_onnx_has_dynamic_shapes_and_matches_torch(model, onnx_file: Path) -> No
         assert np.abs(out - reference(x)).max() < 1e-3
 
 
-def test_torchscript_runs_at_other_sizes_and_matches_torch(model, tmp_path: Path) -> None:
-    path = export_torchscript(model, tmp_path / "small.pt", {"ref_size": REF})
+def test_torchscript_runs_at_other_sizes_and_matches_torch(model, check_set, tmp_path: Path) -> None:
+    path = tmp_path / "small.pt"
+    check = export_checked(model, path, "torchscript", {"model": model.config.to_dict()}, *check_set, REF)
+    assert check.matte_mean_abs_diff < 1e-4
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["small.pt"]  # the card lives inside the file
     reference, exported = torch_runner(model), torchscript_runner(path)
     for batch, h, w in SIZES:
         x = _inputs(batch, h, w)
@@ -69,7 +72,8 @@ def test_torchscript_runs_at_other_sizes_and_matches_torch(model, tmp_path: Path
         assert np.abs(out - reference(x)).max() < 1e-3
     extra = {"greenless_card.json": ""}
     torch.jit.load(str(path), _extra_files=extra)
-    assert json.loads(extra["greenless_card.json"])["ref_size"] == REF
+    card = json.loads(extra["greenless_card.json"])
+    assert card["ref_size"] == REF and card["variant"] == "torchscript" and card["check"]["images"] == 1
 
 
 def test_fp16_keeps_float32_io_and_stays_close(model, onnx_file: Path, tmp_path: Path) -> None:

@@ -176,7 +176,8 @@ def export_checked(model: Any, path: str | Path, variant: str, card: dict[str, A
     """Export ``variant`` of ``model`` to ``path`` only if it passes the check against the torch model.
 
     The variant is written to a temporary file beside ``path``, compared with the eager model on the
-    check images, and moved into place (with a ``.json`` card holding the figures) only when its MAD is
+    check images, and moved into place (ONNX: with a ``.json`` card beside it and in its metadata; TorchScript:
+    the card inside the file as ``greenless_card.json``), holding the figures, only when its MAD is
     at most ``max_degradation`` worse and, for the fp32 variants, its mattes match within 1e-3.
     Otherwise ``GreenlessError`` is raised and nothing is written.
     """
@@ -205,14 +206,17 @@ def export_checked(model: Any, path: str | Path, variant: str, card: dict[str, A
                 convert_fp16(fp32, out)
             elif variant == "int8":
                 quantize_int8(fp32, out, calibration or [], ref_size)
-            if variant != "onnx":
-                set_onnx_card(out, card)
             candidate = onnx_runner(out)
         check = compare(variant, torch_runner(model), candidate, check_images, check_alphas, ref_size)
         enforce(check, max_degradation, 1e-3 if variant in ("onnx", "torchscript") else None)
         card["check"] = check.to_dict()
-        if variant != "torchscript":
-            set_onnx_card(out, card)
+        if variant == "torchscript":  # the card travels inside the .pt; no .json beside it to clash with an .onnx's
+            import torch
+
+            torch.jit.save(torch.jit.load(str(out)), str(out), _extra_files={"greenless_card.json": json.dumps(card)})
+            out.replace(path)
+            return check
+        set_onnx_card(out, card)
         card_tmp = path.with_name(stem + ".json")
         card_tmp.write_text(json.dumps(card, indent=2) + "\n")
         out.replace(path)
