@@ -12,6 +12,15 @@ from greenless.cli import app
 KINDS = ("rgba", "alpha", "foreground", "composite")
 
 
+def ray_failure(exc: BaseException) -> str:
+    """The useful line of a Ray error: the GreenlessError message inside it if any, else its last line."""
+    lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip()]
+    for line in lines:
+        if "GreenlessError: " in line:
+            return line.split("GreenlessError: ", 1)[1]
+    return lines[-1] if lines else type(exc).__name__
+
+
 @app.command()
 def batch(
     input_uri: str = typer.Argument(..., metavar="INPUT_DIR_OR_URI", help="Folder or URI (s3://bucket/prefix) of photos."),
@@ -61,6 +70,9 @@ def batch(
             bg = load_rgb(Path(background).read_bytes(), max_pixels=max_pixels, name=background)
     if weights is not None and not weights.is_file():
         raise GreenlessError(f"{weights}: weights file not found")
+    from greenless.matter import Matter
+
+    Matter(weights, ref_size=ref_size, threads=1)  # a bad model fails here in one line, not in every actor
     plan = run_batch(input_uri, out, kind=kind, background=bg, weights=str(weights) if weights else None,
                      ref_size=ref_size, address=address, cpus_per_actor=cpus_per_actor, gpus_per_actor=gpus_per_actor,
                      actors=actors, batch_size=batch_size, max_pixels=max_pixels)
@@ -69,11 +81,14 @@ def batch(
     columns = (TextColumn("matting"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
     with Progress(*columns, console=console, transient=True, disable=not console.is_terminal) as progress:
         task = progress.add_task("matting", total=plan.total)
-        for row in plan.rows():
-            if row["error"]:
-                failures += 1
-                progress.console.print(f"greenless: error: {row['error']}", markup=False, highlight=False)
-            progress.advance(task)
+        try:
+            for row in plan.rows():
+                if row["error"]:
+                    failures += 1
+                    progress.console.print(f"greenless: error: {row['error']}", markup=False, highlight=False)
+                progress.advance(task)
+        except Exception as exc:  # an actor that could not start (bad weights on a node) fails the whole job
+            raise GreenlessError(f"the Ray job failed: {ray_failure(exc)}") from None
     print(f"wrote {plan.total - failures} of {plan.total} images to {out} with {plan.actors} Ray actors", file=sys.stderr)
     if failures:
         raise SystemExit(1)

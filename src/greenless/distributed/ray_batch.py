@@ -168,6 +168,8 @@ def connect(address: str | None, quiet: bool = True) -> None:
 
     import ray
 
+    if quiet:
+        logging.getLogger("ray.data").setLevel(logging.WARNING)  # no per-run execution-plan chatter on stderr
     if ray.is_initialized():
         return
     options: dict[str, Any] = {"include_dashboard": False} if address is None else {}
@@ -216,6 +218,6 @@ def run_batch(input_uri: str, output_uri: str, kind: str = "rgba", background: A
     # Reading is I/O: it takes no CPU slot, so an actor pool that fills every CPU cannot starve it (a deadlock).
     dataset = ray.data.read_binary_files(files, include_paths=True, filesystem=in_fs, num_cpus=0)
     results = dataset.map_batches(MatteActor, fn_constructor_kwargs={"spec": spec}, batch_size=batch_size,
-                                  concurrency=actors, num_cpus=cpus_per_actor, num_gpus=gpus_per_actor or None,
-                                  batch_format="numpy")
+                                  compute=ray.data.ActorPoolStrategy(size=actors), num_cpus=cpus_per_actor,
+                                  num_gpus=gpus_per_actor or None, batch_format="numpy")
     return BatchRun(len(files), actors, results)
