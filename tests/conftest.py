@@ -48,7 +48,7 @@ class LiveServer:
         self.sock.close()
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 def live_server() -> Iterator[type[LiveServer]]:
     """The ``LiveServer`` class, for tests that start a server with their own settings."""
     yield LiveServer

@@ -39,11 +39,9 @@ def portrait(shared_data: Path) -> Path:
 
 
 @pytest.fixture(scope="module")
-def server(matter: Matter):
-    from conftest import LiveServer
-
+def server(live_server, matter: Matter):
     settings = ServeSettings(max_upload_mb=2.0, max_pixels=4_000_000, timeout=60)
-    with LiveServer(create_app(settings, matter=matter)) as srv:
+    with live_server(create_app(settings, matter=matter)) as srv:
         yield srv
 
 

@@ -168,8 +168,6 @@ def connect(address: str | None, quiet: bool = True) -> None:
 
     import ray
 
-    if quiet:
-        logging.getLogger("ray.data").setLevel(logging.WARNING)  # no per-run execution-plan chatter on stderr
     if ray.is_initialized():
         return
     options: dict[str, Any] = {"include_dashboard": False} if address is None else {}
@@ -214,7 +212,10 @@ def run_batch(input_uri: str, output_uri: str, kind: str = "rgba", background: A
                    threads=max(1, int(cpus_per_actor)), max_pixels=max_pixels, clashing_stems=clashing,
                    input_names=names)
     ctx = ray.data.DataContext.get_current()
-    ctx.enable_progress_bars = False
+    ctx.enable_progress_bars = False  # the CLI draws one bar for the whole job
+    import logging
+
+    logging.getLogger("ray.data").setLevel(logging.ERROR)  # no execution-plan chatter on stderr; failures still show
     # Reading is I/O: it takes no CPU slot, so an actor pool that fills every CPU cannot starve it (a deadlock).
     dataset = ray.data.read_binary_files(files, include_paths=True, filesystem=in_fs, num_cpus=0)
     results = dataset.map_batches(MatteActor, fn_constructor_kwargs={"spec": spec}, batch_size=batch_size,
