@@ -92,9 +92,9 @@ def main() -> None:
         def client_loop() -> None:
             with httpx.Client(timeout=120) as client:
                 for i in counter:
-                    t0 = time.perf_counter()
+                    sent = time.perf_counter()
                     r = client.post(f"{url}/v1/matte", params={"output": args.output}, content=image)
-                    dt = time.perf_counter() - t0
+                    dt = time.perf_counter() - sent
                     with lock:
                         statuses[r.status_code] += 1
                         latencies.append(dt)
@@ -102,15 +102,15 @@ def main() -> None:
                             samples.append((i, rss_mb(proc)))
                         done = len(latencies)
                         if done % 100 == 0:
-                            print(f"  {done}/{args.requests} requests, {time.perf_counter() - t0:.0f} s", file=sys.stderr)
+                            print(f"  {done}/{args.requests} requests, {time.perf_counter() - started:.0f} s", file=sys.stderr)
 
-        t0 = time.perf_counter()
+        started = time.perf_counter()
         threads = [threading.Thread(target=client_loop) for _ in range(args.clients)]
         for t in threads:
             t.start()
         for t in threads:
             t.join()
-        wall = time.perf_counter() - t0
+        wall = time.perf_counter() - started
         samples.append((args.requests, rss_mb(proc)))
     finally:
         server.terminate()
