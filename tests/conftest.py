@@ -1,8 +1,11 @@
-"""Shared fixtures: the real data beside the checkout, and a live uvicorn server on 127.0.0.1."""
+"""Shared fixtures: the real data beside the checkout, the tiny training set, a CLI runner, a live HTTP server."""
 
 from __future__ import annotations
 
+import os
 import socket
+import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -10,13 +13,47 @@ from typing import Any, Iterator
 
 import pytest
 
+REPO = Path(__file__).resolve().parents[1]
+FIXTURES = REPO / "tests" / "fixtures"
+
 
 @pytest.fixture(scope="session")
 def shared_data() -> Path:
-    """``shared/data`` beside the repository checkout; fails loudly when it is missing."""
-    path = (Path(__file__).resolve().parents[1] / ".." / "shared" / "data").resolve()
-    assert path.is_dir(), f"shared data not found at {path}: tests need the real images beside the checkout"
+    """``../shared/data`` next to the repository; fails loudly (never skips) when it is missing."""
+    path = (REPO / ".." / "shared" / "data").resolve()
+    assert path.is_dir(), f"shared test data not found at {path}"
     return path
+
+
+@pytest.fixture(scope="session")
+def reference_model() -> Path:
+    """The reference selfie-segmentation model in ``../shared/models`` (never shipped); fails loudly when missing."""
+    path = (REPO / ".." / "shared" / "models" / "selfie_segmentation.onnx").resolve()
+    assert path.is_file(), f"reference model not found at {path}"
+    return path
+
+
+@pytest.fixture(scope="session")
+def repo_root() -> Path:
+    """The repository root (for examples/ and the packaged weights)."""
+    return REPO
+
+
+@pytest.fixture(scope="session")
+def tiny_set() -> Path:
+    """A few-KB training set (fg/, alpha/, image/, bg/) cut from the pseudo-labelled data."""
+    return FIXTURES / "tiny_set"
+
+
+def run_greenless(*args: str, cwd: Path | None = None, stdin: bytes | None = None,
+                  timeout: float = 300) -> subprocess.CompletedProcess:
+    """Run ``python -m greenless ARGS`` with this checkout's src/ first on the path; bytes in, bytes out."""
+    env = dict(os.environ)
+    env["PYTHONPATH"] = str(REPO / "src") + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
+    env.setdefault("OMP_NUM_THREADS", "2")
+    return subprocess.run([sys.executable, "-m", "greenless", *args], cwd=cwd, input=stdin,
+                          capture_output=True, timeout=timeout, env=env,
+                          stdin=None if stdin is not None else subprocess.DEVNULL)
 
 
 class LiveServer:

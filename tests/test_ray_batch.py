@@ -13,6 +13,7 @@ import pytest
 ray = pytest.importorskip("ray", reason="the ray extra is not installed")
 from PIL import Image  # noqa: E402
 
+from conftest import run_greenless  # noqa: E402
 from greenless import Matter  # noqa: E402
 from greenless.distributed.ray_batch import output_name, run_batch  # noqa: E402
 
@@ -68,10 +69,8 @@ def test_ray_batch_matches_matter(local_ray, photo_folder: Path, tmp_path: Path)
     assert sorted(p.name for p in out.iterdir()) == sorted(
         [f"{p.stem}.png" for p in photo_folder.glob("*.jpg") if p.stem not in ("beach", "broken")]
         + ["beach.jpg.png", "beach.png.png"])
-    try:
-        from greenless.media.images import load_rgb
-    except ImportError:
-        from greenless.serve._fallback import load_rgb
+    from greenless.media.images import load_rgb
+
     matter = Matter(ref_size=REF, threads=1)
     for src in photo_folder.iterdir():
         if src.suffix not in (".jpg", ".png") or src.stem == "broken":
@@ -82,6 +81,15 @@ def test_ray_batch_matches_matter(local_ray, photo_folder: Path, tmp_path: Path)
         expected = (np.clip(matter.matte(rgb), 0, 1) * 255 + 0.5).astype(np.uint8)
         assert got.shape == expected.shape and np.array_equal(got, expected), src.name
     assert not list(out.glob(".*.tmp"))
+
+    # The same folder through `greenless matte`: same file names, same pixels.
+    local = tmp_path / "local"
+    result = run_greenless("matte", str(photo_folder), "-o", str(local), "--output", "alpha", "--ref-size", str(REF),
+                           "--threads", "1")
+    assert result.returncode == 1 and b"broken.jpg" in result.stderr  # the bad file is reported, the rest written
+    assert sorted(p.name for p in local.iterdir()) == sorted(p.name for p in out.iterdir())
+    for produced in out.iterdir():
+        assert np.array_equal(np.asarray(Image.open(produced)), np.asarray(Image.open(local / produced.name))), produced
 
 
 def test_cli_batch_needs_ray_flag_and_a_folder(tmp_path: Path) -> None:

@@ -25,10 +25,10 @@ def _root() -> None:
 
 
 # Each module registers its command(s) on ``app`` when imported.
-from greenless.cli import convert  # noqa: E402,F401
-from greenless.cli import serve  # noqa: E402,F401
-from greenless.cli import export  # noqa: E402,F401
-from greenless.cli import batch  # noqa: E402,F401
+from greenless.cli import convert, matte, train, video, webcam  # noqa: E402,F401
+from greenless.cli import bench  # noqa: E402,F401
+from greenless.cli import eval as _eval  # noqa: E402,F401
+from greenless.cli import serve, export, batch  # noqa: E402,F401
 
 
 def fail(message: str, code: int = 2) -> None:
@@ -42,7 +42,7 @@ def main(argv: list[str] | None = None) -> None:
     from greenless.errors import GreenlessError
 
     try:
-        app(args=argv, standalone_mode=False)
+        code = app(args=argv, standalone_mode=False)
     except GreenlessError as exc:
         fail(str(exc))
     except KeyboardInterrupt:
@@ -59,3 +59,5 @@ def main(argv: list[str] | None = None) -> None:
                 raise SystemExit(0) from None
             fail(exc.format_message().replace("\n", " "), int(exc.exit_code) or 2)
         raise
+    if isinstance(code, int) and code:
+        raise SystemExit(code)  # typer.Exit(n) comes back as a return value without standalone mode

@@ -63,10 +63,7 @@ def batch(
         except ValueError:
             if not Path(background).is_file():
                 raise GreenlessError(f"--background {background}: not a colour nor an image file") from None
-            try:
-                from greenless.media.images import load_rgb
-            except ImportError:
-                from greenless.serve._fallback import load_rgb
+            from greenless.media.images import load_rgb
             bg = load_rgb(Path(background).read_bytes(), max_pixels=max_pixels, name=background)
     if weights is not None and not weights.is_file():
         raise GreenlessError(f"{weights}: weights file not found")

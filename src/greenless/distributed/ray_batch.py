@@ -123,14 +123,8 @@ class MatteActor:
         self.filesystem, self.out_base = filesystem_for(spec.output_uri)
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        try:
-            from greenless.media.images import load_rgb
-        except ImportError:
-            from greenless.serve._fallback import load_rgb
-        try:
-            from greenless.pipeline.compose import render
-        except ImportError:
-            from greenless.serve._fallback import render
+        from greenless.media.images import load_rgb
+        from greenless.pipeline.compose import render
 
         outputs, errors = [], []
         for data, path in zip(batch["bytes"], batch["path"]):

@@ -31,7 +31,7 @@ def make_engine(name: str, weights: Path, threads: int | None = None, device: st
     if name == "torch":
         from greenless.engines.torch import TorchEngine
 
-        return TorchEngine(weights, device=device)
+        return TorchEngine(weights, device=device, threads=threads)
     from greenless.errors import GreenlessError
 
     raise GreenlessError(f"unknown engine {name!r}; choose one of {', '.join(ENGINE_NAMES)}")

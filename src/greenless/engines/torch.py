@@ -14,7 +14,7 @@ class TorchEngine:
 
     name = "torch"
 
-    def __init__(self, path: Path, device: str | None = None) -> None:
+    def __init__(self, path: Path, device: str | None = None, threads: int | None = None) -> None:
         try:
             import torch
         except ImportError as exc:
@@ -22,6 +22,8 @@ class TorchEngine:
         from greenless.model.checkpoint import load_weights
 
         self.torch = torch
+        if threads:
+            torch.set_num_threads(threads)
         self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
         try:
             model, self.card = load_weights(path)

@@ -27,14 +27,8 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from greenless.errors import GreenlessError
 from greenless.serve.settings import ServeSettings
 
-try:
-    from greenless.media.images import load_rgb
-except ImportError:
-    from greenless.serve._fallback import load_rgb
-try:
-    from greenless.pipeline.compose import render as render_output
-except ImportError:
-    from greenless.serve._fallback import render as render_output
+from greenless.media.images import load_rgb
+from greenless.pipeline.compose import render as render_output
 
 OUTPUTS = ("rgba", "alpha", "foreground", "composite")
 

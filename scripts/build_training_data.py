@@ -1,0 +1,194 @@
+"""Build the pseudo-labelled training set the shipped weights are trained on, from legal material only.
+
+Sources (see ../shared/data/README.md for licences): frames of the CC-BY 4.0 Intel sample videos
+(ASL clips, the room video), the Pixabay portrait video and the three Pixabay photos. The four
+portraits in ../shared/data/portraits are the validation set and are never read here.
+
+Labels: a coarse person mask from the reference selfie-segmentation model (letterboxed, not squashed),
+or for the room video a difference against a clean background plate (the temporal median), is turned
+into a trimap (erode / dilate) and refined into a soft alpha by closed-form matting (pymatting); the
+foreground colour is then estimated with pymatting's multilevel method so composites carry no halo.
+
+Output layout (Composition-1K style, read by greenless.data): OUT/fg/*.png, OUT/alpha/*.png,
+OUT/image/*.jpg (the original frame, for training on real context too), OUT/bg/*.jpg (backgrounds:
+the shared backgrounds plus clean room plates), OUT/manifest.json.
+
+    python scripts/build_training_data.py --shared ../shared -o runs/data
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import av
+from scipy.ndimage import binary_fill_holes
+import cv2
+import numpy as np
+from pymatting import estimate_alpha_cf, estimate_foreground_ml
+from rich.progress import Progress
+
+from greenless.evaluate.reference import ReferenceSegmenter
+
+
+# The reference mask of this photo takes in the city behind the woman; its label would teach errors.
+EXCLUDED_PHOTOS = {"woman-5883428_1280"}
+
+
+def read_frames(path: Path, every: int, start: int = 0, limit: int | None = None) -> list[tuple[int, np.ndarray]]:
+    """Every ``every``-th decoded frame of a video as RGB uint8, with its index."""
+    frames = []
+    with av.open(str(path)) as container:
+        for idx, frame in enumerate(container.decode(video=0)):
+            if idx >= start and (idx - start) % every == 0:
+                frames.append((idx, frame.to_ndarray(format="rgb24")))
+                if limit and len(frames) >= limit:
+                    break
+    return frames
+
+
+def trimap_from_mask(mask: np.ndarray, band_fraction: float = 0.012) -> np.ndarray:
+    """Trimap (0 bg, 0.5 unknown, 1 fg) whose unknown band grows with the image diagonal."""
+    h, w = mask.shape
+    k = max(3, int(band_fraction * np.hypot(h, w)))
+    kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * k + 1, 2 * k + 1))
+    fg = cv2.erode((mask > 0.5).astype(np.uint8), kernel)
+    bg = cv2.erode((mask <= 0.5).astype(np.uint8), kernel)
+    trimap = np.full(mask.shape, 0.5)
+    trimap[fg == 1] = 1.0
+    trimap[bg == 1] = 0.0
+    return trimap
+
+
+def largest_components(mask: np.ndarray, keep_fraction: float = 0.15) -> np.ndarray:
+    """Drop specks: keep connected components at least ``keep_fraction`` of the largest one."""
+    n, labels, stats, _ = cv2.connectedComponentsWithStats(mask.astype(np.uint8), 8)
+    if n <= 1:
+        return mask.astype(np.uint8)
+    areas = stats[1:, cv2.CC_STAT_AREA]
+    keep = np.flatnonzero(areas >= keep_fraction * areas.max()) + 1
+    return np.isin(labels, keep).astype(np.uint8)
+
+
+def refine(rgb: np.ndarray, coarse: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Closed-form matting in the trimap band, then multilevel foreground colour estimation."""
+    image = rgb.astype(np.float64) / 255.0
+    trimap = trimap_from_mask(coarse)
+    alpha = np.clip(estimate_alpha_cf(image, trimap), 0.0, 1.0)
+    fg = np.clip(estimate_foreground_ml(image, alpha), 0.0, 1.0)
+    return alpha, fg
+
+
+def crop_to_person(rgb: np.ndarray, mask: np.ndarray, margin: float = 0.35) -> tuple[np.ndarray, np.ndarray]:
+    """Crop a frame around the person so small full-body figures fill more of the training crop."""
+    ys, xs = np.nonzero(mask > 0.5)
+    h, w = mask.shape
+    y0, y1, x0, x1 = ys.min(), ys.max(), xs.min(), xs.max()
+    ph, pw = y1 - y0, x1 - x0
+    y0 = max(0, int(y0 - margin * ph)); y1 = min(h, int(y1 + margin * ph))
+    x0 = max(0, int(x0 - margin * pw - 0.3 * ph)); x1 = min(w, int(x1 + margin * pw + 0.3 * ph))
+    return rgb[y0:y1, x0:x1], mask[y0:y1, x0:x1]
+
+
+def room_samples(video: Path, segmenter: ReferenceSegmenter, every: int) -> tuple[list, list[np.ndarray]]:
+    """Frames of the room video with a person, masked by differencing against the median plate."""
+    all_frames = read_frames(video, every=1)
+    stack = np.stack([f for _, f in all_frames[:: max(1, len(all_frames) // 60)]])
+    plate = np.median(stack, axis=0).astype(np.uint8)
+    samples = []
+    for idx, rgb in all_frames[::every]:
+        diff = np.abs(rgb.astype(np.int16) - plate.astype(np.int16)).max(axis=2)
+        moving = cv2.morphologyEx((diff > 35).astype(np.uint8), cv2.MORPH_CLOSE, np.ones((7, 7), np.uint8))
+        person = segmenter(rgb, mode="pad") > 0.3
+        person = cv2.dilate(person.astype(np.uint8), np.ones((15, 15), np.uint8))
+        mask = largest_components(moving & person)
+        if mask.sum() < 0.01 * mask.size:
+            continue
+        mask = cv2.morphologyEx(mask, cv2.MORPH_OPEN, np.ones((3, 3), np.uint8))
+        mask = binary_fill_holes(mask).astype(np.uint8)  # dark clothes against the dark table leave holes
+        crop, crop_mask = crop_to_person(rgb, mask.astype(np.float32))
+        samples.append((f"room_{idx:05d}", crop, crop_mask))
+    plates = [plate]
+    return samples, plates
+
+
+def segmented_samples(name: str, frames: list[tuple[int, np.ndarray]], segmenter: ReferenceSegmenter) -> list:
+    """Frames whose coarse mask comes from the reference model (letterboxed, keeps the aspect ratio)."""
+    samples = []
+    for idx, rgb in frames:
+        soft = segmenter(rgb, mode="pad")
+        mask = largest_components(soft > 0.5).astype(np.float32)
+        if mask.sum() < 0.03 * mask.size:
+            continue
+        samples.append((f"{name}_{idx:05d}", rgb, mask))
+    return samples
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--shared", type=Path, default=Path(__file__).resolve().parents[1].parent / "shared")
+    parser.add_argument("-o", "--output", type=Path, default=Path("runs/data"))
+    parser.add_argument("--asl-every", type=int, default=12)
+    parser.add_argument("--room-every", type=int, default=12)
+    parser.add_argument("--portrait-video-every", type=int, default=15)
+    args = parser.parse_args()
+    data = args.shared / "data"
+    out = args.output
+    for sub in ("fg", "alpha", "image", "bg"):
+        (out / sub).mkdir(parents=True, exist_ok=True)
+    segmenter = ReferenceSegmenter(args.shared / "models" / "selfie_segmentation.onnx")
+
+    samples: list = []
+    for clip in sorted((data / "videos" / "asl").glob("*.mkv")):
+        samples += segmented_samples(f"asl_{clip.stem}", read_frames(clip, args.asl_every, start=3), segmenter)
+    samples += segmented_samples("thoughtful", read_frames(data / "videos" / "thoughtful-35590.mp4",
+                                                           args.portrait_video_every), segmenter)
+    for photo in sorted((data / "photos").glob("*.jpg")):
+        if photo.stem in EXCLUDED_PHOTOS:
+            continue
+        rgb = cv2.cvtColor(cv2.imread(str(photo)), cv2.COLOR_BGR2RGB)
+        samples += segmented_samples(f"photo_{photo.stem}", [(0, rgb)], segmenter)
+    room, plates = room_samples(data / "videos" / "one-by-one-person-detection.mp4", segmenter, args.room_every)
+    samples += room
+
+    for bg in sorted((data / "backgrounds").glob("*.jpg")):
+        img = cv2.imread(str(bg))
+        scale = 1280 / max(img.shape[:2])
+        if scale < 1:
+            img = cv2.resize(img, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
+        cv2.imwrite(str(out / "bg" / bg.name), img, [cv2.IMWRITE_JPEG_QUALITY, 95])
+    for i, plate in enumerate(plates):
+        cv2.imwrite(str(out / "bg" / f"room_plate_{i}.jpg"), cv2.cvtColor(plate, cv2.COLOR_RGB2BGR))
+
+    written = []
+    with Progress() as progress:
+        task = progress.add_task("matting pseudo-labels", total=len(samples))
+        for name, rgb, mask in samples:
+            if (out / "alpha" / f"{name}.png").exists():
+                written.append(name)
+                progress.advance(task)
+                continue
+            alpha, fg = refine(rgb, mask)
+            cv2.imwrite(str(out / "image" / f"{name}.jpg"), cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR),
+                        [cv2.IMWRITE_JPEG_QUALITY, 95])
+            cv2.imwrite(str(out / "fg" / f"{name}.png"), cv2.cvtColor((fg * 255 + 0.5).astype(np.uint8), cv2.COLOR_RGB2BGR))
+            cv2.imwrite(str(out / "alpha" / f"{name}.png"), (alpha * 255 + 0.5).astype(np.uint8))
+            written.append(name)
+            progress.advance(task)
+    manifest = {
+        "samples": written,
+        "backgrounds": sorted(p.name for p in (out / "bg").glob("*.jpg")),
+        "sources": {
+            "asl_*, room_*, room_plate_*": "Intel IoT DevKit sample-videos, CC BY 4.0",
+            "thoughtful_*, photo_*, Pixabay backgrounds": "Pixabay content (via Volcomix/virtual-background)",
+            "beach, desert, sky, sunset": "anilsathyan7/Portrait-Segmentation test images, MIT",
+        },
+        "labels": "reference selfie segmentation (letterboxed) or plate differencing -> trimap -> closed-form matting",
+    }
+    (out / "manifest.json").write_text(json.dumps(manifest, indent=2))
+    print(f"{len(written)} labelled samples, {len(manifest['backgrounds'])} backgrounds in {out}")
+
+
+if __name__ == "__main__":
+    main()

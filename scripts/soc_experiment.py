@@ -1,0 +1,63 @@
+"""Does SOC help? Adapt weights on some clips, score held-out clips and the labelled portraits.
+
+Adapts on the first half of the ASL clips (every n-th frame) plus the portrait video, then reports:
+- inconsistency (mean |semantic - blurred 1/16 matte|) on frames of the held-out ASL clips, before/after;
+- MSE and MAD on ../shared/data/portraits (full resolution, reference size 512), before/after.
+
+    python scripts/soc_experiment.py --weights src/greenless/weights/modnet.safetensors -o runs/soc
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+from pathlib import Path
+
+import torch
+
+from greenless.model.checkpoint import load_weights
+from greenless.train.soc import SOCConfig, adapt, inconsistency, iter_frames
+from greenless.train.validate import validate
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--weights", type=Path, required=True)
+    parser.add_argument("--shared", type=Path, default=Path(__file__).resolve().parents[1].parent / "shared")
+    parser.add_argument("-o", "--output", type=Path, default=Path("runs/soc"))
+    parser.add_argument("--steps", type=int, default=60)
+    parser.add_argument("--lr", type=float, default=1e-5)
+    parser.add_argument("--size", type=int, default=256)
+    parser.add_argument("--threads", type=int, default=0)
+    args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    data = args.shared / "data"
+    clips = sorted((data / "videos" / "asl").glob("*.mkv"))
+    adapt_clips, held_out = clips[: len(clips) // 2], clips[len(clips) // 2:]
+    unlabelled = args.output / "unlabelled"
+    if unlabelled.exists():
+        shutil.rmtree(unlabelled)
+    unlabelled.mkdir(parents=True)
+    for clip in adapt_clips + [data / "videos" / "thoughtful-35590.mp4"]:
+        (unlabelled / clip.name).symlink_to(clip.resolve())
+    test_frames = [f for clip in held_out for f in iter_frames(clip, every=15, limit=4)]
+
+    before_model, _ = load_weights(args.weights)
+    before = {"inconsistency": inconsistency(before_model, test_frames, args.size),
+              **validate(before_model, data / "portraits")}
+    adapted = args.output / "adapted.safetensors"
+    adapt(args.weights, unlabelled, adapted, SOCConfig(steps=args.steps, lr=args.lr, size=args.size, frame_every=6))
+    after_model, _ = load_weights(adapted)
+    after = {"inconsistency": inconsistency(after_model, test_frames, args.size),
+             **validate(after_model, data / "portraits")}
+    report = {"adapt_clips": [c.name for c in adapt_clips], "held_out_clips": [c.name for c in held_out],
+              "held_out_frames": len(test_frames), "steps": args.steps, "lr": args.lr,
+              "before": before, "after": after}
+    (args.output / "report.json").write_text(json.dumps(report, indent=2))
+    print(json.dumps(report, indent=2))
+
+
+if __name__ == "__main__":
+    main()

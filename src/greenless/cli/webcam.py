@@ -1,0 +1,171 @@
+"""``greenless webcam``: live matting from a camera (or a file standing in for one) with background replacement."""
+
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import typer
+
+from greenless.cli import app
+
+WINDOW = "greenless"
+
+
+def gui_available() -> bool:
+    """True when this OpenCV build can open windows (opencv-python-headless cannot)."""
+    import cv2
+
+    try:
+        cv2.namedWindow(WINDOW, cv2.WINDOW_NORMAL)
+        cv2.destroyWindow(WINDOW)
+        return True
+    except cv2.error:
+        return False
+
+
+def open_virtual_camera(width: int, height: int, fps: float) -> Any:
+    """A pyvirtualcam camera, or one GreenlessError line saying what is missing."""
+    from greenless.errors import GreenlessError
+
+    try:
+        import pyvirtualcam
+    except ImportError:
+        raise GreenlessError("--virtual-camera needs pyvirtualcam: pip install 'greenless[webcam]'") from None
+    try:
+        return pyvirtualcam.Camera(width=width, height=height, fps=fps)
+    except Exception as exc:
+        raise GreenlessError(f"no virtual camera device available ({str(exc).splitlines()[0][:150]}); on Linux load "
+                             f"v4l2loopback, on Windows or macOS install OBS (its virtual camera)") from exc
+
+
+class FpsMeter:
+    """Frames per second over a sliding second, reported on stderr about once a second."""
+
+    def __init__(self) -> None:
+        self.times: list[float] = []
+        self.last_report = 0.0
+        self.frames = 0
+
+    def tick(self) -> float:
+        now = time.perf_counter()
+        self.frames += 1
+        self.times = [t for t in self.times if now - t < 1.0] + [now]
+        fps = (len(self.times) - 1) / (self.times[-1] - self.times[0]) if len(self.times) > 1 else 0.0
+        if now - self.last_report >= 1.0:
+            self.last_report = now
+            end = "\r" if sys.stderr.isatty() else "\n"
+            print(f"greenless webcam: {fps:5.1f} fps, {self.frames} frames", end=end, file=sys.stderr, flush=True)
+        return fps
+
+
+@app.command()
+def webcam(
+    device: int = typer.Option(0, "--device", help="Camera index (0 is the default camera)."),
+    source: Path | None = typer.Option(None, "--source", help="Read a video file instead of a camera."),
+    background: str = typer.Option("blur", "--background", "-b", help="'blur' (of the frame), a colour, or an image."),
+    virtual_camera: bool = typer.Option(False, "--virtual-camera", help="Publish to a virtual camera (pyvirtualcam)."),
+    window: bool | None = typer.Option(None, "--window/--no-window",
+                                       help="Show a preview window (default: when OpenCV has GUI support)."),
+    output: Path | None = typer.Option(None, "-o", "--output",
+                                       help="Also record the result (.mp4/.webm/.mov/.mkv, or a folder of PNGs)."),
+    max_frames: int | None = typer.Option(None, "--max-frames", help="Stop after this many frames."),
+    no_ofd: bool = typer.Option(False, "--no-ofd", help="Turn off one-frame-delay flicker removal."),
+    ref_size: int | None = typer.Option(None, "--ref-size", help="Short side the network sees (smaller is faster)."),
+    engine: str = typer.Option("onnx", "--engine", help="onnx (default) or torch."),
+    weights: Path | None = typer.Option(None, "--weights", help="Weights file; default: packaged."),
+) -> None:
+    """Live background replacement: camera -> matte -> blur/colour/image background -> window, virtual camera, file."""
+    import cv2
+    from fractions import Fraction
+
+    from greenless.errors import GreenlessError
+    from greenless.matter import Matter
+    from greenless.media.video import choose_encoder, is_video_output, open_writer
+    from greenless.pipeline.video import Background, OneFrameDelay, render
+
+    if window is None:
+        window = output is None and not virtual_camera  # a window by default only when there is no other sink
+    if window and not gui_available():
+        raise GreenlessError("--window needs OpenCV with GUI support (this install has opencv-python-headless); "
+                             "use --no-window with -o FILE or --virtual-camera, or pip install opencv-python")
+    if not window and output is None and not virtual_camera:
+        raise GreenlessError("nothing to show: give --window, -o FILE or --virtual-camera")
+    if output is not None and is_video_output(output):
+        choose_encoder(output, alpha=False)
+    if source is not None and not source.is_file():
+        raise GreenlessError(f"{source}: file not found")
+
+    if hasattr(cv2, "utils") and hasattr(cv2.utils, "logging"):
+        cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)  # our own one-line errors suffice
+    capture = cv2.VideoCapture(str(source) if source is not None else device)
+    if not capture.isOpened():
+        raise GreenlessError(f"{source}: cannot read video" if source is not None
+                             else f"cannot open camera {device} (is it connected and free?)")
+    sinks: list[Any] = []
+    writer = None
+    try:
+        ok, first = capture.read()
+        if not ok:
+            raise GreenlessError(f"{source or f'camera {device}'}: no frames could be read")
+        height, width = first.shape[:2]
+        fps = capture.get(cv2.CAP_PROP_FPS) or 30.0
+        fps = fps if 1.0 <= fps <= 240.0 else 30.0
+        matter = Matter(weights, engine=engine, ref_size=ref_size)
+        bg = Background(background, width, height)
+        ofd = None if no_ofd else OneFrameDelay()
+        camera = open_virtual_camera(width, height, fps) if virtual_camera else None
+        if camera is not None:
+            sinks.append(camera)
+        if output is not None:
+            writer = open_writer(output, width, height, Fraction(fps).limit_denominator(1001))
+        meter = FpsMeter()
+        count = 0
+        bgr = first
+
+        def emit(rgb: Any, alpha: Any) -> bool:
+            """Compose one frame and send it to every sink; False when the user closed the window."""
+            out = render("composite", rgb, alpha, bg)
+            fps_now = meter.tick()
+            if writer is not None:
+                writer.write(out)
+            if camera is not None:
+                camera.send(out)
+            if window:
+                shown = cv2.cvtColor(out, cv2.COLOR_RGB2BGR)
+                cv2.putText(shown, f"{fps_now:.1f} fps", (10, 30), cv2.FONT_HERSHEY_SIMPLEX, 0.8, (255, 255, 255), 2)
+                cv2.imshow(WINDOW, shown)
+                if cv2.waitKey(1) & 0xFF in (27, ord("q")):
+                    return False
+            return True
+
+        try:
+            while bgr is not None and (max_frames is None or count < max_frames):
+                rgb = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+                alpha = matter.matte(rgb)
+                count += 1
+                ready = ofd.push(alpha, rgb) if ofd is not None else [(alpha, rgb)]
+                if not all(emit(f, a) for a, f in ready):
+                    break
+                ok, bgr = capture.read()
+                if not ok:
+                    bgr = None
+            for a, f in (ofd.flush() if ofd is not None else []):
+                emit(f, a)
+        except KeyboardInterrupt:
+            pass  # stop the live loop; the recording is finalised below
+        print(file=sys.stderr)
+        if writer is not None:
+            writer.close()
+            typer.echo(f"wrote {output} ({writer.frames_written} frames)", err=True)
+        writer = None
+    finally:
+        capture.release()
+        if writer is not None:
+            writer.abort()
+        for sink in sinks:
+            sink.close()
+        if window:
+            cv2.destroyAllWindows()

@@ -1,0 +1,1 @@
+"""Training data: folder datasets in common matting layouts, background composition, targets, augmentation."""

@@ -1,0 +1,76 @@
+"""Augmentations for composited training samples: geometry, colour, degradations and synthetic lighting.
+
+The lighting simulation follows the deployment notes behind MODNet's webcam model: with some
+probability a soft point light or a light streak is added to the image (not the alpha), so the
+network meets back-light and hard light during training.
+"""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+
+def random_crop_scale(rng: np.random.Generator, rgb_layers: list[np.ndarray], size: int,
+                      scale_range: tuple[float, float] = (0.6, 1.3)) -> list[np.ndarray]:
+    """Rescale every layer by one random factor (short side ~ size*scale), then take one random size x size crop."""
+    h, w = rgb_layers[0].shape[:2]
+    target_short = size * rng.uniform(*scale_range)
+    scale = max(target_short / min(h, w), size / min(h, w))
+    nh, nw = max(size, int(round(h * scale))), max(size, int(round(w * scale)))
+    y = int(rng.integers(0, nh - size + 1))
+    x = int(rng.integers(0, nw - size + 1))
+    out = []
+    for layer in rgb_layers:
+        interp = cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR
+        resized = cv2.resize(layer, (nw, nh), interpolation=interp)
+        out.append(resized[y:y + size, x:x + size])
+    return out
+
+
+def colour_jitter(rng: np.random.Generator, img: np.ndarray, strength: float = 0.25) -> np.ndarray:
+    """Brightness, contrast, saturation and hue shifts on a float RGB image in [0, 1]."""
+    img = img * rng.uniform(1 - strength, 1 + strength)
+    mean = img.mean()
+    img = (img - mean) * rng.uniform(1 - strength, 1 + strength) + mean
+    grey = img.mean(axis=2, keepdims=True)
+    img = (img - grey) * rng.uniform(1 - strength, 1 + strength) + grey
+    if rng.random() < 0.3:
+        hsv = cv2.cvtColor(np.clip(img, 0, 1).astype(np.float32), cv2.COLOR_RGB2HSV)
+        hsv[..., 0] = (hsv[..., 0] + rng.uniform(-12, 12)) % 360
+        img = cv2.cvtColor(hsv, cv2.COLOR_HSV2RGB)
+    return np.clip(img, 0, 1)
+
+
+def degrade(rng: np.random.Generator, img: np.ndarray) -> np.ndarray:
+    """Blur, sensor noise and JPEG artefacts, each with some probability (float RGB in [0, 1])."""
+    if rng.random() < 0.2:
+        k = int(rng.choice([3, 5]))
+        img = cv2.GaussianBlur(img, (k, k), 0)
+    if rng.random() < 0.3:
+        img = img + rng.normal(0, rng.uniform(0.005, 0.03), img.shape).astype(np.float32)
+    if rng.random() < 0.3:
+        q = int(rng.integers(40, 90))
+        ok, buf = cv2.imencode(".jpg", (np.clip(img, 0, 1) * 255).astype(np.uint8), [cv2.IMWRITE_JPEG_QUALITY, q])
+        if ok:
+            img = cv2.imdecode(buf, cv2.IMREAD_UNCHANGED).astype(np.float32) / 255.0
+    return np.clip(img, 0, 1)
+
+
+def add_lighting(rng: np.random.Generator, img: np.ndarray) -> np.ndarray:
+    """Add a synthetic point light (radial falloff) or line light (a soft streak) of random colour."""
+    h, w = img.shape[:2]
+    colour = rng.uniform(0.7, 1.0, 3).astype(np.float32)
+    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
+    if rng.random() < 0.5:
+        cy, cx = rng.uniform(-0.2, 1.2) * h, rng.uniform(-0.2, 1.2) * w
+        radius = rng.uniform(0.2, 0.8) * max(h, w)
+        light = np.exp(-((yy - cy) ** 2 + (xx - cx) ** 2) / (2 * radius ** 2))
+    else:
+        angle = rng.uniform(0, np.pi)
+        offset = rng.uniform(0.2, 0.8) * (h * abs(np.sin(angle)) + w * abs(np.cos(angle)))
+        dist = xx * np.sin(angle) - yy * np.cos(angle) + h * np.cos(angle) * 0.5
+        width = rng.uniform(0.05, 0.25) * max(h, w)
+        light = np.exp(-((dist - offset + h * 0.25) ** 2) / (2 * width ** 2))
+    gain = rng.uniform(0.3, 0.9)
+    return np.clip(img + gain * light[..., None] * colour, 0, 1)

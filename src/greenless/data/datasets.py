@@ -1,0 +1,179 @@
+"""PyTorch datasets: foregrounds composited on many backgrounds, real labelled images, unlabelled frames.
+
+Composition follows MODNet/DIM background replacement: each foreground yields ``composites_per_fg``
+samples per epoch, each a different random crop on a different random background, blended in linear
+light (sRGB decoded with gamma 2.2) so soft edges mix like a camera would record them.
+Randomness is derived from (seed, epoch, index), so every process of a distributed run sees the same
+sample for the same index and a resumed run replays the same stream.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from greenless.data.augment import add_lighting, colour_jitter, degrade, random_crop_scale
+from greenless.data.folders import Pair
+from greenless.data.targets import semantic_target, transition_band
+from greenless.errors import GreenlessError
+
+GAMMA = 2.2
+
+
+@lru_cache(maxsize=4096)
+def _read_rgb(path: Path) -> np.ndarray:
+    img = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    if img is None:
+        raise GreenlessError(f"{path}: cannot read image")
+    return cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
+
+
+@lru_cache(maxsize=4096)
+def _read_alpha(path: Path) -> np.ndarray:
+    img = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+    if img is None:
+        raise GreenlessError(f"{path}: cannot read alpha")
+    if img.ndim == 3:
+        img = img[..., 3] if img.shape[2] == 4 else img[..., 0]
+    scale = 65535.0 if img.dtype == np.uint16 else 255.0
+    return img.astype(np.float32) / scale
+
+
+def load_pair(pair: Pair) -> tuple[np.ndarray, np.ndarray]:
+    """(RGB float32 [0,1], alpha float32 [0,1]) of a pair; sizes must match."""
+    rgb, alpha = _read_rgb(pair.image), _read_alpha(pair.alpha)
+    if rgb.shape[:2] != alpha.shape[:2]:
+        raise GreenlessError(f"{pair.alpha}: size {alpha.shape[1]}x{alpha.shape[0]} does not match "
+                             f"{pair.image.name} ({rgb.shape[1]}x{rgb.shape[0]})")
+    return rgb.astype(np.float32) / 255.0, alpha
+
+
+def jitter_prev_alpha(rng: np.random.Generator, alpha: np.ndarray, blank_p: float = 0.3) -> np.ndarray:
+    """A plausible previous-frame alpha: blanked with ``blank_p``, else shifted, rotated, scaled and eroded/dilated.
+
+    The jitter keeps the 4-channel model from copying its input instead of looking at the image.
+    """
+    if rng.random() < blank_p:
+        return np.zeros_like(alpha)
+    h, w = alpha.shape
+    angle = rng.uniform(-5, 5)
+    scale = rng.uniform(0.95, 1.05)
+    matrix = cv2.getRotationMatrix2D((w / 2, h / 2), angle, scale)
+    matrix[:, 2] += rng.uniform(-0.04, 0.04, 2) * (w, h)
+    prev = cv2.warpAffine(alpha, matrix, (w, h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    k = int(rng.integers(0, 4))
+    if k:
+        kernel = np.ones((2 * k + 1, 2 * k + 1), np.uint8)
+        prev = cv2.dilate(prev, kernel) if rng.random() < 0.5 else cv2.erode(prev, kernel)
+    return prev
+
+
+def to_sample(image: np.ndarray, alpha: np.ndarray, fg: np.ndarray | None = None, bg: np.ndarray | None = None,
+              prev: np.ndarray | None = None) -> dict[str, torch.Tensor]:
+    """Tensors the trainer needs: normalised image (+ previous alpha), alpha, semantic target, band, fg/bg."""
+    x = image.transpose(2, 0, 1) * 2.0 - 1.0
+    if prev is not None:
+        x = np.concatenate([x, (prev * 2.0 - 1.0)[None]], axis=0)
+    sample = {
+        "image": torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32)),
+        "alpha": torch.from_numpy(alpha[None].astype(np.float32)),
+        "semantic": torch.from_numpy(semantic_target(alpha)[None].astype(np.float32)),
+        "band": torch.from_numpy(transition_band(alpha)[None]),
+        "has_comp": torch.tensor(1.0 if fg is not None else 0.0),
+    }
+    zeros = np.zeros_like(image)
+    sample["fg"] = torch.from_numpy(np.ascontiguousarray((fg if fg is not None else zeros).transpose(2, 0, 1)))
+    sample["bg"] = torch.from_numpy(np.ascontiguousarray((bg if bg is not None else zeros).transpose(2, 0, 1)))
+    return sample
+
+
+class _Seeded(Dataset):
+    """Per-index, per-epoch random generators so runs are reproducible and identical across processes."""
+
+    def __init__(self, seed: int) -> None:
+        self.seed = seed
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def rng(self, index: int) -> np.random.Generator:
+        return np.random.default_rng([self.seed, self.epoch, index])
+
+
+class CompositionDataset(_Seeded):
+    """Foregrounds + alphas composited on random backgrounds, ``composites_per_fg`` times each per epoch."""
+
+    def __init__(self, pairs: list[Pair], backgrounds: list[Path], size: int = 256, composites_per_fg: int = 4,
+                 seed: int = 0, lighting_p: float = 0.15, prev_alpha: bool = False) -> None:
+        super().__init__(seed)
+        if not pairs:
+            raise GreenlessError("no foregrounds to compose")
+        if not backgrounds:
+            raise GreenlessError("no backgrounds to compose on")
+        self.pairs, self.backgrounds = pairs, backgrounds
+        self.size, self.per_fg = size, composites_per_fg
+        self.lighting_p, self.prev_alpha = lighting_p, prev_alpha
+
+    def __len__(self) -> int:
+        return len(self.pairs) * self.per_fg
+
+    def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
+        rng = self.rng(index)
+        fg, alpha = load_pair(self.pairs[index // self.per_fg])
+        bg = _read_rgb(self.backgrounds[int(rng.integers(len(self.backgrounds)))]).astype(np.float32) / 255.0
+        if rng.random() < 0.5:
+            fg, alpha = fg[:, ::-1], alpha[:, ::-1]
+        fg, alpha = random_crop_scale(rng, [fg, alpha], self.size, (0.5, 1.2))
+        bg = random_crop_scale(rng, [bg], self.size, (1.0, 2.0))[0]
+        if rng.random() < 0.5:
+            bg = bg[:, ::-1]
+        fg = colour_jitter(rng, fg, 0.15)
+        bg = colour_jitter(rng, bg, 0.3)
+        if rng.random() < 0.3:
+            bg = cv2.GaussianBlur(bg, (0, 0), rng.uniform(1, 6))
+        alpha = np.clip(alpha, 0.0, 1.0)  # resampling can overshoot 1 by an ulp; negative powers give NaN
+        a = alpha[..., None]
+        image = np.maximum(a * fg ** GAMMA + (1 - a) * bg ** GAMMA, 0.0) ** (1 / GAMMA)
+        if rng.random() < self.lighting_p:
+            image = add_lighting(rng, image)
+        image = degrade(rng, image.astype(np.float32))
+        prev = jitter_prev_alpha(rng, alpha) if self.prev_alpha else None
+        return to_sample(image.astype(np.float32), np.ascontiguousarray(alpha), np.ascontiguousarray(fg),
+                         np.ascontiguousarray(bg), prev)
+
+
+class LabelledDataset(_Seeded):
+    """Real images with alphas. ``size=None`` gives whole images (validation); else augmented square crops."""
+
+    def __init__(self, pairs: list[Pair], size: int | None = 256, repeats: int = 1, seed: int = 0,
+                 lighting_p: float = 0.15, prev_alpha: bool = False) -> None:
+        super().__init__(seed)
+        if not pairs:
+            raise GreenlessError("no labelled images")
+        self.pairs, self.size, self.repeats = pairs, size, repeats
+        self.lighting_p, self.prev_alpha = lighting_p, prev_alpha
+
+    def __len__(self) -> int:
+        return len(self.pairs) * self.repeats
+
+    def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
+        image, alpha = load_pair(self.pairs[index // self.repeats])
+        rng = self.rng(index)
+        if self.size is None:
+            prev = np.zeros_like(alpha) if self.prev_alpha else None
+            return to_sample(image, alpha, prev=prev)
+        if rng.random() < 0.5:
+            image, alpha = image[:, ::-1], alpha[:, ::-1]
+        image, alpha = random_crop_scale(rng, [image, alpha], self.size, (0.5, 1.2))
+        image = colour_jitter(rng, image, 0.2)
+        if rng.random() < self.lighting_p:
+            image = add_lighting(rng, image)
+        image = degrade(rng, image.astype(np.float32))
+        prev = jitter_prev_alpha(rng, alpha) if self.prev_alpha else None
+        return to_sample(image.astype(np.float32), np.ascontiguousarray(alpha), prev=prev)

@@ -1,0 +1,92 @@
+"""Find matting samples on disk in the layouts users already have, with clear errors for broken sets.
+
+Layouts: PPM-100 / P3M style (``image/`` + ``alpha/`` with matching stems; P3M's ``blurred_image/`` or
+``original_image/`` + ``mask/`` and AIM-500's ``original/`` + ``mask/`` too), and foreground lists
+(Composition-1K / PaddleSeg style: ``fg/`` + ``alpha/`` plus a folder or list file of backgrounds).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from greenless.errors import GreenlessError
+
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff"}
+VIDEO_SUFFIXES = {".mp4", ".mkv", ".mov", ".webm", ".avi", ".gif"}
+_IMAGE_DIRS = ("image", "images", "blurred_image", "original_image", "original", "merged")
+_ALPHA_DIRS = ("alpha", "mask", "matte")
+
+
+@dataclass(frozen=True)
+class Pair:
+    """One labelled sample: an image (or a foreground) and its alpha matte."""
+
+    image: Path
+    alpha: Path
+
+
+def list_images(folder: Path) -> list[Path]:
+    """Image files directly inside ``folder``, sorted by name."""
+    return sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
+
+
+def _match(images_dir: Path, alpha_dir: Path) -> list[Pair]:
+    images = list_images(images_dir)
+    if not images:
+        raise GreenlessError(f"{images_dir}: no images found")
+    alphas = {p.stem: p for p in list_images(alpha_dir)}
+    missing = [p.name for p in images if p.stem not in alphas]
+    if missing:
+        raise GreenlessError(f"{alpha_dir}: no alpha for {', '.join(missing[:5])}" + (" ..." if len(missing) > 5 else ""))
+    return [Pair(p, alphas[p.stem]) for p in images]
+
+
+def find_labelled(root: Path) -> list[Pair]:
+    """Image/alpha pairs of a PPM-100, P3M-500 or AIM-500 style folder."""
+    if not root.is_dir():
+        raise GreenlessError(f"{root}: not a folder")
+    image_dir = next((root / d for d in _IMAGE_DIRS if (root / d).is_dir()), None)
+    alpha_dir = next((root / d for d in _ALPHA_DIRS if (root / d).is_dir()), None)
+    if image_dir is None or alpha_dir is None:
+        raise GreenlessError(f"{root}: expected image/ and alpha/ folders (or P3M/AIM names: "
+                             f"{'/'.join(_IMAGE_DIRS)} + {'/'.join(_ALPHA_DIRS)})")
+    return _match(image_dir, alpha_dir)
+
+
+def find_foregrounds(root: Path) -> list[Pair]:
+    """Foreground/alpha pairs of a Composition-1K style folder (``fg/`` + ``alpha/``)."""
+    if not (root / "fg").is_dir() or not (root / "alpha").is_dir():
+        raise GreenlessError(f"{root}: expected fg/ and alpha/ folders")
+    return _match(root / "fg", root / "alpha")
+
+
+def find_backgrounds(source: Path) -> list[Path]:
+    """Background images from a folder or a text file listing one path per line (relative to the file)."""
+    if source.is_dir():
+        found = list_images(source)
+    elif source.is_file():
+        lines = [line.strip() for line in source.read_text().splitlines() if line.strip()]
+        found = [(source.parent / line) if not Path(line).is_absolute() else Path(line) for line in lines]
+        absent = [str(p) for p in found if not p.is_file()]
+        if absent:
+            raise GreenlessError(f"{source}: listed backgrounds not found: {', '.join(absent[:3])}")
+    else:
+        raise GreenlessError(f"{source}: no such background folder or list")
+    if not found:
+        raise GreenlessError(f"{source}: no background images")
+    return found
+
+
+def find_unlabelled(source: Path) -> list[Path]:
+    """Images or videos for self-supervised adaptation: a folder of them or one video file."""
+    if source.is_file():
+        if source.suffix.lower() in VIDEO_SUFFIXES | IMAGE_SUFFIXES:
+            return [source]
+        raise GreenlessError(f"{source}: not an image or video file")
+    if not source.is_dir():
+        raise GreenlessError(f"{source}: no such file or folder")
+    found = sorted(p for p in source.iterdir() if p.suffix.lower() in VIDEO_SUFFIXES | IMAGE_SUFFIXES)
+    if not found:
+        raise GreenlessError(f"{source}: no images or videos found")
+    return found

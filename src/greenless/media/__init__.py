@@ -1,0 +1,1 @@
+"""Readers and writers for files: images, videos (audio kept), image sequences, webcam; no model code."""

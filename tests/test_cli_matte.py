@@ -1,0 +1,232 @@
+"""``greenless matte`` end to end in a subprocess: naming, output kinds and types, stdin/stdout, folders, bad input."""
+
+from __future__ import annotations
+
+import io
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from conftest import run_greenless
+
+FAST = ("--ref-size", "64")  # the network at 64 px keeps CPU runs quick; output size is still the photo's
+
+
+@pytest.fixture()
+def photos(tmp_path: Path, shared_data: Path) -> Path:
+    """A folder of three small real photos (JPEG) in a fresh temp dir."""
+    folder = tmp_path / "in"
+    folder.mkdir()
+    for src in sorted((shared_data / "photos").glob("*.jpg")):
+        Image.open(src).convert("RGB").resize((120, 80)).save(folder / src.name, quality=90)
+    return folder
+
+
+def _files(folder: Path) -> set[str]:
+    return {p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file()}
+
+
+def _one_error_line(proc) -> str:
+    err = proc.stderr.decode()
+    assert "Traceback" not in err, err
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert len(lines) == 1, err
+    assert lines[0].startswith("greenless: error: "), err
+    return lines[0]
+
+
+def test_example_photo(tmp_path: Path, repo_root: Path) -> None:
+    """The bundled public-domain photo: ``greenless matte examples/astronaut.jpg`` writes examples/astronaut.png."""
+    src = repo_root / "examples" / "astronaut.jpg"
+    assert Image.open(src).size == (512, 512)
+    assert "public domain" in (repo_root / "examples" / "README.md").read_text().lower()
+    (tmp_path / "examples").mkdir()
+    shutil.copy(src, tmp_path / "examples" / "astronaut.jpg")
+    proc = run_greenless("matte", "examples/astronaut.jpg", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr.decode()
+    out = Image.open(tmp_path / "examples" / "astronaut.png")
+    assert out.format == "PNG" and out.mode == "RGBA" and out.size == (512, 512)
+
+
+def test_default_names_never_overwrite_input(photos: Path) -> None:
+    one = photos / "doctor-5871743_640.jpg"
+    png = photos / "girl.png"
+    Image.open(one).save(png)
+    before = png.read_bytes()
+    assert run_greenless("matte", str(png), *FAST).returncode == 0
+    assert png.read_bytes() == before
+    assert Image.open(photos / "girl.cutout.png").mode == "RGBA"
+    proc = run_greenless("matte", str(one), "--output", "alpha", *FAST)
+    assert proc.returncode == 0, proc.stderr.decode()
+    assert Image.open(photos / "doctor-5871743_640.alpha.png").mode == "L"
+
+
+@pytest.mark.parametrize("kind,name,fmt,mode", [
+    ("rgba", "o.png", "PNG", "RGBA"),
+    ("alpha", "o.png", "PNG", "L"),
+    ("foreground", "o.png", "PNG", "RGB"),
+    ("composite", "o.png", "PNG", "RGB"),
+    ("composite", "o.jpg", "JPEG", "RGB"),
+    ("rgba", "o.webp", "WEBP", "RGBA"),
+])
+def test_output_kinds(photos: Path, tmp_path: Path, kind: str, name: str, fmt: str, mode: str) -> None:
+    src = photos / "girl-919048_1280.jpg"
+    out = tmp_path / "res" / name
+    proc = run_greenless("matte", str(src), "--output", kind, "-o", str(out), "--background", "0,255,0", *FAST)
+    assert proc.returncode == 0, proc.stderr.decode()
+    img = Image.open(out)
+    assert (img.format, img.mode, img.size) == (fmt, mode, (120, 80))
+    assert _files(tmp_path / "res") == {name}
+
+
+def test_composite_on_background_image_and_no_fg_estimate(photos: Path, tmp_path: Path, shared_data: Path) -> None:
+    src = photos / "woman-5883428_1280.jpg"
+    out = tmp_path / "c.png"
+    bg = shared_data / "backgrounds" / "beach.jpg"
+    proc = run_greenless("matte", str(src), "--output", "composite", "--background", str(bg), "-o", str(out),
+                         "--no-fg-estimate", *FAST)
+    assert proc.returncode == 0, proc.stderr.decode()
+    assert Image.open(out).size == (120, 80)
+
+
+def test_stdin_to_stdout_and_to_file(photos: Path, tmp_path: Path) -> None:
+    data = (photos / "doctor-5871743_640.jpg").read_bytes()
+    proc = run_greenless("matte", "-", "--output", "alpha", *FAST, stdin=data)
+    assert proc.returncode == 0, proc.stderr.decode()
+    img = Image.open(io.BytesIO(proc.stdout))
+    assert (img.format, img.mode, img.size) == ("PNG", "L", (120, 80))
+    proc = run_greenless("matte", "-", "-o", str(tmp_path / "s.png"), *FAST, stdin=data)
+    assert proc.returncode == 0 and proc.stdout == b""
+    assert Image.open(tmp_path / "s.png").mode == "RGBA"
+    proc = run_greenless("matte", str(photos / "doctor-5871743_640.jpg"), "-o", "-", "--output", "foreground", *FAST)
+    assert proc.returncode == 0, proc.stderr.decode()
+    assert Image.open(io.BytesIO(proc.stdout)).mode == "RGB"
+    proc = run_greenless("matte", "-", *FAST, stdin=b"not an image")
+    assert proc.returncode != 0 and proc.stdout == b""
+    assert "<stdin>" in _one_error_line(proc)
+
+
+def test_folder_with_a_bad_file(photos: Path, tmp_path: Path) -> None:
+    (photos / "b_broken.jpg").write_text("not a jpeg")
+    out = tmp_path / "out"
+    proc = run_greenless("matte", str(photos), "-o", str(out), *FAST)
+    assert proc.returncode == 1
+    err = proc.stderr.decode()
+    assert "Traceback" not in err
+    errors = [line for line in err.splitlines() if "error" in line]
+    assert len(errors) == 1 and "b_broken.jpg" in errors[0], err
+    assert _files(out) == {"doctor-5871743_640.png", "girl-919048_1280.png", "woman-5883428_1280.png"}
+
+
+def test_folder_without_o_and_quoted_glob(photos: Path, tmp_path: Path) -> None:
+    proc = run_greenless("matte", str(photos), *FAST)
+    assert proc.returncode == 0, proc.stderr.decode()
+    assert {n for n in _files(photos) if n.startswith("greenless/")} == {
+        "greenless/doctor-5871743_640.png", "greenless/girl-919048_1280.png", "greenless/woman-5883428_1280.png"}
+    proc = run_greenless("matte", str(photos / "[dg]*.jpg"), "-o", str(tmp_path / "g"), "--output", "alpha", *FAST)
+    assert proc.returncode == 0, proc.stderr.decode()
+    assert _files(tmp_path / "g") == {"doctor-5871743_640.png", "girl-919048_1280.png"}
+    assert all(Image.open(p).mode == "L" for p in (tmp_path / "g").iterdir())
+
+
+def test_odd_sizes_keep_their_size(tmp_path: Path, shared_data: Path) -> None:
+    src = Image.open(shared_data / "photos" / "girl-919048_1280.jpg").convert("RGB")
+    for w, h in ((33, 47), (101, 517)):
+        path = tmp_path / f"odd{w}x{h}.jpg"
+        src.resize((w, h)).save(path)
+    proc = run_greenless("matte", str(tmp_path / "odd*.jpg"), "-o", str(tmp_path / "out"), "--output", "alpha")
+    assert proc.returncode == 0, proc.stderr.decode()
+    assert Image.open(tmp_path / "out" / "odd33x47.png").size == (33, 47)
+    assert Image.open(tmp_path / "out" / "odd101x517.png").size == (101, 517)
+
+
+def _make_bad(kind: str, folder: Path, shared_data: Path) -> tuple[list[str], str]:
+    """(arguments, text the error line must contain) for one kind of bad input."""
+    photo = shared_data / "photos" / "doctor-5871743_640.jpg"
+    if kind == "missing":
+        return [str(folder / "missing.jpg")], "not found"
+    if kind == "zero-byte":
+        (folder / "zero.jpg").write_bytes(b"")
+        return [str(folder / "zero.jpg")], "empty"
+    if kind == "truncated":
+        (folder / "cut.jpg").write_bytes(photo.read_bytes()[:15000])
+        return [str(folder / "cut.jpg")], "truncated"
+    if kind == "text-as-jpg":
+        (folder / "notes.jpg").write_text("hello\n")
+        return [str(folder / "notes.jpg")], "not an image"
+    if kind == "bomb":
+        shutil.copy(photo, folder / "big.jpg")
+        return [str(folder / "big.jpg"), "--max-pixels", "1000"], "limit"
+    shutil.copy(photo, folder / "ok.jpg")
+    if kind == "bad-output":
+        return [str(folder / "ok.jpg"), "--output", "bogus"], "--output"
+    if kind == "bad-engine":
+        return [str(folder / "ok.jpg"), "--engine", "bogus"], "--engine"
+    if kind == "bad-background":
+        return [str(folder / "ok.jpg"), "--output", "composite", "--background", "nocolour"], "nocolour"
+    if kind == "jpeg-cutout":
+        return [str(folder / "ok.jpg"), "-o", str(folder / "cut.jpg")], "transparency"
+    raise AssertionError(kind)
+
+
+@pytest.mark.parametrize("kind", ["missing", "zero-byte", "truncated", "text-as-jpg", "bomb", "bad-output",
+                                  "bad-engine", "bad-background", "jpeg-cutout"])
+def test_bad_input_is_one_line(tmp_path: Path, shared_data: Path, kind: str) -> None:
+    folder = tmp_path / "w"
+    folder.mkdir()
+    args, words = _make_bad(kind, folder, shared_data)
+    before = _files(folder)
+    proc = run_greenless("matte", *args)
+    assert proc.returncode != 0
+    assert words in _one_error_line(proc)
+    assert _files(folder) == before  # no output, no temp file
+
+
+@pytest.mark.needs_trained_weights
+def test_portrait_cutout_quality(shared_data: Path, tmp_path: Path) -> None:
+    """With trained weights the CLI matte of a real portrait is close to its ground truth."""
+    src = shared_data / "portraits" / "image" / "p_09ba26b4.jpg"
+    proc = run_greenless("matte", str(src), "--output", "alpha", "-o", str(tmp_path / "a.png"))
+    assert proc.returncode == 0, proc.stderr.decode()
+    alpha = np.asarray(Image.open(tmp_path / "a.png"), np.float32) / 255.0
+    truth = np.asarray(Image.open(shared_data / "portraits" / "alpha" / "p_09ba26b4.png").convert("L"), np.float32) / 255.0
+    assert alpha.shape == truth.shape
+    assert np.abs(alpha - truth).mean() < 0.08
+
+
+def test_output_naming_rules(tmp_path: Path) -> None:
+    """Names without running the model: lone inputs, folders, clashing stems, inputs never overwritten."""
+    from greenless.cli.matte import OutputKind, batch_outputs, expand_inputs, single_output
+
+    folder = tmp_path / "f"
+    folder.mkdir()
+    for name in ("b.jpg", "a.jpg", "a.png", "c.PNG", "notes.txt"):
+        (folder / name).write_bytes(b"x")
+    jpg, png = folder / "a.jpg", folder / "a.png"
+    assert single_output(jpg, OutputKind.rgba, None) == folder / "a.png"
+    assert single_output(png, OutputKind.rgba, None) == folder / "a.cutout.png"
+    assert single_output(jpg, OutputKind.alpha, None) == folder / "a.alpha.png"
+    assert single_output(jpg, OutputKind.rgba, "x.webp") == Path("x.webp")
+    assert single_output(jpg, OutputKind.rgba, str(tmp_path / "new") + "/") == tmp_path / "new" / "a.png"
+    assert single_output(png, OutputKind.rgba, str(folder)) == folder / "a.cutout.png"
+
+    files, problems, many = expand_inputs([str(folder), str(jpg)])
+    assert [f.name for f in files] == ["a.jpg", "a.png", "b.jpg", "c.PNG"] and not problems and many
+    names = [p.relative_to(tmp_path).as_posix() for p in batch_outputs(files, [str(folder)], None, OutputKind.rgba)]
+    assert names == ["f/greenless/a.jpg.png", "f/greenless/a.png.png", "f/greenless/b.png", "f/greenless/c.png"]
+    names = [p.name for p in batch_outputs(files, [str(folder)], str(folder), OutputKind.alpha)]
+    assert names == ["a.jpg.png", "a.png.png", "b.png", "c.cutout.png"]
+    loose = batch_outputs([jpg, folder / "b.jpg"], [str(jpg), str(folder / "b.jpg")], None, OutputKind.alpha)
+    assert [p.name for p in loose] == ["a.alpha.png", "b.alpha.png"]
+    other = tmp_path / "g"
+    other.mkdir()
+    (other / "b.jpg").write_bytes(b"x")
+    twice = batch_outputs([folder / "b.jpg", other / "b.jpg"], [str(folder), str(other)], str(tmp_path / "o"),
+                          OutputKind.rgba)
+    assert [p.name for p in twice] == ["b.jpg.png", "b.jpg-2.png"]
+    files, problems, many = expand_inputs([str(folder / "*.jpg"), str(tmp_path / "none*.jpg")])
+    assert [f.name for f in files] == ["a.jpg", "b.jpg"] and many
+    assert len(problems) == 1 and "no images match" in problems[0]

@@ -1,0 +1,121 @@
+"""Engines and weights: official-checkpoint conversion, onnx vs torch agreement, exact output sizes."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from conftest import run_greenless
+from greenless.matter import Matter, default_weights
+from greenless.media.images import load_rgb
+
+import torch  # noqa: E402  (the torch extra is part of the test install)
+
+_DTYPES = {"float32": torch.float32, "float16": torch.float16, "int64": torch.int64}
+
+
+def _official_checkpoint(tsv: Path, path: Path) -> dict[str, "torch.Tensor"]:
+    """Random tensors with every key, shape and dtype of the official MODNet checkpoint (``module.`` prefix)."""
+    gen = torch.Generator().manual_seed(0)
+    state = {}
+    for line in tsv.read_text().splitlines():
+        if not line.strip() or line.startswith("#"):
+            continue
+        key, shape, dtype = line.split("\t")
+        shape = tuple(ast.literal_eval(shape))
+        if dtype == "int64":
+            value = torch.zeros(shape, dtype=torch.int64)
+        elif key.endswith("running_var"):
+            value = torch.rand(shape, generator=gen) + 0.5
+        else:
+            value = torch.randn(shape, generator=gen) * 0.05
+        state[key] = value.to(_DTYPES[dtype])
+    assert len(state) == 751 and all(k.startswith("module.") for k in state)
+    torch.save(state, path)
+    return state
+
+
+def test_convert_official_checkpoint(tmp_path: Path, shared_data: Path) -> None:
+    """``greenless convert`` keeps every weight: the converted file runs exactly like the checkpoint itself."""
+    from greenless.engines.torch import TorchEngine
+    from greenless.model.checkpoint import load_weights
+    from greenless.pipeline.preprocess import to_network_input
+
+    tsv = shared_data.parent / "reference" / "modnet_official_state_dict.tsv"
+    ckpt = tmp_path / "modnet_photographic_portrait_matting.ckpt"
+    _official_checkpoint(tsv, ckpt)
+    out = tmp_path / "converted.safetensors"
+    proc = run_greenless("convert", str(ckpt), "-o", str(out))
+    assert proc.returncode == 0, proc.stderr.decode()
+    assert out.is_file() and out.with_suffix(".json").is_file()
+
+    direct, _ = load_weights(ckpt)
+    engine = TorchEngine(out, device="cpu")
+    ours = engine.model.state_dict()
+    theirs = direct.state_dict()
+    assert ours.keys() == theirs.keys()
+    assert all(torch.equal(ours[k], theirs[k]) for k in ours)
+
+    rgb = load_rgb(shared_data / "photos" / "doctor-5871743_640.jpg")
+    batch = to_network_input(rgb, (128, 96))
+    with torch.inference_mode():
+        expected = direct(torch.from_numpy(batch)).numpy()
+    np.testing.assert_array_equal(engine.run(batch), expected)
+
+    # The converted weights drive the CLI too (--engine torch --weights).
+    proc = run_greenless("matte", str(shared_data / "photos" / "doctor-5871743_640.jpg"), "--engine", "torch",
+                         "--weights", str(out), "--output", "alpha", "-o", str(tmp_path / "a.png"), "--ref-size", "64")
+    assert proc.returncode == 0, proc.stderr.decode()
+    assert load_rgb(tmp_path / "a.png").shape == rgb.shape
+
+
+def test_onnx_and_torch_agree(tmp_path: Path, shared_data: Path) -> None:
+    """The packaged safetensors exported to ONNX here and run by onnxruntime matches PyTorch within 1e-3 MAD."""
+    from greenless.export import export_onnx
+    from greenless.model.checkpoint import load_weights
+
+    weights = default_weights("torch")
+    model, card = load_weights(weights)
+    onnx_path = export_onnx(model, tmp_path / "m.onnx", card)
+    rgb = load_rgb(shared_data / "portraits" / "image" / "p_51c916fc.jpg")
+    a_torch = Matter(weights, engine="torch", ref_size=256, device="cpu").matte(rgb)
+    a_onnx = Matter(onnx_path, engine="onnx", ref_size=256, device="cpu").matte(rgb)
+    assert a_torch.shape == a_onnx.shape == rgb.shape[:2]
+    assert float(np.abs(a_torch - a_onnx).mean()) < 1e-3
+
+
+def test_packaged_pair_agree(shared_data: Path) -> None:
+    """The .onnx and .safetensors that ship together are the same network (fp16 storage allows a little slack)."""
+    rgb = load_rgb(shared_data / "photos" / "girl-919048_1280.jpg")
+    a_torch = Matter(engine="torch", ref_size=256, device="cpu").matte(rgb)
+    a_onnx = Matter(engine="onnx", ref_size=256, device="cpu").matte(rgb)
+    assert float(np.abs(a_torch - a_onnx).mean()) < 1e-3
+
+
+@pytest.mark.parametrize("engine", ["onnx", "torch"])
+def test_matte_has_exact_input_size(shared_data: Path, engine: str) -> None:
+    import cv2
+
+    matter = Matter(engine=engine, ref_size=64, device="cpu")
+    photo = load_rgb(shared_data / "photos" / "woman-5883428_1280.jpg")
+    for h, w in [(33, 47), (101, 517), (517, 101), (32, 32)]:
+        rgb = cv2.resize(photo, (w, h), interpolation=cv2.INTER_AREA)
+        alpha = matter.matte(rgb)
+        assert alpha.shape == (h, w) and alpha.dtype == np.float32
+        assert 0.0 <= alpha.min() <= alpha.max() <= 1.0
+
+
+@pytest.mark.needs_trained_weights
+@pytest.mark.parametrize("stem", ["p_09ba26b4", "p_51c916fc", "p_71bcce3a", "p_bac3c1ff"])
+def test_portrait_quality(shared_data: Path, stem: str) -> None:
+    """Trained weights: low error against ground truth; the person's centre is foreground, the top corners are not."""
+    rgb = load_rgb(shared_data / "portraits" / "image" / f"{stem}.jpg")
+    truth = load_rgb(shared_data / "portraits" / "alpha" / f"{stem}.png")[:, :, 0] / 255.0
+    alpha = Matter().matte(rgb)
+    assert np.abs(alpha - truth).mean() < 0.08
+    ys, xs = np.nonzero(truth > 0.99)
+    assert alpha[int(np.median(ys)), int(np.median(xs))] > 0.5
+    assert alpha[:20, :20].mean() < 0.5 and alpha[:20, -20:].mean() < 0.5

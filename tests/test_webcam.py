@@ -1,0 +1,65 @@
+"""greenless webcam without a camera: a shared clip stands in, the result is recorded to a file."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import av
+import pytest
+
+from greenless.cli import main
+
+
+def run_cli(args: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str]:
+    try:
+        main([str(a) for a in args])
+        code = 0
+    except SystemExit as exc:
+        code = int(exc.code or 0)
+    return code, capsys.readouterr().err
+
+
+@pytest.fixture(scope="module")
+def clip(shared_data: Path) -> Path:
+    return shared_data / "videos" / "asl" / "yes.mkv"
+
+
+@pytest.mark.parametrize("background", ["blur", "navy"])
+def test_loop_records_max_frames_with_background(clip: Path, tmp_path: Path, background: str,
+                                                 capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "out.mp4"
+    code, err = run_cli(["webcam", "--source", clip, "--no-window", "-o", out, "--max-frames", "20",
+                         "--background", background, "--ref-size", "64"], capsys)
+    assert code == 0, err
+    assert "fps" in err  # the live frame rate is shown
+    with av.open(str(out)) as container:
+        stream = container.streams.video[0]
+        frames = list(container.decode(stream))
+        assert (stream.width, stream.height) == (640, 480) and abs(float(stream.average_rate) - 30) < 0.5
+    assert len(frames) == 20
+    assert [p.name for p in tmp_path.iterdir()] == ["out.mp4"]
+
+
+def test_window_without_gui_support_is_one_clear_line(clip: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from greenless.cli.webcam import gui_available
+
+    code, err = run_cli(["webcam", "--source", clip, "--window", "--max-frames", "2"], capsys)
+    if gui_available():
+        pytest.fail("this test expects opencv-python-headless (no GUI)")
+    assert code == 2 and err.count("\n") == 1 and "GUI support" in err
+
+
+def test_virtual_camera_missing_is_one_clear_line(clip: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code, err = run_cli(["webcam", "--source", clip, "--no-window", "--virtual-camera", "--max-frames", "2",
+                         "--ref-size", "64"], capsys)
+    assert code == 2 and err.count("\n") == 1 and "virtual camera" in err
+
+
+def test_bad_sources(tmp_path: Path, clip: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code, err = run_cli(["webcam", "--device", "57", "--no-window", "-o", tmp_path / "o.mp4"], capsys)
+    assert code == 2 and "cannot open camera 57" in err and err.count("\n") == 1
+    code, err = run_cli(["webcam", "--source", tmp_path / "none.mp4", "--no-window", "-o", tmp_path / "o.mp4"], capsys)
+    assert code == 2 and "not found" in err
+    code, err = run_cli(["webcam", "--source", clip, "--no-window"], capsys)
+    assert code == 2 and "nothing to show" in err
+    assert list(tmp_path.iterdir()) == []
