@@ -55,16 +55,10 @@ def batch(
     if kind not in KINDS:
         raise GreenlessError(f"--output must be one of {', '.join(KINDS)}, not {kind!r}")
     bg: object = background
-    if kind == "composite":
-        from PIL import ImageColor
+    if kind == "composite":  # decoded once here, exactly as greenless matte reads --background
+        from greenless.cli.matte import prepare_background
 
-        try:
-            bg = ImageColor.getrgb(background)[:3]
-        except ValueError:
-            if not Path(background).is_file():
-                raise GreenlessError(f"--background {background}: not a colour nor an image file") from None
-            from greenless.media.images import load_rgb
-            bg = load_rgb(Path(background).read_bytes(), max_pixels=max_pixels, name=background)
+        bg = prepare_background(background, max_pixels)
     if weights is not None and not weights.is_file():
         raise GreenlessError(f"{weights}: weights file not found")
     from greenless.matter import Matter

@@ -28,6 +28,7 @@ from greenless.errors import GreenlessError
 from greenless.serve.settings import ServeSettings
 
 from greenless.media.images import load_rgb
+from greenless.pipeline.compose import parse_color
 from greenless.pipeline.compose import render as render_output
 
 OUTPUTS = ("rgba", "alpha", "foreground", "composite")
@@ -54,8 +55,6 @@ class MatteOptions:
 
 def parse_options(values: Mapping[str, Any], settings: ServeSettings, has_background_image: bool) -> MatteOptions:
     """Validate ``output``, ``background`` and ``ref_size`` (from the query string or form fields); 400 when wrong."""
-    from PIL import ImageColor
-
     output = (values.get("output") or "").strip().lower() or None
     background = (values.get("background") or "").strip() or None
     if output is not None and output not in OUTPUTS:
@@ -65,9 +64,11 @@ def parse_options(values: Mapping[str, Any], settings: ServeSettings, has_backgr
         if len(background) in (3, 6, 8) and all(c in "0123456789abcdefABCDEF" for c in background):
             background = "#" + background  # '#' must be escaped in a query string; accept bare hex too
         try:
-            colour = ImageColor.getrgb(background)[:3]  # a colour only: never a path on the server
-        except ValueError:
-            raise ApiError(400, f"background must be a colour such as #00ff00 or 'white', not {background!r}") from None
+            colour = parse_color(background)  # a colour only: never a path on the server
+        except GreenlessError as exc:
+            raise ApiError(400, f"background: {exc}") from None
+        if colour is None:
+            raise ApiError(400, f"background must be a colour such as #00ff00, 0,255,0 or white, not {background!r}")
     wants_background = colour is not None or has_background_image
     if output is None:
         output = "composite" if wants_background else "rgba"
