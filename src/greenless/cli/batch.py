@@ -76,7 +76,11 @@ def batch(
             for row in plan.rows():
                 if row["error"]:
                     failures += 1
-                    progress.console.print(f"greenless: error: {row['error']}", markup=False, highlight=False)
+                    line = f"greenless: error: {row['error']}"
+                    if console.is_terminal:
+                        progress.console.print(line, markup=False, highlight=False, soft_wrap=True)
+                    else:
+                        print(line, file=sys.stderr, flush=True)
                 progress.advance(task)
         except Exception as exc:  # an actor that could not start (bad weights on a node) fails the whole job
             raise GreenlessError(f"the Ray job failed: {ray_failure(exc)}") from None
