@@ -28,6 +28,7 @@ def _root() -> None:
 from greenless.cli import convert, matte, train, video, webcam  # noqa: E402,F401
 from greenless.cli import bench  # noqa: E402,F401
 from greenless.cli import eval as _eval  # noqa: E402,F401
+from greenless.cli import serve, export, batch  # noqa: E402,F401
 
 
 def fail(message: str, code: int = 2) -> None:

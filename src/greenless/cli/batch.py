@@ -1,0 +1,89 @@
+"""``greenless batch``: a folder (or object-storage prefix) of photos matted on a Ray cluster."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import typer
+
+from greenless.cli import app
+
+KINDS = ("rgba", "alpha", "foreground", "composite")
+
+
+def ray_failure(exc: BaseException) -> str:
+    """The useful line of a Ray error: the GreenlessError message inside it if any, else its last line."""
+    lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip()]
+    for line in lines:
+        if "GreenlessError: " in line:
+            return line.split("GreenlessError: ", 1)[1]
+    return lines[-1] if lines else type(exc).__name__
+
+
+@app.command()
+def batch(
+    input_uri: str = typer.Argument(..., metavar="INPUT_DIR_OR_URI", help="Folder or URI (s3://bucket/prefix) of photos."),
+    out: str = typer.Option(..., "-o", "--out", help="Output folder or URI; one STEM.png per photo."),
+    use_ray: bool = typer.Option(False, "--ray", help="Run on Ray (required: the only batch backend)."),
+    address: str | None = typer.Option(None, "--address", help="Ray cluster: auto, ray://HOST:10001; default: a local Ray."),
+    kind: str = typer.Option("rgba", "--output", help="rgba cut-out, alpha, foreground or composite (as greenless matte)."),
+    background: str = typer.Option("white", "--background", "--bg", help="For composite: a colour or a local image file."),
+    weights: Path | None = typer.Option(None, "--weights", help="ONNX weights, present at this path on every node "
+                                        "(default: the packaged model)."),
+    ref_size: int | None = typer.Option(None, "--ref-size", min=32, help="Short side the network sees."),
+    cpus_per_actor: float = typer.Option(1.0, "--cpus-per-actor", min=0.1, help="CPUs (onnxruntime threads) per actor."),
+    gpus_per_actor: float = typer.Option(0.0, "--gpus-per-actor", min=0.0, help="GPUs per actor (pool sized to GPUs)."),
+    actors: int | None = typer.Option(None, "--actors", min=1, help="Actor pool size (default: fill the cluster)."),
+    batch_size: int = typer.Option(8, "--batch-size", min=1, help="Photos per actor call."),
+    max_pixels: int = typer.Option(100_000_000, "--max-pixels", min=1, help="Refuse larger images (decompression bombs)."),
+) -> None:
+    """Matte every photo of a folder on Ray Data: same files as `greenless matte FOLDER -o OUT`, at cluster scale."""
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    from greenless.errors import GreenlessError
+
+    if not use_ray:
+        raise GreenlessError("batch runs on Ray: add --ray (without Ray, `greenless matte FOLDER -o OUT` does the same)")
+    try:
+        import ray  # noqa: F401
+
+        from greenless.distributed.ray_batch import run_batch
+    except ImportError:
+        raise GreenlessError("batch --ray needs Ray: pip install 'greenless[ray]'") from None
+    if kind not in KINDS:
+        raise GreenlessError(f"--output must be one of {', '.join(KINDS)}, not {kind!r}")
+    bg: object = background
+    if kind == "composite":  # decoded once here, exactly as greenless matte reads --background
+        from greenless.cli.matte import prepare_background
+
+        bg = prepare_background(background, max_pixels)
+    if weights is not None and not weights.is_file():
+        raise GreenlessError(f"{weights}: weights file not found")
+    from greenless.matter import Matter
+
+    Matter(weights, ref_size=ref_size, threads=1)  # a bad model fails here in one line, not in every actor
+    plan = run_batch(input_uri, out, kind=kind, background=bg, weights=str(weights) if weights else None,
+                     ref_size=ref_size, address=address, cpus_per_actor=cpus_per_actor, gpus_per_actor=gpus_per_actor,
+                     actors=actors, batch_size=batch_size, max_pixels=max_pixels)
+    console = Console(stderr=True)
+    failures = 0
+    columns = (TextColumn("matting"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
+    with Progress(*columns, console=console, transient=True, disable=not console.is_terminal) as progress:
+        task = progress.add_task("matting", total=plan.total)
+        try:
+            for row in plan.rows():
+                if row["error"]:
+                    failures += 1
+                    line = f"greenless: error: {row['error']}"
+                    if console.is_terminal:
+                        progress.console.print(line, markup=False, highlight=False, soft_wrap=True)
+                    else:
+                        print(line, file=sys.stderr, flush=True)
+                progress.advance(task)
+        except Exception as exc:  # an actor that could not start (bad weights on a node) fails the whole job
+            raise GreenlessError(f"the Ray job failed: {ray_failure(exc)}") from None
+    print(f"wrote {plan.total - failures} of {plan.total} images to {out} with {plan.actors} Ray actors", file=sys.stderr)
+    if failures:
+        raise SystemExit(1)

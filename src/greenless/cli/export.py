@@ -1,0 +1,89 @@
+"""``greenless export``: ONNX, TorchScript, fp16 or int8 files, each checked against the PyTorch model first."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from greenless.cli import app
+
+
+def _find_shared(sub: str) -> Path | None:
+    """``shared/data/<sub>`` beside the current folder or one level up (the layout of a greenless checkout)."""
+    for base in (Path.cwd() / "shared" / "data", Path.cwd().parent / "shared" / "data"):
+        if (base / sub).exists():
+            return base / sub
+    return None
+
+
+@app.command()
+def export(
+    output: Path = typer.Option(..., "-o", "--output", help="File to write (.onnx, or .pt with --torchscript)."),
+    weights: Path | None = typer.Option(None, "--weights", help="PyTorch weights (.safetensors or official .ckpt); "
+                                        "default: the packaged model."),
+    torchscript: bool = typer.Option(False, "--torchscript", help="Write TorchScript (torch.jit.trace) instead of ONNX."),
+    fp16: bool = typer.Option(False, "--fp16", help="fp16 ONNX with float32 input/output (for GPUs)."),
+    int8: bool = typer.Option(False, "--int8", help="Static int8 ONNX (QDQ), calibrated on real images (for CPUs)."),
+    opset: int = typer.Option(17, "--opset", min=13, help="ONNX opset."),
+    check_data: Path | None = typer.Option(None, "--check-data", help="Folder with image/ and alpha/ (same stems) "
+                                           "to check the export on; default: shared/data/portraits nearby."),
+    check_limit: int | None = typer.Option(None, "--check-limit", min=1, help="Use at most this many check images."),
+    calibration: list[Path] | None = typer.Option(None, "--calibration-data", help="Images/videos (files or folders) "
+                                                  "for --int8; default: shared/data/photos, backgrounds and videos."),
+    calibration_samples: int = typer.Option(24, "--calibration-samples", min=1, help="Calibration images for --int8."),
+    ref_size: int | None = typer.Option(None, "--ref-size", min=32, help="Reference size for the check and calibration "
+                                        "(default: the weights' own)."),
+    max_degradation: float = typer.Option(5.0, "--max-mad-increase", min=0.0,
+                                          help="Refuse the export when MAD gets worse by more than this many percent."),
+) -> None:
+    """Export the model and check it on real images: matte difference to PyTorch and MSE/MAD before and after."""
+    from rich.console import Console
+
+    from greenless.errors import GreenlessError
+
+    from greenless.matter import default_weights
+
+    if sum((torchscript, fp16, int8)) > 1:
+        raise GreenlessError("choose one of --torchscript, --fp16 and --int8 per export")
+    variant = "torchscript" if torchscript else "fp16" if fp16 else "int8" if int8 else "onnx"
+    want_suffix = ".pt" if torchscript else ".onnx"
+    if output.suffix != want_suffix:
+        raise GreenlessError(f"{output}: a {variant} export must end in {want_suffix}")
+    if weights is not None and not weights.is_file():
+        raise GreenlessError(f"{weights}: weights file not found")
+    if weights is not None and weights.suffix == ".onnx":
+        raise GreenlessError(f"{weights}: export starts from PyTorch weights (.safetensors or .ckpt), not ONNX")
+    # Cheap checks of the data first, so a wrong folder fails before PyTorch loads.
+    from greenless.export_check import calibration_images, load_check_set
+
+    check_data = check_data or _find_shared("portraits")
+    if check_data is None:
+        raise GreenlessError("no check data: pass --check-data DIR (a folder with image/ and alpha/)")
+    images, alphas, _ = load_check_set(check_data, check_limit)
+    calib = None
+    if int8:
+        sources = calibration or [p for p in (_find_shared(s) for s in ("photos", "backgrounds", "videos")) if p]
+        if not sources:
+            raise GreenlessError("no calibration data: pass --calibration-data DIR")
+        calib = calibration_images(sources, calibration_samples)
+    weights = weights or default_weights("torch")
+    try:
+        import torch  # noqa: F401
+    except ImportError:
+        raise GreenlessError("export needs PyTorch: pip install 'greenless[torch]'") from None
+    from greenless.export import export_checked
+    from greenless.model.checkpoint import load_weights
+
+    console = Console(stderr=True)
+    try:
+        model, card = load_weights(weights)
+    except Exception as exc:
+        raise GreenlessError(f"{weights}: cannot load weights ({str(exc).splitlines()[0][:200]})") from exc
+    size = ref_size or int(card.get("ref_size", 512))
+    card = {**card, "source_weights": weights.name}
+    with console.status(f"exporting {variant} and checking it on {len(images)} images from {check_data}"):
+        check = export_checked(model, output, variant, card, images, alphas, size, calibration=calib, opset=opset,
+                               max_degradation=max_degradation / 100.0)
+    typer.echo(check.summary())
+    typer.echo(f"wrote {output}")

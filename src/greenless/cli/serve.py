@@ -1,0 +1,58 @@
+"""``greenless serve``: the HTTP API and web page (FastAPI + uvicorn, the ``serve`` extra)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import typer
+
+from greenless.cli import app
+
+
+@app.command()
+def serve(
+    host: str = typer.Option("127.0.0.1", "--host", help="Address to listen on (0.0.0.0 for every interface)."),
+    port: int = typer.Option(8000, "--port", help="TCP port."),
+    workers: int = typer.Option(1, "--workers", min=1, help="Worker processes, each with its own model."),
+    weights: Path | None = typer.Option(None, "--weights", help="Model weights (default: the packaged model)."),
+    engine: str = typer.Option("onnx", "--engine", help="onnx (default) or torch."),
+    ref_size: int | None = typer.Option(None, "--ref-size", help="Default short side the network sees."),
+    threads: int | None = typer.Option(None, "--threads", min=1, help="onnxruntime threads per worker."),
+    max_upload_mb: float = typer.Option(20.0, "--max-upload-mb", min=0.001, help="Largest request body (413 above)."),
+    max_pixels: int = typer.Option(40_000_000, "--max-pixels", min=1, help="Largest image, width x height (413 above)."),
+    timeout: float = typer.Option(60.0, "--timeout", min=0.1, help="Seconds per request, queueing included (504 after)."),
+    max_concurrency: int = typer.Option(1, "--max-concurrency", min=1, help="Images matted at once per worker."),
+    queue_size: int = typer.Option(16, "--queue-size", min=0, help="Requests that may wait per worker (503 beyond)."),
+    log_level: str = typer.Option("info", "--log-level", help="uvicorn log level."),
+) -> None:
+    """Serve POST /v1/matte (image in, PNG out), GET /healthz, the API docs at /docs and a web page at /."""
+    from greenless.errors import GreenlessError
+
+    try:
+        import uvicorn
+
+        from greenless.serve.app import create_app
+        from greenless.serve.settings import ENV_VAR, ServeSettings
+    except ImportError as exc:
+        raise GreenlessError(f"serve needs the serve extra ({exc.name} is missing): pip install 'greenless[serve]'") from None
+    if weights is not None and not weights.is_file():
+        raise GreenlessError(f"{weights}: weights file not found")
+    if not 1 <= port <= 65535:
+        raise GreenlessError(f"--port must be between 1 and 65535, not {port}")
+    settings = ServeSettings(
+        weights=str(weights) if weights else None, engine=engine, ref_size=ref_size, threads=threads,
+        max_upload_mb=max_upload_mb, max_pixels=max_pixels, timeout=timeout, max_concurrency=max_concurrency,
+        queue_size=queue_size,
+    )
+    # Load the model once here so a bad weights file fails now, with one line, not in every worker.
+    from greenless.matter import Matter
+
+    matter = Matter(settings.weights, engine=engine, ref_size=ref_size, threads=threads)
+    if workers == 1:
+        uvicorn.run(create_app(settings, matter=matter), host=host, port=port, log_level=log_level)
+    else:
+        del matter  # each worker process loads its own
+        os.environ[ENV_VAR] = settings.to_env()
+        uvicorn.run("greenless.serve.app:app_from_env", factory=True, host=host, port=port, workers=workers,
+                    log_level=log_level)

@@ -1,0 +1,1 @@
+"""Scale-out batch matting on Ray Data (the ``ray`` extra); training scales with torchrun DDP instead."""

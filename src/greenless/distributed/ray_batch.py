@@ -1,0 +1,218 @@
+"""Scale-out batch matting on Ray Data: read a folder (local or object storage), matte in an actor pool, write PNGs.
+
+Each actor holds one ``Matter`` (ONNX) and writes ``OUT/STEM.png`` exactly as ``greenless matte FOLDER -o OUT``
+names and renders it, so a Ray run and a local run give the same files. Paths may be local folders or any
+URI pyarrow understands (``s3://bucket/prefix``, ``gs://...``), read and written through pyarrow filesystems.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from dataclasses import dataclass, field
+from pathlib import PurePosixPath
+from typing import Any, Iterator
+
+import numpy as np
+
+from greenless.errors import GreenlessError
+
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff")
+
+
+def filesystem_for(uri: str) -> tuple[Any, str]:
+    """(pyarrow filesystem, path inside it) for a local path or a URI such as ``s3://bucket/prefix``."""
+    from pyarrow import fs
+
+    if "://" not in uri:
+        return fs.LocalFileSystem(), os.path.abspath(uri)
+    try:
+        return fs.FileSystem.from_uri(uri)
+    except Exception as exc:  # pyarrow raises ArrowInvalid / OSError for unknown schemes or missing credentials
+        raise GreenlessError(f"{uri}: cannot open ({str(exc).splitlines()[0]})") from None
+
+
+def list_images(uri: str) -> tuple[Any, list[str]]:
+    """The image files directly inside a folder or prefix (not recursive, sorted), as ``greenless matte`` reads a folder."""
+    from pyarrow import fs
+
+    filesystem, base = filesystem_for(uri)
+    info = filesystem.get_file_info(base)
+    if info.type == fs.FileType.NotFound:
+        raise GreenlessError(f"{uri}: folder not found")
+    if info.type != fs.FileType.Directory:
+        raise GreenlessError(f"{uri}: not a folder")
+    entries = filesystem.get_file_info(fs.FileSelector(base, recursive=False))
+    files = sorted(e.path for e in entries if e.type == fs.FileType.File and e.path.lower().endswith(IMAGE_SUFFIXES))
+    if not files:
+        raise GreenlessError(f"{uri}: no images (.jpg, .png, .webp, .bmp, .tif) in this folder")
+    return filesystem, files
+
+
+def output_name(path: str, clashing_stems: frozenset[str], input_names: frozenset[str]) -> str:
+    """``STEM.png``; ``NAME.png`` when two inputs share a stem; ``STEM.cutout.png`` if it would be an input's name."""
+    name = PurePosixPath(path).name
+    stem = PurePosixPath(path).stem
+    target = f"{name}.png" if stem.casefold() in clashing_stems else f"{stem}.png"
+    if target.casefold() in input_names:
+        target = f"{stem}.cutout.png"
+    return target
+
+
+def naming_context(paths: list[str], same_folder: bool) -> tuple[frozenset[str], frozenset[str]]:
+    """Stems shared by several inputs, and (when writing into the input folder) the input names to avoid."""
+    counts: dict[str, int] = {}
+    for p in paths:
+        key = PurePosixPath(p).stem.casefold()
+        counts[key] = counts.get(key, 0) + 1
+    clashing = frozenset(k for k, n in counts.items() if n > 1)
+    names = frozenset(PurePosixPath(p).name.casefold() for p in paths) if same_folder else frozenset()
+    return clashing, names
+
+
+def encode_png(array: np.ndarray) -> bytes:
+    """RGB, RGBA or grey uint8 array -> PNG bytes."""
+    import cv2
+
+    if array.ndim == 3:
+        array = cv2.cvtColor(array, cv2.COLOR_RGBA2BGRA if array.shape[2] == 4 else cv2.COLOR_RGB2BGR)
+    ok, buf = cv2.imencode(".png", array)
+    if not ok:
+        raise GreenlessError("PNG encoding failed")
+    return buf.tobytes()
+
+
+def write_atomic(filesystem: Any, path: str, data: bytes) -> None:
+    """Write ``data`` so readers never see half a file: temp file + rename locally; one PUT on object stores."""
+    from pyarrow import fs
+
+    if isinstance(filesystem, fs.LocalFileSystem):
+        folder, name = os.path.split(path)
+        tmp = os.path.join(folder, f".{name}.{uuid.uuid4().hex[:8]}.tmp")
+        with open(tmp, "wb") as fh:
+            fh.write(data)
+        os.replace(tmp, path)
+    else:
+        with filesystem.open_output_stream(path) as stream:
+            stream.write(data)
+
+
+@dataclass
+class JobSpec:
+    """What every actor needs to know; small enough to ship to each one."""
+
+    output_uri: str
+    kind: str = "rgba"
+    background: Any = "white"  # colour string, (r, g, b), or an RGB array for composite
+    weights: str | None = None  # must exist on every node; None: the packaged model
+    ref_size: int | None = None
+    threads: int = 1
+    max_pixels: int = 100_000_000
+    clashing_stems: frozenset[str] = field(default_factory=frozenset)
+    input_names: frozenset[str] = field(default_factory=frozenset)
+
+
+class MatteActor:
+    """Ray Data callable class: one ``Matter`` per actor; a batch of (bytes, path) rows in, a status per row out."""
+
+    def __init__(self, spec: JobSpec) -> None:
+        from greenless.matter import Matter
+
+        self.spec = spec
+        self.matter = Matter(spec.weights, engine="onnx", ref_size=spec.ref_size, threads=spec.threads)
+        self.filesystem, self.out_base = filesystem_for(spec.output_uri)
+
+    def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        from greenless.media.images import load_rgb
+        from greenless.pipeline.compose import render
+
+        outputs, errors = [], []
+        for data, path in zip(batch["bytes"], batch["path"]):
+            target = f"{self.out_base.rstrip('/')}/{output_name(str(path), self.spec.clashing_stems, self.spec.input_names)}"
+            try:
+                rgb = load_rgb(bytes(data), max_pixels=self.spec.max_pixels, name=str(path))
+                alpha = self.matter.matte(rgb)
+                write_atomic(self.filesystem, target, encode_png(render(rgb, alpha, self.spec.kind, self.spec.background)))
+                outputs.append(target)
+                errors.append("")
+            except GreenlessError as exc:
+                outputs.append("")
+                errors.append(str(exc))
+        return {"path": np.array([str(p) for p in batch["path"]], dtype=object),
+                "output": np.array(outputs, dtype=object), "error": np.array(errors, dtype=object)}
+
+
+@dataclass
+class BatchRun:
+    """A planned Ray job: how many files and actors; iterating ``rows()`` runs it and streams one status per file."""
+
+    total: int
+    actors: int
+    dataset: Any
+
+    def rows(self) -> Iterator[dict[str, str]]:
+        """``{"path", "output", "error"}`` per file as results arrive (error is empty on success)."""
+        for row in self.dataset.iter_rows():
+            yield {"path": str(row["path"]), "output": str(row["output"]), "error": str(row["error"])}
+
+
+def connect(address: str | None, quiet: bool = True) -> None:
+    """Join a running Ray cluster (``auto``, ``ray://host:10001``) or start a local one; no-op when already joined."""
+    import logging
+
+    import ray
+
+    if ray.is_initialized():
+        return
+    options: dict[str, Any] = {"include_dashboard": False} if address is None else {}
+    try:
+        ray.init(address=address, logging_level=logging.WARNING if quiet else logging.INFO, log_to_driver=not quiet,
+                 **options)
+    except Exception as exc:  # connection errors come as ConnectionError, RuntimeError or grpc errors
+        raise GreenlessError(f"cannot connect to Ray at {address or 'a new local instance'}: {str(exc).splitlines()[0]}") from None
+
+
+def run_batch(input_uri: str, output_uri: str, kind: str = "rgba", background: Any = "white",
+              weights: str | None = None, ref_size: int | None = None, address: str | None = None,
+              cpus_per_actor: float = 1.0, gpus_per_actor: float = 0.0, actors: int | None = None,
+              batch_size: int = 8, max_pixels: int = 100_000_000) -> BatchRun:
+    """Plan matting every image of ``input_uri`` into ``output_uri`` on Ray (run it by iterating ``rows()``).
+
+    The actor pool has ``actors`` members, by default as many as the cluster's CPUs (or GPUs, when
+    ``gpus_per_actor`` is set) allow; each onnxruntime session uses ``cpus_per_actor`` threads.
+    """
+    import ray
+
+    in_fs, files = list_images(input_uri)
+    out_fs, out_base = filesystem_for(output_uri)
+    try:
+        out_fs.create_dir(out_base, recursive=True)
+    except Exception as exc:
+        raise GreenlessError(f"{output_uri}: cannot create the output folder ({str(exc).splitlines()[0]})") from None
+    _, in_base = filesystem_for(input_uri)
+    same_folder = type(in_fs) is type(out_fs) and in_base.rstrip("/") == out_base.rstrip("/")
+    clashing, names = naming_context(files, same_folder)
+    connect(address)
+    resources = ray.cluster_resources()
+    if actors is None:
+        if gpus_per_actor > 0:
+            actors = int(resources.get("GPU", 0) // gpus_per_actor)
+            if actors < 1:
+                raise GreenlessError("--gpus-per-actor was given but the Ray cluster has no GPUs")
+        else:
+            actors = max(1, int(resources.get("CPU", 1) // cpus_per_actor))
+    actors = max(1, min(actors, len(files)))
+    spec = JobSpec(output_uri=output_uri, kind=kind, background=background, weights=weights, ref_size=ref_size,
+                   threads=max(1, int(cpus_per_actor)), max_pixels=max_pixels, clashing_stems=clashing,
+                   input_names=names)
+    ctx = ray.data.DataContext.get_current()
+    ctx.enable_progress_bars = False  # the CLI draws one bar for the whole job
+    import logging
+
+    logging.getLogger("ray.data").setLevel(logging.ERROR)  # no execution-plan chatter on stderr; failures still show
+    # Reading is I/O: it takes no CPU slot, so an actor pool that fills every CPU cannot starve it (a deadlock).
+    dataset = ray.data.read_binary_files(files, include_paths=True, filesystem=in_fs, num_cpus=0)
+    results = dataset.map_batches(MatteActor, fn_constructor_kwargs={"spec": spec}, batch_size=batch_size,
+                                  compute=ray.data.ActorPoolStrategy(size=actors), num_cpus=cpus_per_actor,
+                                  num_gpus=gpus_per_actor or None, batch_format="numpy")
+    return BatchRun(len(files), actors, results)

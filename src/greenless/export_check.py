@@ -1,0 +1,171 @@
+"""Checks an exported model against the PyTorch model on real images, and reads calibration data for int8.
+
+A runner is any ``f(batch NCHW float32 in [-1, 1]) -> N x 1 x H x W matte``; both the reference and the
+candidate go through the same resize/normalise/upsample steps as ``Matter``, so the figures describe
+what users will see.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Callable, Iterator
+
+import cv2
+import numpy as np
+
+from greenless.errors import GreenlessError
+from greenless.pipeline.preprocess import inference_size, matte_to_size, to_network_input
+
+Runner = Callable[[np.ndarray], np.ndarray]
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff"}
+VIDEO_SUFFIXES = {".mp4", ".mkv", ".avi", ".mov", ".webm"}
+
+
+def read_rgb(path: Path) -> np.ndarray:
+    """An image file as HxWx3 uint8 RGB."""
+    bgr = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    if bgr is None:
+        raise GreenlessError(f"{path}: cannot read image")
+    return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+
+
+def read_alpha(path: Path) -> np.ndarray:
+    """A ground-truth matte file as HxW float32 in [0, 1]."""
+    gray = cv2.imread(str(path), cv2.IMREAD_GRAYSCALE | cv2.IMREAD_ANYDEPTH)
+    if gray is None:
+        raise GreenlessError(f"{path}: cannot read alpha matte")
+    scale = 65535.0 if gray.dtype == np.uint16 else 255.0
+    return gray.astype(np.float32) / scale
+
+
+def load_check_set(folder: Path, limit: int | None = None) -> tuple[list[np.ndarray], list[np.ndarray], list[str]]:
+    """Images and mattes from a PPM-100 style folder (``image/`` and ``alpha/`` with the same stems)."""
+    image_dir, alpha_dir = folder / "image", folder / "alpha"
+    if not image_dir.is_dir() or not alpha_dir.is_dir():
+        raise GreenlessError(f"{folder}: check data needs image/ and alpha/ folders with the same file stems")
+    alphas = {p.stem: p for p in alpha_dir.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES}
+    pairs = [(p, alphas[p.stem]) for p in sorted(image_dir.iterdir()) if p.suffix.lower() in IMAGE_SUFFIXES and p.stem in alphas]
+    if not pairs:
+        raise GreenlessError(f"{folder}: no image/alpha pairs found")
+    pairs = pairs[:limit] if limit else pairs
+    images, mattes = [], []
+    for image_path, alpha_path in pairs:
+        rgb, alpha = read_rgb(image_path), read_alpha(alpha_path)
+        if alpha.shape != rgb.shape[:2]:
+            raise GreenlessError(f"{alpha_path}: size {alpha.shape[::-1]} differs from its image {rgb.shape[1::-1]}")
+        images.append(rgb)
+        mattes.append(alpha)
+    return images, mattes, [p.stem for p, _ in pairs]
+
+
+def matte_with(runner: Runner, rgb: np.ndarray, ref_size: int) -> np.ndarray:
+    """Full-size matte of ``rgb`` through ``runner`` (the same steps as ``Matter.matte``)."""
+    h, w = rgb.shape[:2]
+    out = runner(to_network_input(rgb, inference_size(h, w, ref_size)))
+    return matte_to_size(np.asarray(out, np.float32)[0, 0], h, w)
+
+
+@dataclass
+class ExportCheck:
+    """How an exported variant compares with the PyTorch model on the check images."""
+
+    variant: str
+    images: int
+    ref_size: int
+    matte_mean_abs_diff: float  # mean |torch matte - export matte|, over all pixels of all images
+    matte_max_abs_diff: float
+    torch_mse: float
+    torch_mad: float
+    export_mse: float
+    export_mad: float
+
+    @property
+    def mad_change(self) -> float:
+        """Relative change of MAD against ground truth (+0.05 = 5% worse)."""
+        if self.torch_mad == 0.0:
+            return 0.0 if self.export_mad == 0.0 else float("inf")
+        return self.export_mad / self.torch_mad - 1.0
+
+    def to_dict(self) -> dict[str, float | int | str]:
+        """Figures for the exported model's card."""
+        return {**asdict(self), "mad_change": self.mad_change}
+
+    def summary(self) -> str:
+        """One line with every figure."""
+        return (f"{self.variant}: {self.images} images at ref size {self.ref_size}: matte vs torch mean |diff| "
+                f"{self.matte_mean_abs_diff:.2e} (max {self.matte_max_abs_diff:.2e}); MSE {self.torch_mse:.5f} -> "
+                f"{self.export_mse:.5f}, MAD {self.torch_mad:.5f} -> {self.export_mad:.5f} ({self.mad_change * 100:+.2f}%)")
+
+
+def compare(variant: str, reference: Runner, candidate: Runner, images: list[np.ndarray], alphas: list[np.ndarray],
+            ref_size: int) -> ExportCheck:
+    """Run both models over the check images and collect the agreement and quality figures."""
+    diffs, maxdiff, t_se, t_ae, e_se, e_ae, pixels = 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0
+    for rgb, gt in zip(images, alphas):
+        ref = matte_with(reference, rgb, ref_size).astype(np.float64)
+        out = matte_with(candidate, rgb, ref_size).astype(np.float64)
+        diff = np.abs(ref - out)
+        diffs += float(diff.sum())
+        maxdiff = max(maxdiff, float(diff.max()))
+        t_se += float(((ref - gt) ** 2).sum())
+        t_ae += float(np.abs(ref - gt).sum())
+        e_se += float(((out - gt) ** 2).sum())
+        e_ae += float(np.abs(out - gt).sum())
+        pixels += gt.size
+    return ExportCheck(variant, len(images), ref_size, diffs / pixels, maxdiff, t_se / pixels, t_ae / pixels,
+                       e_se / pixels, e_ae / pixels)
+
+
+def enforce(check: ExportCheck, max_degradation: float, max_mean_diff: float | None = None) -> None:
+    """Raise ``GreenlessError`` when the variant's MAD is worse than allowed, or it strays from the torch model."""
+    if check.export_mad > check.torch_mad * (1.0 + max_degradation):
+        raise GreenlessError(
+            f"{check.variant} export refused: MAD on the check images goes from {check.torch_mad:.5f} to "
+            f"{check.export_mad:.5f} ({check.mad_change * 100:+.2f}%), more than the allowed {max_degradation * 100:g}%")
+    if max_mean_diff is not None and check.matte_mean_abs_diff > max_mean_diff:
+        raise GreenlessError(
+            f"{check.variant} export refused: its mattes differ from the torch model's by {check.matte_mean_abs_diff:.2e} "
+            f"on average (allowed {max_mean_diff:.0e}); the export does not reproduce the model")
+
+
+def video_frames(path: Path, count: int) -> Iterator[np.ndarray]:
+    """``count`` evenly spaced frames of a video as RGB (OpenCV decoding)."""
+    cap = cv2.VideoCapture(str(path))
+    try:
+        total = int(cap.get(cv2.CAP_PROP_FRAME_COUNT)) or count
+        for index in np.linspace(0, max(total - 1, 0), count).astype(int):
+            cap.set(cv2.CAP_PROP_POS_FRAMES, int(index))
+            ok, bgr = cap.read()
+            if ok:
+                yield cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+    finally:
+        cap.release()
+
+
+def calibration_images(sources: list[Path], max_samples: int = 24, frames_per_video: int = 2) -> list[np.ndarray]:
+    """Real images for int8 calibration from files or folders (searched recursively) of photos and videos.
+
+    Samples are spread over the sources in turn so every folder contributes; videos give a few frames each.
+    """
+    per_source: list[list[Path]] = []
+    for source in sources:
+        if source.is_file():
+            files = [source]
+        elif source.is_dir():
+            files = sorted(p for p in source.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES | VIDEO_SUFFIXES)
+        else:
+            raise GreenlessError(f"{source}: calibration data not found")
+        per_source.append(files)
+    ordered = [files[i] for i in range(max((len(f) for f in per_source), default=0)) for files in per_source if i < len(files)]
+    images: list[np.ndarray] = []
+    for path in ordered:
+        if len(images) >= max_samples:
+            break
+        if path.suffix.lower() in VIDEO_SUFFIXES:
+            images.extend(video_frames(path, frames_per_video))
+        else:
+            images.append(read_rgb(path))
+    if not images:
+        raise GreenlessError(f"no calibration images found in {', '.join(map(str, sources))}")
+    return images[:max_samples]

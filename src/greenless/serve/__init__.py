@@ -1,0 +1,1 @@
+"""HTTP service (FastAPI + uvicorn, the ``serve`` extra): ``create_app(settings)`` and the web page in ``static/``."""

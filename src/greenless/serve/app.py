@@ -1,0 +1,352 @@
+"""The HTTP service: ``POST /v1/matte`` (image in, PNG out), ``GET /healthz``, the web page at ``/``.
+
+A thin shell around one ``Matter`` per worker process. Requests pass an upload limit, a pixel limit and a
+bounded queue in front of a fixed number of inference slots; the work itself (decode, matte, compose,
+encode) runs in a thread so the event loop keeps answering. Every failure is JSON ``{"error": "..."}``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import io
+import time
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from importlib import resources
+from typing import Any, AsyncIterator, Literal, Mapping
+
+import cv2
+import numpy as np
+from fastapi import FastAPI, Query, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import HTMLResponse, JSONResponse, Response
+from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from greenless.errors import GreenlessError
+from greenless.serve.settings import ServeSettings
+
+from greenless.media.images import load_rgb
+from greenless.pipeline.compose import parse_color
+from greenless.pipeline.compose import render as render_output
+
+OUTPUTS = ("rgba", "alpha", "foreground", "composite")
+
+
+class ApiError(Exception):
+    """A request the server refuses: HTTP ``status`` and a message for ``{"error": ...}``."""
+
+    def __init__(self, status: int, message: str, headers: dict[str, str] | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+        self.headers = headers
+
+
+@dataclass
+class MatteOptions:
+    """What the client asked for, validated."""
+
+    output: str
+    background: tuple[int, int, int] | None  # colour for composite when no background image is sent
+    ref_size: int | None
+
+
+def parse_options(values: Mapping[str, Any], settings: ServeSettings, has_background_image: bool) -> MatteOptions:
+    """Validate ``output``, ``background`` and ``ref_size`` (from the query string or form fields); 400 when wrong."""
+    output = (values.get("output") or "").strip().lower() or None
+    background = (values.get("background") or "").strip() or None
+    if output is not None and output not in OUTPUTS:
+        raise ApiError(400, f"output must be one of {', '.join(OUTPUTS)}, not {output!r}")
+    colour: tuple[int, int, int] | None = None
+    if background is not None:
+        if len(background) in (3, 6, 8) and all(c in "0123456789abcdefABCDEF" for c in background):
+            background = "#" + background  # '#' must be escaped in a query string; accept bare hex too
+        try:
+            colour = parse_color(background)  # a colour only: never a path on the server
+        except GreenlessError as exc:
+            raise ApiError(400, f"background: {exc}") from None
+        if colour is None:
+            raise ApiError(400, f"background must be a colour such as #00ff00, 0,255,0 or white, not {background!r}")
+    wants_background = colour is not None or has_background_image
+    if output is None:
+        output = "composite" if wants_background else "rgba"
+    if wants_background and output != "composite":
+        raise ApiError(400, f"a background only applies to output=composite, not output={output}")
+    if output == "composite" and not wants_background:
+        colour = (255, 255, 255)
+    ref_size = values.get("ref_size")
+    if ref_size in (None, ""):
+        ref = None
+    else:
+        try:
+            ref = int(ref_size)
+        except (TypeError, ValueError):
+            raise ApiError(400, f"ref_size must be a whole number, not {ref_size!r}") from None
+        if not 32 <= ref <= settings.max_ref_size:
+            raise ApiError(400, f"ref_size must be between 32 and {settings.max_ref_size}, not {ref}")
+    return MatteOptions(output, colour, ref)
+
+
+class Gate:
+    """At most ``slots`` jobs at once and at most ``queue_size`` waiting; beyond that, refuse (503)."""
+
+    def __init__(self, slots: int, queue_size: int) -> None:
+        self.slots = slots
+        self.queue_size = queue_size
+        self.active = 0
+        self.waiting = 0
+        self._sem: asyncio.Semaphore | None = None
+
+    async def acquire(self) -> None:
+        """Take a slot, waiting in the queue if there is room in it; ``ApiError(503)`` when there is none."""
+        if self._sem is None:
+            self._sem = asyncio.Semaphore(self.slots)
+        if self.active + self.waiting >= self.slots + self.queue_size:
+            raise ApiError(503, f"server busy: {self.active} images in progress and {self.waiting} waiting; retry later",
+                           {"Retry-After": "1"})
+        self.waiting += 1
+        try:
+            await self._sem.acquire()
+        finally:
+            self.waiting -= 1
+        self.active += 1
+
+    def release(self) -> None:
+        """Give a slot back (called when the worker thread finishes, even after a timeout)."""
+        self.active -= 1
+        assert self._sem is not None
+        self._sem.release()
+
+
+def _pixel_count(data: bytes) -> int | None:
+    """Width x height from the image header alone (no decoding), or None when Pillow cannot tell."""
+    from PIL import Image
+
+    try:
+        with Image.open(io.BytesIO(data)) as im:
+            width, height = im.size
+            return int(width) * int(height)
+    except Exception:  # any header Pillow cannot parse is left to the real decoder to judge
+        return None
+
+
+def decode_upload(data: bytes, what: str, settings: ServeSettings) -> np.ndarray:
+    """Upload bytes -> HxWx3 uint8 RGB; 400 when empty, 413 over the pixel limit, 415 when not a readable image."""
+    if not data:
+        raise ApiError(400, f"the {what} is empty")
+    pixels = _pixel_count(data)
+    if pixels is not None and pixels > settings.max_pixels:
+        raise ApiError(413, f"the {what} has {pixels} pixels, more than the limit of {settings.max_pixels}")
+    try:
+        return load_rgb(data, max_pixels=settings.max_pixels, name=what)
+    except GreenlessError as exc:
+        raise ApiError(415, f"cannot decode the upload: {exc}") from None
+
+
+def encode_png(array: np.ndarray) -> bytes:
+    """RGB, RGBA or grey uint8 array -> PNG bytes (fast compression)."""
+    if array.ndim == 3 and array.shape[2] == 4:
+        array = cv2.cvtColor(array, cv2.COLOR_RGBA2BGRA)
+    elif array.ndim == 3:
+        array = cv2.cvtColor(array, cv2.COLOR_RGB2BGR)
+    ok, buf = cv2.imencode(".png", array, [cv2.IMWRITE_PNG_COMPRESSION, 3])
+    if not ok:
+        raise RuntimeError("PNG encoding failed")
+    return buf.tobytes()
+
+
+def render(matter: Any, image: bytes, background_image: bytes | None, options: MatteOptions, settings: ServeSettings) -> bytes:
+    """The whole job for one request (runs in a worker thread): decode, matte, compose, encode PNG."""
+    rgb = decode_upload(image, "image", settings)
+    bg = decode_upload(background_image, "background image", settings) if background_image is not None else None
+    if options.ref_size is not None and options.ref_size != matter.ref_size:
+        matter = copy.copy(matter)  # shares the engine; only the size the network sees differs
+        matter.ref_size = options.ref_size
+    alpha = matter.matte(rgb)
+    return encode_png(render_output(rgb, alpha, options.output, bg if bg is not None else options.background))
+
+
+async def read_body(request: Request, limit: int) -> bytes:
+    """The request body, refusing (413) as soon as it is known to exceed ``limit`` bytes."""
+    declared = request.headers.get("content-length")
+    if declared and declared.isdigit() and int(declared) > limit:
+        raise ApiError(413, f"upload of {int(declared)} bytes is over the limit of {limit} bytes")
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise ApiError(413, f"upload is over the limit of {limit} bytes")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+async def split_request(request: Request, body: bytes) -> tuple[bytes, bytes | None, dict[str, str]]:
+    """(image bytes, background image bytes or None, form option fields) from a multipart or raw-body request."""
+    ctype = request.headers.get("content-type", "").lower()
+    if not ctype.startswith("multipart/form-data"):  # any other type (curl's default form type too) is the raw image
+        return body, None, {}
+
+    async def replay() -> dict[str, Any]:
+        return {"type": "http.request", "body": body, "more_body": False}
+
+    try:
+        form = await Request(request.scope, replay).form(max_files=2, max_fields=16)
+    except Exception as exc:  # malformed multipart (bad boundary, truncated part, too many parts)
+        raise ApiError(400, f"malformed multipart body: {getattr(exc, 'detail', None) or exc}") from None
+    fields: dict[str, str] = {}
+    files: dict[str, bytes] = {}
+    for key, value in form.multi_items():
+        if isinstance(value, str):
+            fields[key] = value
+        else:
+            files[key] = await value.read()
+    await form.close()
+    if "file" not in files:
+        raise ApiError(400, "multipart request without a 'file' part holding the image")
+    return files["file"], files.get("background_image"), fields
+
+
+def error_response(status: int, message: str, headers: dict[str, str] | None = None) -> JSONResponse:
+    """The one error shape: ``{"error": message}``."""
+    return JSONResponse({"error": message}, status_code=status, headers=headers)
+
+
+_MATTE_BODY = {
+    "requestBody": {
+        "required": True,
+        "description": "The photo, either as multipart/form-data (part `file`, optional `background_image`, and "
+        "the options as form fields) or as the raw request body (options in the query string).",
+        "content": {
+            "multipart/form-data": {
+                "schema": {
+                    "type": "object",
+                    "required": ["file"],
+                    "properties": {
+                        "file": {"type": "string", "format": "binary", "description": "The photo (JPEG, PNG, WebP, ...)."},
+                        "background_image": {"type": "string", "format": "binary",
+                                             "description": "Optional background photo for output=composite (scaled to cover)."},
+                        "output": {"type": "string", "enum": list(OUTPUTS)},
+                        "background": {"type": "string", "example": "#00ff00"},
+                        "ref_size": {"type": "integer", "minimum": 32},
+                    },
+                }
+            },
+            "image/*": {"schema": {"type": "string", "format": "binary"}},
+            "application/octet-stream": {"schema": {"type": "string", "format": "binary"}},
+        },
+    },
+    "responses": {
+        "200": {"description": "The result as PNG.", "content": {"image/png": {}}},
+        "400": {"description": "Bad option or empty / malformed request."},
+        "413": {"description": "Upload over the size limit, or image over the pixel limit."},
+        "415": {"description": "Not an image the server can decode."},
+        "503": {"description": "All inference slots busy and the queue full; retry later."},
+        "504": {"description": "Not finished within the server's timeout."},
+    },
+}
+
+
+def create_app(settings: ServeSettings | None = None, matter: Any = None) -> FastAPI:
+    """Build the FastAPI app. ``matter`` (a ``Matter``-like object) is made at startup from ``settings`` when not given."""
+    settings = settings or ServeSettings()
+    gate = Gate(settings.max_concurrency, settings.queue_size)
+    page = (resources.files("greenless.serve") / "static" / "index.html").read_text(encoding="utf-8")
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        if matter is None:
+            from greenless.matter import Matter
+
+            app.state.matter = Matter(settings.weights, engine=settings.engine, ref_size=settings.ref_size,
+                                      threads=settings.threads)
+        else:
+            app.state.matter = matter
+        yield
+
+    app = FastAPI(title="greenless", summary="Trimap-free portrait matting (MODNet) over HTTP.",
+                  version=_version(), lifespan=lifespan)
+
+    @app.exception_handler(ApiError)
+    async def _api_error(request: Request, exc: ApiError) -> JSONResponse:
+        return error_response(exc.status, exc.message, exc.headers)
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
+        parts = []
+        for err in exc.errors():
+            where = ".".join(str(p) for p in err.get("loc", ())[1:]) or "request"
+            parts.append(f"{where}: {err.get('msg', 'invalid')}")
+        return error_response(400, "; ".join(parts) or "invalid request")
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        return error_response(exc.status_code, str(exc.detail))
+
+    @app.exception_handler(Exception)
+    async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+        return error_response(500, f"internal error ({type(exc).__name__}); the server log has details")
+
+    @app.get("/", response_class=HTMLResponse, include_in_schema=False)
+    async def index() -> HTMLResponse:
+        return HTMLResponse(page)
+
+    @app.get("/healthz", summary="Liveness and load")
+    async def healthz(request: Request) -> dict[str, Any]:
+        """Whether the model is loaded, and how many images are in progress and waiting in this worker."""
+        m = request.app.state.matter
+        return {"status": "ok", "model": str(getattr(m, "weights", "")).rsplit("/", 1)[-1],
+                "engine": getattr(getattr(m, "engine", None), "name", None), "ref_size": getattr(m, "ref_size", None),
+                "active": gate.active, "waiting": gate.waiting, "slots": gate.slots, "queue_size": gate.queue_size}
+
+    @app.post("/v1/matte", summary="Cut the person out of a photo", openapi_extra=_MATTE_BODY,
+              response_class=Response)
+    async def matte(
+        request: Request,
+        output: Literal["rgba", "alpha", "foreground", "composite"] | None = Query(
+            None, description="rgba: cut-out with transparency (default); alpha: the matte as greyscale; "
+            "foreground: the person's colours with the old background removed from soft edges (RGB; pair with "
+            "alpha); composite: the person over `background` "
+            "(default when a background is given)."),
+        background: str | None = Query(None, description="Background colour for output=composite, e.g. `#00ff00` "
+                                       "(write `%2300ff00` or `00ff00` in a URL) or `white`."),
+        ref_size: int | None = Query(None, description="Short side the network sees (default: the model's own)."),
+    ) -> Response:
+        """Image in (multipart part `file`, or the raw body), PNG out. Form fields override query options."""
+        started = time.perf_counter()
+        try:
+            async with asyncio.timeout(settings.timeout):
+                body = await read_body(request, settings.max_upload_bytes)
+                image, bg_image, fields = await split_request(request, body)
+                values = {"output": output, "background": background, "ref_size": ref_size, **fields}
+                options = parse_options(values, settings, bg_image is not None)
+                await gate.acquire()
+                job = asyncio.ensure_future(run_in_threadpool(render, request.app.state.matter, image, bg_image,
+                                                              options, settings))
+                job.add_done_callback(lambda done: _finish(gate, done))  # the slot stays taken until the thread ends
+                png = await asyncio.shield(job)
+        except TimeoutError:
+            return error_response(504, f"not finished within the server's timeout of {settings.timeout:g} s")
+        elapsed = (time.perf_counter() - started) * 1000.0
+        return Response(png, media_type="image/png", headers={"X-Greenless-Time-Ms": f"{elapsed:.0f}"})
+
+    return app
+
+
+def _finish(gate: Gate, job: asyncio.Future) -> None:
+    """Free the job's slot; fetch its exception so one that ended after a timeout is not logged as lost."""
+    gate.release()
+    if not job.cancelled():
+        job.exception()
+
+
+def _version() -> str:
+    from greenless import __version__
+
+    return __version__
+
+
+def app_from_env() -> FastAPI:
+    """App factory for ``uvicorn --factory`` worker processes: settings come from ``GREENLESS_SERVE_SETTINGS``."""
+    return create_app(ServeSettings.from_env())

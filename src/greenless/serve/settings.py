@@ -1,0 +1,40 @@
+"""Server settings: limits and model choice, passed to worker processes as JSON in an environment variable."""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import asdict, dataclass
+
+ENV_VAR = "GREENLESS_SERVE_SETTINGS"
+
+
+@dataclass
+class ServeSettings:
+    """What ``greenless serve`` was asked for; every limit has a safe default."""
+
+    weights: str | None = None  # None: the packaged model
+    engine: str = "onnx"
+    ref_size: int | None = None  # None: the weights' own reference size
+    threads: int | None = None  # onnxruntime intra-op threads per worker
+    max_upload_mb: float = 20.0  # request body limit -> 413
+    max_pixels: int = 40_000_000  # decoded image limit (decompression bombs) -> 413
+    timeout: float = 60.0  # seconds from arrival to response, queue wait included -> 504
+    max_concurrency: int = 1  # images matted at once per worker process
+    queue_size: int = 16  # requests allowed to wait for a slot; more -> 503
+    max_ref_size: int = 2048  # largest ref_size a client may ask for
+
+    @property
+    def max_upload_bytes(self) -> int:
+        """The upload limit in bytes."""
+        return int(self.max_upload_mb * 1024 * 1024)
+
+    def to_env(self) -> str:
+        """JSON form, for the ``GREENLESS_SERVE_SETTINGS`` variable read by each worker."""
+        return json.dumps(asdict(self))
+
+    @classmethod
+    def from_env(cls) -> "ServeSettings":
+        """Settings from ``GREENLESS_SERVE_SETTINGS`` (defaults when it is unset)."""
+        raw = os.environ.get(ENV_VAR)
+        return cls(**json.loads(raw)) if raw else cls()
