@@ -89,3 +89,15 @@ class LiveServer:
 def live_server() -> Iterator[type[LiveServer]]:
     """The ``LiveServer`` class, for tests that start a server with their own settings."""
     yield LiveServer
+
+
+def run_main(args: list, capsys: pytest.CaptureFixture[str]) -> tuple[int, str]:
+    """Run the CLI in-process (faster than a subprocess); returns (exit code, stderr)."""
+    from greenless.cli import main
+
+    try:
+        main([str(a) for a in args])
+        code = 0
+    except SystemExit as exc:
+        code = int(exc.code or 0)
+    return code, capsys.readouterr().err

@@ -13,8 +13,8 @@ from pathlib import Path
 import av
 import numpy as np
 import pytest
+from conftest import run_main
 
-from greenless.cli import main
 from greenless.errors import GreenlessError
 from greenless.media.video import VideoReader, open_video
 from greenless.pipeline.video import Background
@@ -23,14 +23,7 @@ SRC = Path(__file__).resolve().parents[1] / "src"
 FAST = ["--ref-size", "64", "--quiet"]
 
 
-def run_cli(args: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str]:
-    """Run the CLI in-process; returns (exit code, stderr)."""
-    try:
-        main([str(a) for a in args])
-        code = 0
-    except SystemExit as exc:
-        code = int(exc.code or 0)
-    return code, capsys.readouterr().err
+run_cli = run_main
 
 
 def decode(path: Path, rgba: bool = False) -> list[av.VideoFrame]:

@@ -6,17 +6,11 @@ from pathlib import Path
 
 import av
 import pytest
+from conftest import run_main
 
-from greenless.cli import main
 
 
-def run_cli(args: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str]:
-    try:
-        main([str(a) for a in args])
-        code = 0
-    except SystemExit as exc:
-        code = int(exc.code or 0)
-    return code, capsys.readouterr().err
+run_cli = run_main
 
 
 @pytest.fixture(scope="module")
