@@ -2,7 +2,7 @@
 
 Adapts on the first half of the ASL clips (every n-th frame) plus the portrait video, then reports:
 - inconsistency (mean |semantic - blurred 1/16 matte|) on frames of the held-out ASL clips, before/after;
-- MSE and MAD on ../shared/data/portraits (full resolution, reference size 512), before/after.
+- MSE and MAD on ../shared/data/portraits (full resolution, the weights' reference size), before/after.
 
     python scripts/soc_experiment.py --weights src/greenless/weights/modnet.safetensors -o runs/soc
 """
@@ -27,7 +27,7 @@ def main() -> None:
     parser.add_argument("--shared", type=Path, default=Path(__file__).resolve().parents[1].parent / "shared")
     parser.add_argument("-o", "--output", type=Path, default=Path("runs/soc"))
     parser.add_argument("--steps", type=int, default=60)
-    parser.add_argument("--lr", type=float, default=1e-5)
+    parser.add_argument("--lr", type=float, default=5e-5)
     parser.add_argument("--size", type=int, default=256)
     parser.add_argument("--threads", type=int, default=0)
     args = parser.parse_args()
@@ -44,16 +44,17 @@ def main() -> None:
         (unlabelled / clip.name).symlink_to(clip.resolve())
     test_frames = [f for clip in held_out for f in iter_frames(clip, every=15, limit=4)]
 
-    before_model, _ = load_weights(args.weights)
+    before_model, card = load_weights(args.weights)
+    ref_size = int(card.get("ref_size", 512))
     before = {"inconsistency": inconsistency(before_model, test_frames, args.size),
-              **validate(before_model, data / "portraits")}
+              **validate(before_model, data / "portraits", ref_size)}
     adapted = args.output / "adapted.safetensors"
     adapt(args.weights, unlabelled, adapted, SOCConfig(steps=args.steps, lr=args.lr, size=args.size, frame_every=6))
     after_model, _ = load_weights(adapted)
     after = {"inconsistency": inconsistency(after_model, test_frames, args.size),
-             **validate(after_model, data / "portraits")}
+             **validate(after_model, data / "portraits", ref_size)}
     report = {"adapt_clips": [c.name for c in adapt_clips], "held_out_clips": [c.name for c in held_out],
-              "held_out_frames": len(test_frames), "steps": args.steps, "lr": args.lr,
+              "held_out_frames": len(test_frames), "steps": args.steps, "lr": args.lr, "ref_size": ref_size,
               "before": before, "after": after}
     (args.output / "report.json").write_text(json.dumps(report, indent=2))
     print(json.dumps(report, indent=2))
