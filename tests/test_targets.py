@@ -25,8 +25,9 @@ def test_transition_band_covers_the_edge_only() -> None:
 
 
 def test_band_scales_with_image_size() -> None:
-    small = np.zeros((100, 100), np.float32)
-    small[:, 50:] = 1
-    big = np.zeros((400, 400), np.float32)
-    big[:, 200:] = 1
-    assert transition_band(big)[0].sum() > 3 * transition_band(small)[0].sum()
+    small = np.zeros((200, 200), np.float32)  # kernel radius 4 -> band 8 px wide
+    small[:, 100:] = 1
+    big = np.zeros((800, 800), np.float32)  # radius 16 -> 32 px
+    big[:, 400:] = 1
+    assert transition_band(small)[0].sum() == 8
+    assert transition_band(big)[0].sum() == 4 * transition_band(small)[0].sum()

@@ -57,6 +57,7 @@ class TrainSection:
     threads: int = 0  # torch CPU threads; 0 leaves torch's default
     amp: bool = True  # mixed precision, CUDA only
     grad_clip: float = 5.0
+    freeze_norm: bool = False  # BatchNorm uses running statistics (small batches, fine-tuning)
 
 
 @dataclass

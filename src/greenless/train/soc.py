@@ -24,6 +24,7 @@ from greenless.data.folders import IMAGE_SUFFIXES, find_unlabelled
 from greenless.data.targets import transition_band
 from greenless.errors import GreenlessError
 from greenless.model.checkpoint import load_weights, save_weights
+from greenless.train.norms import freeze_batchnorm
 
 
 @dataclass
@@ -117,12 +118,6 @@ def inconsistency(model: torch.nn.Module, frames: list[np.ndarray], size: int = 
     return float(np.mean(values))
 
 
-def _freeze_norms(model: torch.nn.Module) -> None:
-    for module in model.modules():
-        if isinstance(module, torch.nn.modules.batchnorm._BatchNorm):
-            module.eval()
-
-
 def adapt(weights: Path, source: Path, output: Path, cfg: SOCConfig = SOCConfig(), progress: bool = True) -> dict:
     """Adapt ``weights`` to the unlabelled images/videos in ``source``; write the result to ``output``."""
     if cfg.threads:
@@ -145,7 +140,7 @@ def adapt(weights: Path, source: Path, output: Path, cfg: SOCConfig = SOCConfig(
         task = bar.add_task("SOC adaptation", total=cfg.steps)
         for step in range(cfg.steps):
             model.train()
-            _freeze_norms(model)
+            freeze_batchnorm(model)
             idx = rng.choice(len(data), cfg.batch_size, replace=False)
             batch = data[idx]
             if rng.random() < 0.5:

@@ -26,6 +26,7 @@ from greenless.model import build_model
 from greenless.model.checkpoint import load_weights, save_weights
 from greenless.train.config import TrainConfig
 from greenless.train.losses import LossWeights, modnet_loss
+from greenless.train.norms import freeze_batchnorm
 from greenless.train.validate import validate
 
 
@@ -129,6 +130,8 @@ def train(cfg: TrainConfig, resume: bool = True, progress: bool = True) -> Path:
 
     model, card = init_model(cfg)
     model = model.to(device).train()
+    if t.freeze_norm:
+        freeze_batchnorm(model)
     optimizer = make_optimizer(model, cfg)
     base_lrs = [g["lr"] for g in optimizer.param_groups]
     step = 0
@@ -140,6 +143,8 @@ def train(cfg: TrainConfig, resume: bool = True, progress: bool = True) -> Path:
         step = int(state["step"])
     net: torch.nn.Module = model
     if world > 1:
+        if use_cuda and not t.freeze_norm:  # batch statistics over all ranks (PyTorch has no CPU SyncBatchNorm)
+            model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)
         net = torch.nn.parallel.DistributedDataParallel(model, device_ids=[local_rank] if use_cuda else None)
     scaler = torch.amp.GradScaler("cuda", enabled=use_cuda and t.amp)
     weights = LossWeights(t.semantic_weight, t.detail_weight, t.matte_weight)
@@ -188,6 +193,8 @@ def train(cfg: TrainConfig, resume: bool = True, progress: bool = True) -> Path:
                         save_checkpoint(last, model, optimizer, step)
                     if t.val_every and cfg.data.val and step % t.val_every == 0 and step != t.steps:
                         _log_val(model, cfg, device, step, log_path)
+                        if t.freeze_norm:
+                            freeze_batchnorm(model)
                 if step >= t.steps:
                     break
     final = out_dir / "final.safetensors"
