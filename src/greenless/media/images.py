@@ -178,7 +178,7 @@ def encode_image(array: np.ndarray, fmt: str = "PNG", quality: int = 92) -> byte
     fmt = fmt.upper()
     buf = io.BytesIO()
     if fmt == "PNG":
-        img.save(buf, "PNG", compress_level=3)  # 2.3x faster than 6 at 12 MP for ~15% more bytes
+        img.save(buf, "PNG", compress_level=1)  # at 12 MP: 2.8x faster than level 6, about 25% more bytes
     elif fmt == "JPEG":
         if img.mode == "RGBA":
             raise GreenlessError("JPEG cannot store transparency; write .png or .webp for a cut-out")

@@ -104,7 +104,8 @@ def soc_losses(outputs: tuple[torch.Tensor, torch.Tensor, torch.Tensor],
     keep_detail = (torch.abs(detail - frozen_detail) * band).sum() / denom
     keep_matte = (torch.abs(matte - frozen_matte) * band).sum() / denom
     total = consistency + cfg.detail_weight * keep_detail + cfg.matte_weight * keep_matte
-    return total, {"consistency": float(consistency), "detail": float(keep_detail), "matte": float(keep_matte)}
+    return total, {"consistency": float(consistency.detach()), "detail": float(keep_detail.detach()),
+                   "matte": float(keep_matte.detach())}
 
 
 @torch.no_grad()
