@@ -68,17 +68,13 @@ def iter_frames(source: Path, every: int, limit: int) -> Iterator[np.ndarray]:
 
 
 def _video_frames(path: Path, every: int) -> Iterator[np.ndarray]:
-    try:
-        import av
-    except ImportError as exc:
-        raise GreenlessError("reading videos needs PyAV: pip install 'greenless[video]'") from exc
-    try:
-        with av.open(str(path)) as container:
-            for idx, frame in enumerate(container.decode(video=0)):
-                if idx % every == 0:
-                    yield frame.to_ndarray(format="rgb24")
-    except av.error.FFmpegError as exc:
-        raise GreenlessError(f"{path}: cannot decode video ({exc})") from exc
+    """Every ``every``-th frame (upright, RGB) through the project's video reader."""
+    from greenless.media.video import open_video
+
+    with open_video(path) as reader:
+        for idx, frame in enumerate(reader):
+            if idx % every == 0:
+                yield frame.image
 
 
 def to_tensor(rgb: np.ndarray, size: int) -> torch.Tensor:
