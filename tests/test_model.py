@@ -63,3 +63,45 @@ def test_easpp_option_changes_the_semantic_branch() -> None:
     easpp.train()
     semantic, _, matte = easpp(torch.randn(2, 3, 64, 64))
     assert semantic.shape == (2, 1, 4, 4) and matte.shape == (2, 1, 64, 64)
+
+
+REALTIME = {"encoder": "efficientnet-lite0", "norm": "bn", "separable": True, "semantic_scale": 0.5,
+            "fusion_channels": 16}
+
+
+@pytest.mark.parametrize("size", [(64, 96), (288, 512), (96, 160)])
+def test_realtime_variant_shapes_at_sizes_the_half_encoder_does_not_divide(size: tuple[int, int]) -> None:
+    # 288 / 2 = 144 is not a multiple of 32: the encoder features must still be resized to the right grid.
+    model = build_model(REALTIME).train()
+    h, w = size
+    semantic, detail, matte = model(torch.randn(2, 3, h, w))
+    assert semantic.shape == (2, 1, h // 16, w // 16)
+    assert detail.shape == matte.shape == (2, 1, h, w)
+
+
+def test_realtime_variant_has_no_instance_norm_and_fewer_weights() -> None:
+    fast, paper = build_model(REALTIME), build_model({"encoder": "efficientnet-lite0"})
+    assert not any(isinstance(m, torch.nn.InstanceNorm2d) for m in fast.modules())
+    assert any(isinstance(m, torch.nn.InstanceNorm2d) for m in paper.modules())
+    depthwise = [m for m in fast.hr_branch.modules() if isinstance(m, torch.nn.Conv2d) and m.groups > 1]
+    assert depthwise and all(m.groups == m.in_channels for m in depthwise)
+    count = lambda m: sum(p.numel() for p in m.parameters())  # noqa: E731
+    assert count(fast) < 0.6 * count(paper)
+
+
+def test_semantic_scale_changes_what_the_encoder_sees() -> None:
+    seen: list[tuple[int, ...]] = []
+    model = build_model(REALTIME).eval()
+    model.backbone.register_forward_hook(lambda mod, args, out: seen.append(tuple(args[0].shape)))
+    with torch.no_grad():
+        model(torch.randn(1, 3, 128, 192))
+    assert seen == [(1, 3, 64, 96)]
+
+
+def test_model_config_round_trips_new_fields_and_reads_old_cards() -> None:
+    from greenless.model.modnet import ModelConfig
+
+    cfg = ModelConfig.from_dict(REALTIME)
+    assert ModelConfig.from_dict(cfg.to_dict()) == cfg
+    old = ModelConfig.from_dict({"encoder": "mobilenetv2", "hr_channels": 32, "in_channels": 3, "easpp": False})
+    assert (old.norm, old.separable, old.semantic_scale, old.fusion_channels) == ("ibn", False, 1.0, 0)

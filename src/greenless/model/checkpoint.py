@@ -40,6 +40,7 @@ def save_weights(model: MODNet, path: str | Path, card: dict[str, Any] | None = 
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
     save_file(tensors, str(tmp), metadata={CARD_KEY: json.dumps(card)})
+    tmp.chmod(0o644)  # safetensors writes 0600; weights are meant to be read by everyone (packaging)
     tmp.replace(path)
     tmp_card = card_path(path).with_name(card_path(path).name + ".tmp")
     tmp_card.write_text(json.dumps(card, indent=2) + "\n")

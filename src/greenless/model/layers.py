@@ -27,7 +27,12 @@ class IBNorm(nn.Module):
 
 
 class Conv2dIBNormRelu(nn.Module):
-    """Convolution, optional IBNorm, optional ReLU; attribute names follow the official checkpoint."""
+    """Convolution, optional normalisation, optional ReLU; attribute names follow the official checkpoint.
+
+    ``norm="ibn"`` is MODNet's IBNorm; ``norm="bn"`` is plain BatchNorm, which an export folds into the
+    convolution (no per-image statistics at run time). ``separable=True`` splits a k x k convolution into
+    a depthwise k x k and a pointwise 1 x 1 (the real-time variant); 1 x 1 convolutions stay as they are.
+    """
 
     def __init__(
         self,
@@ -41,20 +46,39 @@ class Conv2dIBNormRelu(nn.Module):
         bias: bool = True,
         with_ibn: bool = True,
         with_relu: bool = True,
+        norm: str = "ibn",
+        separable: bool = False,
     ) -> None:
         super().__init__()
-        layers: list[nn.Module] = [
-            nn.Conv2d(in_channels, out_channels, kernel_size, stride=stride, padding=padding,
-                      dilation=dilation, groups=groups, bias=bias)
-        ]
+        if separable and kernel_size > 1 and groups == 1:
+            layers: list[nn.Module] = [
+                nn.Conv2d(in_channels, in_channels, kernel_size, stride=stride, padding=padding,
+                          dilation=dilation, groups=in_channels, bias=False),
+                nn.Conv2d(in_channels, out_channels, 1, bias=bias),
+            ]
+        else:
+            layers = [nn.Conv2d(in_channels, out_channels, kernel_size, stride=stride, padding=padding,
+                                dilation=dilation, groups=groups, bias=bias)]
         if with_ibn:
-            layers.append(IBNorm(out_channels))
+            layers.append(make_norm(norm, out_channels))
         if with_relu:
             layers.append(nn.ReLU(inplace=True))
         self.layers = nn.Sequential(*layers)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.layers(x)
+
+
+NORMS = ("ibn", "bn")
+
+
+def make_norm(norm: str, channels: int) -> nn.Module:
+    """The normalisation layer a branch uses: IBNorm (paper) or BatchNorm (foldable at export)."""
+    if norm == "ibn":
+        return IBNorm(channels)
+    if norm == "bn":
+        return nn.BatchNorm2d(channels)
+    raise ValueError(f"unknown norm {norm!r} (choose from {', '.join(NORMS)})")
 
 
 class SEBlock(nn.Module):

@@ -6,7 +6,8 @@ checkpoints load after stripping the ``module.`` prefix (see ``checkpoint.py``).
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
+from functools import partial
 from typing import Any
 
 import torch
@@ -14,7 +15,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from greenless.model.encoders import Encoder, build_encoder
-from greenless.model.layers import EASPP, Conv2dIBNormRelu, SEBlock
+from greenless.model.layers import EASPP, Conv2dIBNormRelu, SEBlock, make_norm
 
 
 @dataclass(frozen=True)
@@ -25,6 +26,10 @@ class ModelConfig:
     hr_channels: int = 32
     in_channels: int = 3  # 4 for the previous-frame-alpha variant
     easpp: bool = False
+    norm: str = "ibn"  # "ibn" (paper) or "bn" (folds into the convolutions at export)
+    separable: bool = False  # depthwise-separable k x k convolutions in the three branches
+    semantic_scale: float = 1.0  # the encoder and semantic branch see the image scaled by this
+    fusion_channels: int = 0  # channels carried up to full resolution in the fusion branch; 0: hr_channels
     extra: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
@@ -32,8 +37,8 @@ class ModelConfig:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "ModelConfig":
-        known = {k: data[k] for k in ("encoder", "hr_channels", "in_channels", "easpp", "extra") if k in data}
-        return cls(**known)
+        names = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in data.items() if k in names})
 
 
 def _up(x: torch.Tensor, factor: float) -> torch.Tensor:
@@ -43,20 +48,25 @@ def _up(x: torch.Tensor, factor: float) -> torch.Tensor:
 class LRBranch(nn.Module):
     """Semantic estimation: SE attention (and optional e-ASPP) on the 1/32 feature, prediction at 1/8."""
 
-    def __init__(self, channels: tuple[int, ...], easpp: bool) -> None:
+    def __init__(self, channels: tuple[int, ...], easpp: bool, conv: Any = Conv2dIBNormRelu) -> None:
         super().__init__()
         self.se_block = SEBlock(channels[4], reduction=4)
         self.easpp = EASPP(channels[4], channels[4], reduction=8) if easpp else None
-        self.conv_lr16x = Conv2dIBNormRelu(channels[4], channels[3], 5, padding=2)
-        self.conv_lr8x = Conv2dIBNormRelu(channels[3], channels[2], 5, padding=2)
+        self.conv_lr16x = conv(channels[4], channels[3], 5, padding=2)
+        self.conv_lr8x = conv(channels[3], channels[2], 5, padding=2)
         self.conv_lr = Conv2dIBNormRelu(channels[2], 1, 3, stride=2, padding=1, with_ibn=False, with_relu=False)
 
-    def forward(self, enc32x: torch.Tensor, with_semantic: bool) -> tuple[torch.Tensor | None, torch.Tensor]:
+    def forward(self, enc32x: torch.Tensor, with_semantic: bool,
+                size8x: tuple[Any, Any] | None = None) -> tuple[torch.Tensor | None, torch.Tensor]:
+        """``size8x`` (the image's 1/8 size) is given when the encoder saw a scaled-down image."""
         x = self.se_block(enc32x)
         if self.easpp is not None:
             x = self.easpp(x)
         lr16x = self.conv_lr16x(_up(x, 2))
-        lr8x = self.conv_lr8x(_up(lr16x, 2))
+        if size8x is None:
+            lr8x = self.conv_lr8x(_up(lr16x, 2))
+        else:
+            lr8x = self.conv_lr8x(F.interpolate(lr16x, size=size8x, mode="bilinear", align_corners=False))
         semantic = torch.sigmoid(self.conv_lr(lr8x)) if with_semantic else None
         return semantic, lr8x
 
@@ -64,26 +74,26 @@ class LRBranch(nn.Module):
 class HRBranch(nn.Module):
     """Detail prediction at 1/2 and 1/4 from the image, low-level features and the semantic features."""
 
-    def __init__(self, hr: int, channels: tuple[int, ...], img_ch: int) -> None:
+    def __init__(self, hr: int, channels: tuple[int, ...], img_ch: int, conv: Any = Conv2dIBNormRelu) -> None:
         super().__init__()
-        self.tohr_enc2x = Conv2dIBNormRelu(channels[0], hr, 1)
-        self.conv_enc2x = Conv2dIBNormRelu(hr + img_ch, hr, 3, stride=2, padding=1)
-        self.tohr_enc4x = Conv2dIBNormRelu(channels[1], hr, 1)
-        self.conv_enc4x = Conv2dIBNormRelu(2 * hr, 2 * hr, 3, padding=1)
+        self.tohr_enc2x = conv(channels[0], hr, 1)
+        self.conv_enc2x = conv(hr + img_ch, hr, 3, stride=2, padding=1)
+        self.tohr_enc4x = conv(channels[1], hr, 1)
+        self.conv_enc4x = conv(2 * hr, 2 * hr, 3, padding=1)
         self.conv_hr4x = nn.Sequential(
-            Conv2dIBNormRelu(2 * hr + channels[2] + img_ch, 2 * hr, 3, padding=1),
-            Conv2dIBNormRelu(2 * hr, 2 * hr, 3, padding=1),
-            Conv2dIBNormRelu(2 * hr, hr, 3, padding=1),
+            conv(2 * hr + channels[2] + img_ch, 2 * hr, 3, padding=1),
+            conv(2 * hr, 2 * hr, 3, padding=1),
+            conv(2 * hr, hr, 3, padding=1),
         )
         self.conv_hr2x = nn.Sequential(
-            Conv2dIBNormRelu(2 * hr, 2 * hr, 3, padding=1),
-            Conv2dIBNormRelu(2 * hr, hr, 3, padding=1),
-            Conv2dIBNormRelu(hr, hr, 3, padding=1),
-            Conv2dIBNormRelu(hr, hr, 3, padding=1),
+            conv(2 * hr, 2 * hr, 3, padding=1),
+            conv(2 * hr, hr, 3, padding=1),
+            conv(hr, hr, 3, padding=1),
+            conv(hr, hr, 3, padding=1),
         )
         self.conv_hr = nn.Sequential(
-            Conv2dIBNormRelu(hr + img_ch, hr, 3, padding=1),
-            Conv2dIBNormRelu(hr, 1, 1, with_ibn=False, with_relu=False),
+            conv(hr + img_ch, hr, 3, padding=1),
+            conv(hr, 1, 1, with_ibn=False, with_relu=False),
         )
 
     def forward(self, img: torch.Tensor, enc2x: torch.Tensor, enc4x: torch.Tensor, lr8x: torch.Tensor,
@@ -104,18 +114,33 @@ class HRBranch(nn.Module):
 class FusionBranch(nn.Module):
     """Combines the semantic and detail features into the full-resolution matte."""
 
-    def __init__(self, hr: int, channels: tuple[int, ...], img_ch: int) -> None:
+    def __init__(self, hr: int, channels: tuple[int, ...], img_ch: int, conv: Any = Conv2dIBNormRelu,
+                 fusion_channels: int = 0) -> None:
         super().__init__()
-        self.conv_lr4x = Conv2dIBNormRelu(channels[2], hr, 5, padding=2)
-        self.conv_f2x = Conv2dIBNormRelu(2 * hr, hr, 3, padding=1)
-        self.conv_f = nn.Sequential(
-            Conv2dIBNormRelu(hr + img_ch, hr // 2, 3, padding=1),
-            Conv2dIBNormRelu(hr // 2, 1, 1, with_ibn=False, with_relu=False),
-        )
+        self.conv_lr4x = conv(channels[2], hr, 5, padding=2)
+        self.fast = bool(fusion_channels)
+        if self.fast:
+            # Real-time variant: the feature half of the last convolution runs at 1/2 resolution and only
+            # ``fusion_channels // 2`` channels are upsampled; at full resolution a small convolution
+            # of the image is added to them. Full-resolution memory traffic dominates on CPUs.
+            norm = conv.keywords.get("norm", "ibn") if isinstance(conv, partial) else "ibn"
+            mid = fusion_channels // 2
+            self.conv_f2x = conv(2 * hr, fusion_channels, 3, padding=1)
+            self.conv_f_feat = conv(fusion_channels, mid, 3, padding=1, with_ibn=False, with_relu=False)
+            self.conv_f_img = nn.Conv2d(img_ch, mid, 3, padding=1, bias=False)
+            self.conv_f = nn.Sequential(make_norm(norm, mid), nn.ReLU(inplace=True), nn.Conv2d(mid, 1, 1))
+        else:
+            self.conv_f2x = conv(2 * hr, hr, 3, padding=1)
+            self.conv_f = nn.Sequential(
+                conv(hr + img_ch, hr // 2, 3, padding=1),
+                conv(hr // 2, 1, 1, with_ibn=False, with_relu=False),
+            )
 
     def forward(self, img: torch.Tensor, lr8x: torch.Tensor, hr2x: torch.Tensor) -> torch.Tensor:
         lr4x = self.conv_lr4x(_up(lr8x, 2))
         f2x = self.conv_f2x(torch.cat((_up(lr4x, 2), hr2x), dim=1))
+        if self.fast:
+            return torch.sigmoid(self.conv_f(_up(self.conv_f_feat(f2x), 2) + self.conv_f_img(img)))
         return torch.sigmoid(self.conv_f(torch.cat((_up(f2x, 2), img), dim=1)))
 
 
@@ -132,14 +157,26 @@ class MODNet(nn.Module):
         self.backbone: Encoder = build_encoder(self.config.encoder, self.config.in_channels)
         ch = self.backbone.channels
         hr, img_ch = self.config.hr_channels, self.config.in_channels
-        self.lr_branch = LRBranch(ch, self.config.easpp)
-        self.hr_branch = HRBranch(hr, ch, img_ch)
-        self.f_branch = FusionBranch(hr, ch, img_ch)
+        conv = partial(Conv2dIBNormRelu, norm=self.config.norm, separable=self.config.separable)
+        self.lr_branch = LRBranch(ch, self.config.easpp, conv)
+        self.hr_branch = HRBranch(hr, ch, img_ch, conv)
+        self.f_branch = FusionBranch(hr, ch, img_ch, conv, self.config.fusion_channels)
 
     def forward(self, img: torch.Tensor, all_outputs: bool | None = None):
         want_all = self.training if all_outputs is None else all_outputs
-        enc2x, enc4x, _, _, enc32x = self.backbone(img)
-        semantic, lr8x = self.lr_branch(enc32x, want_all)
+        scale = self.config.semantic_scale
+        if scale == 1.0:
+            enc2x, enc4x, _, _, enc32x = self.backbone(img)
+            semantic, lr8x = self.lr_branch(enc32x, want_all)
+        else:
+            # Lower-resolution semantics: the encoder sees a smaller image; its low-level features are
+            # brought back to the sizes the detail branch expects.
+            h, w = img.shape[2], img.shape[3]
+            small = F.interpolate(img, scale_factor=scale, mode="bilinear", align_corners=False)
+            enc2x, enc4x, _, _, enc32x = self.backbone(small)
+            enc2x = F.interpolate(enc2x, size=(h // 2, w // 2), mode="bilinear", align_corners=False)
+            enc4x = F.interpolate(enc4x, size=(h // 4, w // 4), mode="bilinear", align_corners=False)
+            semantic, lr8x = self.lr_branch(enc32x, want_all, size8x=(h // 8, w // 8))
         detail, hr2x = self.hr_branch(img, enc2x, enc4x, lr8x, want_all)
         matte = self.f_branch(img, lr8x, hr2x)
         if want_all:
