@@ -1,10 +1,14 @@
-"""Package trained weights as the default model: fp16 safetensors + JSON card + one fp32 ONNX.
+"""Package trained weights as a named packaged model: fp16 safetensors + JSON card + one fp32 ONNX.
 
 The ONNX is exported from the fp16-rounded weights, so both engines run exactly the same numbers.
 The card records the architecture, reference size, training data and licences, the training run and
 the validation figures (measured here on ../shared/data/portraits, which training never saw).
 
-    python scripts/ship_weights.py runs/effnet/final.safetensors
+    python scripts/ship_weights.py runs/realtime-prev-alpha/final.safetensors --name modnet --ref-size 288
+
+``--name`` is the file stem under src/greenless/weights and the name ``--model`` takes (see
+greenless.matter.MODELS): ``modnet`` from configs/modnet.toml, ``modnet-paper`` (ref size 256) from
+configs/modnet-paper.toml.
 """
 
 from __future__ import annotations
@@ -20,7 +24,7 @@ from greenless.train.validate import validate
 WEIGHTS_DIR = Path(__file__).resolve().parents[1] / "src" / "greenless" / "weights"
 
 TRAINING_DATA = {
-    "built_by": "scripts/build_training_data.py (pseudo-labels), then configs/default.toml",
+    "built_by": "scripts/build_training_data.py (pseudo-labels), then configs/<name>.toml",
     "samples": "197 people: 82 frames of 16 ASL clips, 25 of thoughtful-35590, 2 Pixabay photos, "
                "88 crops of the room video; composited 6x each on 9 backgrounds per epoch, plus the real frames",
     "labels": "MediaPipe selfie segmentation (letterboxed) or clean-plate differencing -> trimap -> "
@@ -42,20 +46,21 @@ def main() -> None:
                         default=Path(__file__).resolve().parents[1].parent / "shared" / "data" / "portraits")
     parser.add_argument("--out", type=Path, default=WEIGHTS_DIR)
     parser.add_argument("--ref-size", type=int, default=256)
+    parser.add_argument("--name", default="modnet", help="File stem: modnet or modnet-paper (or any name, for a comparison).")
     args = parser.parse_args()
     model, card = load_weights(args.weights)
     card = {k: v for k, v in card.items() if k != "validation"}
-    card["name"] = "greenless-modnet-effnetlite0"
-    # The network is trained on 256 px crops, so it sees people at the scale it learnt when the short
-    # side is 256 at inference too (also 4x fewer pixels than 512); 512 stays one --ref-size away.
+    card["name"] = f"greenless-{args.name}"
+    # The networks are trained on 256 px crops, so they see people at the scale they learnt when the
+    # short side is near that at inference too; 512 stays one --ref-size away.
     card["ref_size"] = args.ref_size
     card["training_data"] = TRAINING_DATA
-    tmp = save_weights(model, args.out / "modnet.safetensors", card, half=True)
+    tmp = save_weights(model, args.out / f"{args.name}.safetensors", card, half=True)
     model, _ = load_weights(tmp)  # the fp16-rounded numbers, in fp32
     card["validation"] = {"data": "../shared/data/portraits (4 P3M demo portraits, MIT)",
                           **{f"ref_size_{r}": validate(model, args.portraits, r) for r in (args.ref_size, 512)}}
-    save_weights(model, args.out / "modnet.safetensors", card, half=True)
-    export_onnx(model, args.out / "modnet.onnx", card)
+    save_weights(model, args.out / f"{args.name}.safetensors", card, half=True)
+    export_onnx(model, args.out / f"{args.name}.onnx", card)
     print(json.dumps(card["validation"], indent=2))
 
 

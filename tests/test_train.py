@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from greenless.model import build_model
 from greenless.model.checkpoint import load_weights
 from greenless.train.config import load_config
 
@@ -125,3 +126,29 @@ def test_two_gloo_processes_match_one_process(tmp_path: Path, tiny_set: Path) ->
     moved = distance(start, one)
     assert moved > 1e-3
     assert distance(one, two) < 0.01 * moved
+
+
+def test_warm_start_copies_what_fits_and_zero_extends_input_channels() -> None:
+    from greenless.train.supervised import warm_start
+
+    source = build_model({"encoder": "efficientnet-lite0"})
+    target = build_model({"encoder": "efficientnet-lite0", "in_channels": 4, "norm": "bn", "separable": True,
+                          "fusion_channels": 16})
+    copied, total = warm_start(target, source.state_dict())
+    assert 0 < copied < total
+    stem_src, stem_dst = source.backbone._conv_stem.weight, target.backbone._conv_stem.weight
+    assert torch.equal(stem_dst[:, :3], stem_src) and torch.count_nonzero(stem_dst[:, 3]) == 0
+    assert torch.equal(target.lr_branch.se_block.fc[0].weight, source.lr_branch.se_block.fc[0].weight)
+
+
+def test_shipped_configs_parse_and_build(repo_root: Path) -> None:
+    """Every recipe in configs/ loads (unknown keys are errors) and describes a network that builds."""
+    from greenless.train.supervised import model_config
+
+    configs = sorted((repo_root / "configs").glob("*.toml"))
+    assert {p.stem for p in configs} >= {"modnet", "modnet-paper", "modnet-3ch"}
+    for path in configs:
+        cfg = load_config(path)
+        model = build_model(model_config(cfg))
+        assert model.config.in_channels == cfg.model.in_channels
+    assert load_config(repo_root / "configs" / "modnet.toml").model.norm == "bn"

@@ -20,9 +20,9 @@ def _need_torch(what: str) -> None:
 
 @app.command()
 def train(
-    config: Path = typer.Argument(..., help="TOML file with [model], [data] and [train] sections."),
-    steps: int = typer.Option(0, "--steps", help="Override [train] steps."),
-    out_dir: str = typer.Option("", "--out-dir", help="Override [train] out_dir."),
+    config: Path = typer.Argument(..., help="TOML file with \\[model], \\[data] and \\[train] sections."),
+    steps: int = typer.Option(0, "--steps", help="Override \\[train] steps."),
+    out_dir: str = typer.Option("", "--out-dir", help="Override \\[train] out_dir."),
     resume: bool = typer.Option(True, "--resume/--no-resume", help="Continue from out_dir/last.pt if it exists."),
 ) -> None:
     """Train MODNet with the supervised losses; run under `torchrun --nproc_per_node N` for DDP."""

@@ -16,8 +16,12 @@ class ModelSection:
     hr_channels: int = 32
     in_channels: int = 3
     easpp: bool = False
+    norm: str = "ibn"  # "ibn" (paper) | "bn" (foldable: the real-time variant)
+    separable: bool = False  # depthwise-separable convolutions in the branches
+    semantic_scale: float = 1.0  # encoder + semantic branch on the image scaled by this
+    fusion_channels: int = 0  # 0: the paper's fusion branch; N: the real-time one with N channels
     pretrained: bool = True  # ImageNet encoder weights where an offline copy exists
-    init_weights: str = ""  # start from these weights (fine-tuning) instead
+    init_weights: str = ""  # start from these weights: all of them (same architecture) or every tensor that fits
 
 
 @dataclass

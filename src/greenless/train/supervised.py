@@ -91,16 +91,55 @@ def _dist_info() -> tuple[int, int, int]:
     return int(os.environ.get("RANK", "0")), world, int(os.environ.get("LOCAL_RANK", "0"))
 
 
-def init_model(cfg: TrainConfig) -> tuple[torch.nn.Module, dict[str, Any]]:
-    """Fresh network for a config: from ``init_weights`` when given, else ImageNet encoder if asked."""
+def model_config(cfg: TrainConfig) -> dict[str, Any]:
+    """The network a config's [model] section describes, in ModelConfig's dict form."""
     m = cfg.model
+    return {"encoder": m.encoder, "hr_channels": m.hr_channels, "in_channels": m.in_channels, "easpp": m.easpp,
+            "norm": m.norm, "separable": m.separable, "semantic_scale": m.semantic_scale,
+            "fusion_channels": m.fusion_channels}
+
+
+def warm_start(model: torch.nn.Module, state: dict[str, torch.Tensor]) -> tuple[int, int]:
+    """Copy every tensor of ``state`` that fits ``model``: same name and shape, or same name with more
+    input channels in the model (the extra ones start at zero, so a 4-channel network begins as the
+    3-channel one). Returns (tensors copied, tensors in the model)."""
+    own = model.state_dict()
+    copied = 0
+    with torch.no_grad():
+        for key, target in own.items():
+            source = state.get(key)
+            if source is None or source.ndim != target.ndim:
+                continue
+            if source.shape == target.shape:
+                target.copy_(source.to(target.dtype))
+            elif (source.ndim == 4 and source.shape[0] == target.shape[0] and source.shape[2:] == target.shape[2:]
+                  and source.shape[1] < target.shape[1]):
+                target.zero_()
+                target[:, : source.shape[1]].copy_(source.to(target.dtype))
+            else:
+                continue
+            copied += 1
+    return copied, len(own)
+
+
+def init_model(cfg: TrainConfig) -> tuple[torch.nn.Module, dict[str, Any]]:
+    """Fresh network for a config's [model] section: ImageNet encoder if asked, then ``init_weights``
+    (loaded whole when the architecture matches, else warm-started tensor by tensor)."""
+    m = cfg.model
+    wanted = model_config(cfg)
     if m.init_weights:
-        model, card = load_weights(cfg.resolve(m.init_weights))
-        return model.train(), card
-    model = build_model({"encoder": m.encoder, "hr_channels": m.hr_channels, "in_channels": m.in_channels,
-                         "easpp": m.easpp})
+        source, source_card = load_weights(cfg.resolve(m.init_weights))
+        if {k: v for k, v in source.config.to_dict().items() if k in wanted} == wanted:
+            return source.train(), source_card
+    model = build_model(wanted)
     pretrained = model.backbone.load_imagenet() if m.pretrained else False
-    return model, {"encoder_init": "imagenet" if pretrained else "random"}
+    card: dict[str, Any] = {"encoder_init": "imagenet" if pretrained else "random"}
+    if m.init_weights:
+        copied, total = warm_start(model, source.state_dict())
+        if copied == 0:
+            raise GreenlessError(f"{m.init_weights}: no tensor fits the [model] section's network")
+        card["warm_start"] = {"weights": m.init_weights, "tensors": f"{copied} of {total}"}
+    return model.train(), card
 
 
 def save_checkpoint(path: Path, model: torch.nn.Module, optimizer: torch.optim.Optimizer, step: int) -> None:
