@@ -28,12 +28,14 @@ _DEFAULT_LOCK = threading.Lock()
 
 
 def load_matter(weights: str | Path | None = None, engine: str = "onnx", ref_size: int | None = None,
-                threads: int | None = None, device: str | None = None) -> Matter:
-    """A ``Matter`` for these settings, built once per process and reused (the packaged model by default)."""
-    key = (str(weights) if weights is not None else None, engine, ref_size, threads, device)
+                threads: int | None = None, device: str | None = None, model: str | None = None) -> Matter:
+    """A ``Matter`` for these settings, built once per process and reused (the packaged model by default;
+    ``model`` picks another packaged set, e.g. ``"modnet-paper"``)."""
+    key = (str(weights) if weights is not None else None, engine, ref_size, threads, device, model)
     with _DEFAULT_LOCK:
         if key not in _DEFAULT:
-            _DEFAULT[key] = Matter(weights, engine=engine, ref_size=ref_size, threads=threads, device=device)
+            _DEFAULT[key] = Matter(weights, engine=engine, ref_size=ref_size, threads=threads, device=device,
+                                   model=model)
         return _DEFAULT[key]
 
 

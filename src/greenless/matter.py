@@ -12,17 +12,40 @@ from greenless.engines import Engine, make_engine
 from greenless.errors import GreenlessError
 from greenless.pipeline.preprocess import inference_size, matte_to_size, to_network_input
 
+# The weight sets that ship inside the package, by the name ``--model`` takes.
+MODELS = {
+    "modnet": "the default: real-time network (BatchNorm, separable convolutions, half-resolution semantics) "
+              "with the previous frame's alpha as an optional 4th input (blank for photos)",
+    "modnet-paper": "the paper's architecture (IBNorm, full convolutions) on EfficientNet-Lite0",
+}
+DEFAULT_MODEL = "modnet"
 DEFAULT_ONNX = "modnet.onnx"
 DEFAULT_SAFETENSORS = "modnet.safetensors"
 
 
-def default_weights(engine: str = "onnx") -> Path:
-    """Path of the weights that ship inside the package for ``engine``."""
-    name = DEFAULT_ONNX if engine == "onnx" else DEFAULT_SAFETENSORS
+def packaged_weights(model: str = DEFAULT_MODEL, engine: str = "onnx") -> Path:
+    """Path of a weight set that ships inside the package (``model`` from MODELS) for ``engine``."""
+    if model not in MODELS:
+        raise GreenlessError(f"unknown model {model!r}; choose from {', '.join(MODELS)}")
+    name = f"{model}.onnx" if engine == "onnx" else f"{model}.safetensors"
     path = Path(str(resources.files("greenless") / "weights" / name))
     if not path.is_file():
         raise GreenlessError(f"the packaged weights {name} are missing; reinstall greenless")
     return path
+
+
+def default_weights(engine: str = "onnx") -> Path:
+    """Path of the default weights that ship inside the package for ``engine``."""
+    return packaged_weights(DEFAULT_MODEL, engine)
+
+
+def resolve_weights(weights: str | Path | None, model: str | None, engine: str = "onnx") -> Path | None:
+    """``--weights`` wins; else the packaged ``--model``; else None (the default model)."""
+    if weights is not None and model is not None:
+        raise GreenlessError("give --weights or --model, not both")
+    if weights is not None:
+        return Path(weights)
+    return packaged_weights(model, engine) if model is not None else None
 
 
 def as_rgb_array(image: Any) -> np.ndarray:
@@ -51,13 +74,13 @@ def as_rgb_array(image: Any) -> np.ndarray:
 class Matter:
     """Loads a matting engine once and turns images into full-resolution alpha mattes.
 
-    ``weights`` defaults to the packaged model; ``engine`` is ``onnx`` (default) or ``torch``;
+    ``weights`` (a file) or ``model`` (a packaged set from MODELS) default to the packaged default model; ``engine`` is ``onnx`` (default) or ``torch``;
     ``ref_size`` is the short side the network sees (default: the weights' own, else 512).
     """
 
     def __init__(self, weights: str | Path | None = None, engine: str = "onnx", ref_size: int | None = None,
-                 threads: int | None = None, device: str | None = None) -> None:
-        path = Path(weights) if weights is not None else default_weights(engine)
+                 threads: int | None = None, device: str | None = None, model: str | None = None) -> None:
+        path = resolve_weights(weights, model, engine) or default_weights(engine)
         if not path.is_file():
             raise GreenlessError(f"{path}: weights file not found")
         if engine == "onnx" and path.suffix != ".onnx":
@@ -104,14 +127,6 @@ class Matter:
     @staticmethod
     def _prev_channel(prev_alphas: list[np.ndarray | None] | None, idxs: list[int], size: tuple[int, int]) -> np.ndarray:
         """The previous-frame-alpha input in [-1, 1]; a missing previous alpha is a blank (zero alpha) channel."""
-        import cv2
+        from greenless.pipeline.preprocess import prev_alpha_channel
 
-        chans = []
-        for i in idxs:
-            prev = None if prev_alphas is None else prev_alphas[i]
-            if prev is None:
-                chans.append(np.full((1, 1, *size), -1.0, np.float32))
-            else:
-                resized = cv2.resize(prev.astype(np.float32), (size[1], size[0]), interpolation=cv2.INTER_AREA)
-                chans.append((resized * 2.0 - 1.0)[None, None])
-        return np.concatenate(chans)
+        return np.concatenate([prev_alpha_channel(None if prev_alphas is None else prev_alphas[i], size) for i in idxs])

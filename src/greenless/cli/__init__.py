@@ -6,6 +6,7 @@ Command modules import heavy libraries inside their functions so ``greenless mat
 from __future__ import annotations
 
 import sys
+from typing import Any
 
 import typer
 
@@ -17,6 +18,12 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 
+
+
+def model_option() -> Any:
+    """``--model NAME``: one of the weight sets that ship inside the package."""
+    return typer.Option(None, "--model", "-m", help="Packaged weights: modnet (default, real-time) or modnet-paper "
+                        "(the paper's architecture). --weights takes a file instead.")
 
 
 @app.callback()

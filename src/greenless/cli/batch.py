@@ -7,7 +7,7 @@ from pathlib import Path
 
 import typer
 
-from greenless.cli import app
+from greenless.cli import app, model_option
 
 KINDS = ("rgba", "alpha", "foreground", "composite")
 
@@ -31,6 +31,7 @@ def batch(
     background: str = typer.Option("white", "--background", "--bg", help="For composite: a colour or a local image file."),
     weights: Path | None = typer.Option(None, "--weights", help="ONNX weights, present at this path on every node "
                                         "(default: the packaged model)."),
+    model: str | None = model_option(),
     ref_size: int | None = typer.Option(None, "--ref-size", min=32, help="Short side the network sees."),
     cpus_per_actor: float = typer.Option(1.0, "--cpus-per-actor", min=0.1, help="CPUs (onnxruntime threads) per actor."),
     gpus_per_actor: float = typer.Option(0.0, "--gpus-per-actor", min=0.0, help="GPUs per actor (pool sized to GPUs)."),
@@ -59,9 +60,11 @@ def batch(
         from greenless.cli.matte import prepare_background
 
         bg = prepare_background(background, max_pixels)
+    from greenless.matter import Matter, resolve_weights
+
+    weights = resolve_weights(weights, model, "onnx")
     if weights is not None and not weights.is_file():
         raise GreenlessError(f"{weights}: weights file not found")
-    from greenless.matter import Matter
 
     Matter(weights, ref_size=ref_size, threads=1)  # a bad model fails here in one line, not in every actor
     plan = run_batch(input_uri, out, kind=kind, background=bg, weights=str(weights) if weights else None,

@@ -8,7 +8,7 @@ from typing import Any
 
 import typer
 
-from greenless.cli import app
+from greenless.cli import app, model_option
 
 _COLUMNS = (("mse", "MSE", "{:.5f}"), ("mad", "MAD", "{:.5f}"), ("sad", "SAD", "{:.2f}"),
             ("grad", "Grad", "{:.2f}"), ("conn", "Conn", "{:.2f}"))
@@ -65,6 +65,7 @@ def render_markdown(result: Any) -> str:
 def eval_command(
     data_dir: Path = typer.Argument(..., help="Dataset folder: image/ + alpha/ (PPM-100), blurred_image/ or original_image/ + mask/ (P3M-500), original/ + mask/ (AIM-500)."),
     weights: Path | None = typer.Option(None, "--weights", "-w", help="Model weights (default: the packaged model)."),
+    model: str | None = model_option(),
     engine: str = typer.Option("onnx", "--engine", help="Runtime: onnx or torch."),
     ref_size: int | None = typer.Option(None, "--ref-size", help="Short side the network sees (default: the weights' own)."),
     predictions: Path | None = typer.Option(None, "--predictions", "-p", help="Score these alpha PNGs (same stems) instead of running the model."),
@@ -79,6 +80,9 @@ def eval_command(
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     from greenless.evaluate.runner import evaluate
+    from greenless.matter import resolve_weights
+
+    weights = resolve_weights(weights, model, engine)
 
     err_console = Console(stderr=True)
     progress = Progress(TextColumn("[progress.description]{task.description}"), BarColumn(), MofNCompleteColumn(),

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from greenless.cli import app
+from greenless.cli import app, model_option
 
 
 def _find_shared(sub: str) -> Path | None:
@@ -22,6 +22,7 @@ def export(
     output: Path = typer.Option(..., "-o", "--output", help="File to write (.onnx, or .pt with --torchscript)."),
     weights: Path | None = typer.Option(None, "--weights", help="PyTorch weights (.safetensors or official .ckpt); "
                                         "default: the packaged model."),
+    model: str | None = model_option(),
     torchscript: bool = typer.Option(False, "--torchscript", help="Write TorchScript (torch.jit.trace) instead of ONNX."),
     fp16: bool = typer.Option(False, "--fp16", help="fp16 ONNX with float32 input/output (for GPUs)."),
     int8: bool = typer.Option(False, "--int8", help="Static int8 ONNX (QDQ), calibrated on real images (for CPUs)."),
@@ -42,8 +43,9 @@ def export(
 
     from greenless.errors import GreenlessError
 
-    from greenless.matter import default_weights
+    from greenless.matter import default_weights, resolve_weights
 
+    weights = resolve_weights(weights, model, "torch")
     if sum((torchscript, fp16, int8)) > 1:
         raise GreenlessError("choose one of --torchscript, --fp16 and --int8 per export")
     variant = "torchscript" if torchscript else "fp16" if fp16 else "int8" if int8 else "onnx"

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import typer
 
-from greenless.cli import app
+from greenless.cli import app, model_option
 
 
 class OutputKind(str, Enum):
@@ -173,6 +173,7 @@ def matte(
     ref_size: int | None = typer.Option(None, "--ref-size", min=32, help="Short side the network sees (default: the weights' own)."),
     engine: EngineName = typer.Option(EngineName.onnx, "--engine", case_sensitive=False, help="Runtime."),
     weights: Path | None = typer.Option(None, "--weights", help="Weights file (.onnx, .safetensors or official .ckpt)."),
+    model: str | None = model_option(),
     threads: int | None = typer.Option(None, "--threads", min=1, help="CPU threads for the engine."),
     no_fg_estimate: bool = typer.Option(False, "--no-fg-estimate",
                                         help="Use raw pixel colours instead of estimating the foreground (faster, halos)."),
@@ -182,7 +183,10 @@ def matte(
     """Cut people out of photos: write a transparent PNG (or matte, foreground, composite) per photo."""
     from greenless.errors import GreenlessError
 
+    from greenless.matter import resolve_weights
+
     fg_estimate = not no_fg_estimate
+    weights = resolve_weights(weights, model, engine.value)
     settings = dict(weights=weights, engine=engine.value, ref_size=ref_size, threads=threads)
     # A bad --background would fail every photo: check (and decode) it once, before anything else.
     bg = prepare_background(background, max_pixels) if kind is OutputKind.composite else background

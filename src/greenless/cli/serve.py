@@ -7,7 +7,7 @@ from pathlib import Path
 
 import typer
 
-from greenless.cli import app
+from greenless.cli import app, model_option
 
 
 @app.command()
@@ -16,6 +16,7 @@ def serve(
     port: int = typer.Option(8000, "--port", help="TCP port."),
     workers: int = typer.Option(1, "--workers", min=1, help="Worker processes, each with its own model."),
     weights: Path | None = typer.Option(None, "--weights", help="Model weights (default: the packaged model)."),
+    model: str | None = model_option(),
     engine: str = typer.Option("onnx", "--engine", help="onnx (default) or torch."),
     ref_size: int | None = typer.Option(None, "--ref-size", help="Default short side the network sees."),
     threads: int | None = typer.Option(None, "--threads", min=1, help="onnxruntime threads per worker."),
@@ -36,6 +37,9 @@ def serve(
         from greenless.serve.settings import ENV_VAR, ServeSettings
     except ImportError as exc:
         raise GreenlessError(f"serve needs the serve extra ({exc.name} is missing): pip install 'greenless[serve]'") from None
+    from greenless.matter import resolve_weights
+
+    weights = resolve_weights(weights, model, engine)
     if weights is not None and not weights.is_file():
         raise GreenlessError(f"{weights}: weights file not found")
     if not 1 <= port <= 65535:

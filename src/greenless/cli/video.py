@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from greenless.cli import app
+from greenless.cli import app, model_option
 
 
 def progress_bar():  # noqa: ANN201 - rich type imported lazily
@@ -31,11 +31,12 @@ def video(
                                    help="Colour (name, #rrggbb, r,g,b), image, or video (loops) behind the person."),
     no_ofd: bool = typer.Option(False, "--no-ofd", help="Turn off one-frame-delay flicker removal."),
     temporal: str | None = typer.Option(None, "--temporal",
-                                        help="prev-alpha | ofd | none (default: prev-alpha for 4-channel weights, else ofd)."),
+                                        help="prev-alpha | ofd | none (default: prev-alpha for 4-channel weights such as the default model, else ofd)."),
     ofd_tol: float = typer.Option(0.1, "--ofd-tol", help="OFD tolerance on alpha in [0, 1]."),
     ref_size: int | None = typer.Option(None, "--ref-size", help="Short side the network sees (default: the weights')."),
     engine: str = typer.Option("onnx", "--engine", help="onnx (default) or torch."),
     weights: Path | None = typer.Option(None, "--weights", help="Weights file (.onnx, .safetensors); default: packaged."),
+    model: str | None = model_option(),
     batch: int = typer.Option(2, "--batch", help="Frames per engine call."),
     fps: float | None = typer.Option(None, "--fps", help="Frame rate of a folder of frames (default 25)."),
     max_frames: int | None = typer.Option(None, "--max-frames", help="Stop after this many frames."),
@@ -45,10 +46,11 @@ def video(
     import itertools
 
     from greenless.errors import GreenlessError
-    from greenless.matter import Matter
+    from greenless.matter import Matter, resolve_weights
     from greenless.media.video import choose_encoder, is_video_output, open_video, open_writer
     from greenless.pipeline.video import OUTPUT_MODES, Background, VideoPipeline, resolve_temporal
 
+    weights = resolve_weights(weights, model, engine)
     if mode not in OUTPUT_MODES:
         raise GreenlessError(f"unknown --output {mode!r}; choose one of {', '.join(OUTPUT_MODES)}")
     if batch < 1:

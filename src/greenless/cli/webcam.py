@@ -9,7 +9,7 @@ from typing import Any
 
 import typer
 
-from greenless.cli import app
+from greenless.cli import app, model_option
 
 WINDOW = "greenless"
 
@@ -76,6 +76,7 @@ def webcam(
     ref_size: int | None = typer.Option(None, "--ref-size", help="Short side the network sees (smaller is faster)."),
     engine: str = typer.Option("onnx", "--engine", help="onnx (default) or torch."),
     weights: Path | None = typer.Option(None, "--weights", help="Weights file; default: packaged."),
+    model: str | None = model_option(),
 ) -> None:
     """Live background replacement: camera -> matte -> blur/colour/image background -> window, virtual camera, file."""
     import cv2
@@ -113,7 +114,7 @@ def webcam(
         height, width = first.shape[:2]
         fps = capture.get(cv2.CAP_PROP_FPS) or 30.0
         fps = fps if 1.0 <= fps <= 240.0 else 30.0
-        matter = Matter(weights, engine=engine, ref_size=ref_size)
+        matter = Matter(weights, engine=engine, ref_size=ref_size, model=model)
         bg = Background(background, width, height)
         ofd = None if no_ofd else OneFrameDelay()
         camera = open_virtual_camera(width, height, fps) if virtual_camera else None
@@ -141,10 +142,13 @@ def webcam(
                     return False
             return True
 
+        feedback = matter.engine.in_channels == 4  # previous-alpha weights see the last frame's matte
+        prev = None
         try:
             while bgr is not None and (max_frames is None or count < max_frames):
                 rgb = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
-                alpha = matter.matte(rgb)
+                alpha = matter.matte(rgb, prev_alpha=prev)
+                prev = alpha if feedback else None
                 count += 1
                 ready = ofd.push(alpha, rgb) if ofd is not None else [(alpha, rgb)]
                 if not all(emit(f, a) for a, f in ready):
