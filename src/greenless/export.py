@@ -142,11 +142,26 @@ def quantize_int8(src: str | Path, dst: str | Path, calibration: list[Any], ref_
     from onnxruntime.quantization import CalibrationDataReader, CalibrationMethod, QuantFormat, QuantType, quantize_static
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
-    from greenless.pipeline.preprocess import inference_size, to_network_input
+    import numpy as np
+
+    from greenless.pipeline.preprocess import inference_size, network_input
+
+    import onnx
+
+    channels = onnx.load(str(src), load_external_data=False).graph.input[0].type.tensor_type.shape.dim[1].dim_value
+    batches = [network_input(rgb, inference_size(*rgb.shape[:2], ref_size), channels) for rgb in calibration]
+    if channels == 4:
+        # The previous-alpha channel must be calibrated over its real range, not only blank: add each
+        # image again with the fp32 model's own matte of it as the previous alpha (as in a video).
+        import onnxruntime as ort
+
+        session = ort.InferenceSession(str(src), providers=["CPUExecutionProvider"])
+        batches += [np.concatenate([b[:, :3], session.run(None, {"input": b})[0] * 2.0 - 1.0], axis=1)
+                    for b in list(batches)]
 
     class Reader(CalibrationDataReader):
         def __init__(self) -> None:
-            self.items = iter([to_network_input(rgb, inference_size(*rgb.shape[:2], ref_size)) for rgb in calibration])
+            self.items = iter(batches)
 
         def get_next(self) -> dict[str, Any] | None:
             batch = next(self.items, None)
@@ -207,7 +222,8 @@ def export_checked(model: Any, path: str | Path, variant: str, card: dict[str, A
             elif variant == "int8":
                 quantize_int8(fp32, out, calibration or [], ref_size)
             candidate = onnx_runner(out)
-        check = compare(variant, torch_runner(model), candidate, check_images, check_alphas, ref_size)
+        check = compare(variant, torch_runner(model), candidate, check_images, check_alphas, ref_size,
+                        model.config.in_channels)
         enforce(check, max_degradation, 1e-3 if variant in ("onnx", "torchscript") else None)
         card["check"] = check.to_dict()
         if variant == "torchscript":  # the card travels inside the .pt; no .json beside it to clash with an .onnx's

@@ -15,7 +15,7 @@ import cv2
 import numpy as np
 
 from greenless.errors import GreenlessError
-from greenless.pipeline.preprocess import inference_size, matte_to_size, to_network_input
+from greenless.pipeline.preprocess import inference_size, matte_to_size, network_input
 
 Runner = Callable[[np.ndarray], np.ndarray]
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff"}
@@ -59,10 +59,11 @@ def load_check_set(folder: Path, limit: int | None = None) -> tuple[list[np.ndar
     return images, mattes, [p.stem for p, _ in pairs]
 
 
-def matte_with(runner: Runner, rgb: np.ndarray, ref_size: int) -> np.ndarray:
-    """Full-size matte of ``rgb`` through ``runner`` (the same steps as ``Matter.matte``)."""
+def matte_with(runner: Runner, rgb: np.ndarray, ref_size: int, channels: int = 3) -> np.ndarray:
+    """Full-size matte of ``rgb`` through ``runner`` (the same steps as ``Matter.matte``; a 4-channel
+    network gets a blank previous alpha, as for a photo)."""
     h, w = rgb.shape[:2]
-    out = runner(to_network_input(rgb, inference_size(h, w, ref_size)))
+    out = runner(network_input(rgb, inference_size(h, w, ref_size), channels))
     return matte_to_size(np.asarray(out, np.float32)[0, 0], h, w)
 
 
@@ -99,12 +100,12 @@ class ExportCheck:
 
 
 def compare(variant: str, reference: Runner, candidate: Runner, images: list[np.ndarray], alphas: list[np.ndarray],
-            ref_size: int) -> ExportCheck:
+            ref_size: int, channels: int = 3) -> ExportCheck:
     """Run both models over the check images and collect the agreement and quality figures."""
     diffs, maxdiff, t_se, t_ae, e_se, e_ae, pixels = 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0
     for rgb, gt in zip(images, alphas):
-        ref = matte_with(reference, rgb, ref_size).astype(np.float64)
-        out = matte_with(candidate, rgb, ref_size).astype(np.float64)
+        ref = matte_with(reference, rgb, ref_size, channels).astype(np.float64)
+        out = matte_with(candidate, rgb, ref_size, channels).astype(np.float64)
         diff = np.abs(ref - out)
         diffs += float(diff.sum())
         maxdiff = max(maxdiff, float(diff.max()))

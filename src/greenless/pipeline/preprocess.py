@@ -30,6 +30,25 @@ def to_network_input(rgb: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     return np.ascontiguousarray(x.transpose(2, 0, 1)[None])
 
 
+def prev_alpha_channel(prev: np.ndarray | None, size: tuple[int, int]) -> np.ndarray:
+    """The previous-frame-alpha input of 4-channel networks, 1x1xhxw in [-1, 1]; no previous alpha is a
+    blank channel (-1, zero alpha), as training blanks it."""
+    h, w = size
+    if prev is None:
+        return np.full((1, 1, h, w), -1.0, np.float32)
+    prev = np.asarray(prev, np.float32)
+    if prev.shape != (h, w):
+        prev = cv2.resize(prev, (w, h), interpolation=cv2.INTER_AREA)
+    return np.ascontiguousarray((prev * 2.0 - 1.0)[None, None])
+
+
+def network_input(rgb: np.ndarray, size: tuple[int, int], channels: int = 3,
+                  prev: np.ndarray | None = None) -> np.ndarray:
+    """``to_network_input`` plus, for 4-channel networks, the previous-alpha channel (blank by default)."""
+    x = to_network_input(rgb, size)
+    return np.concatenate([x, prev_alpha_channel(prev, size)], axis=1) if channels == 4 else x
+
+
 def matte_to_size(matte: np.ndarray, height: int, width: int) -> np.ndarray:
     """Bilinear upsampling of a network matte back to the original image size, clipped to [0, 1]."""
     if matte.shape != (height, width):
