@@ -18,27 +18,33 @@ from pathlib import Path
 
 from greenless import Matter
 from greenless.media.video import open_video, open_writer
-from greenless.pipeline.video import Background, VideoPipeline
+from greenless.pipeline.video import Background, VideoPipeline, resolve_temporal
 
 SHARED = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "videos"
 
 
-def bare_fps(matter: Matter, images: list, batch: int) -> float:
-    """Frames per second of inference alone (after one warm-up call)."""
+def bare_fps(matter: Matter, images: list, batch: int, temporal: str) -> float:
+    """Frames per second of inference alone (after one warm-up call); prev-alpha feeds each matte to the
+    next frame, one frame per call, as the pipeline does."""
     matter.matte_batch(images[:batch])
     start = time.perf_counter()
-    for i in range(0, len(images), batch):
-        matter.matte_batch(images[i:i + batch])
+    if temporal == "prev-alpha":
+        prev = None
+        for image in images:
+            prev = matter.matte(image, prev_alpha=prev)
+    else:
+        for i in range(0, len(images), batch):
+            matter.matte_batch(images[i:i + batch])
     return len(images) / (time.perf_counter() - start)
 
 
-def pipeline_fps(matter: Matter, clip: Path, frames: int, batch: int, mode: str) -> float:
+def pipeline_fps(matter: Matter, clip: Path, frames: int, batch: int, mode: str, temporal: str) -> float:
     """Frames per second of the whole pipeline, decoding ``clip`` and encoding an mp4."""
     with open_video(clip) as reader, tempfile.TemporaryDirectory() as tmp:
         writer = open_writer(Path(tmp) / "out.mp4", reader.width, reader.height, reader.fps, time_base=reader.time_base)
         bg = Background("green", reader.width, reader.height)
         start = time.perf_counter()
-        stats = VideoPipeline(matter, mode=mode, background=bg, batch=batch).run(
+        stats = VideoPipeline(matter, mode=mode, background=bg, batch=batch, temporal=temporal).run(
             itertools.islice(iter(reader), frames), writer)
         writer.close()
         return stats.frames / (time.perf_counter() - start)
@@ -59,11 +65,13 @@ def main() -> None:
         size = f"{reader.width}x{reader.height}"
     print(f"clip: {args.clip.name} ({size}, {len(images)} frames)  ref_size: {matter.ref_size}  "
           f"cores: {os.cpu_count()}  load avg: {os.getloadavg()[0]:.1f}")
+    temporal = resolve_temporal(None, matter.engine.in_channels)  # what greenless video would use
+    print(f"temporal: {temporal}")
     print("| batch | bare inference fps | pipeline fps (composite -> mp4) | ratio |")
     print("|---:|---:|---:|---:|")
-    for batch in args.batch:
-        bare = bare_fps(matter, images, batch)
-        pipe = pipeline_fps(matter, args.clip, len(images), batch, "composite")
+    for batch in ([1] if temporal == "prev-alpha" else args.batch):
+        bare = bare_fps(matter, images, batch, temporal)
+        pipe = pipeline_fps(matter, args.clip, len(images), batch, "composite", temporal)
         print(f"| {batch} | {bare:.2f} | {pipe:.2f} | {pipe / bare:.2f} |", flush=True)
 
 

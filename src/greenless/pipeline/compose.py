@@ -47,11 +47,12 @@ def _blur_fusion_pass(image: np.ndarray, fg: np.ndarray, bg: np.ndarray, alpha: 
     return new_fg, mean_bg
 
 
-def estimate_foreground(rgb: np.ndarray, alpha: np.ndarray, radii: tuple[int, ...] = BLUR_RADII) -> np.ndarray:
+def estimate_foreground(rgb: np.ndarray, alpha: np.ndarray, radii: tuple[int, ...] = BLUR_RADII,
+                        max_pixels: int = FG_MAX_PIXELS) -> np.ndarray:
     """Foreground colours F (HxWx3 uint8) such that ``alpha * F + (1 - alpha) * B`` reproduces the image.
 
     Blur-fusion passes with shrinking box sizes; only pixels near the matte's soft edge can change, so
-    the work is done on that region's bounding box.
+    the work is done on that region's bounding box, on a downscaled copy above ``max_pixels``.
     """
     rgb = np.asarray(rgb)
     alpha = np.asarray(alpha, dtype=np.float32)
@@ -69,7 +70,7 @@ def estimate_foreground(rgb: np.ndarray, alpha: np.ndarray, radii: tuple[int, ..
     crop = np.ascontiguousarray(rgb[top:bottom, left:right, :3])
     a = np.ascontiguousarray(alpha[top:bottom, left:right])
     out = np.array(rgb[:, :, :3], dtype=np.uint8, copy=True)
-    scale = min(1.0, (FG_MAX_PIXELS / a.size) ** 0.5)
+    scale = min(1.0, (max_pixels / a.size) ** 0.5)
     if scale < 1.0:
         size = (max(1, round(a.shape[1] * scale)), max(1, round(a.shape[0] * scale)))
         small = cv2.resize(crop, size, interpolation=cv2.INTER_AREA).astype(np.float32) * (1.0 / 255.0)
@@ -95,14 +96,17 @@ def _alpha_u8(alpha: np.ndarray) -> np.ndarray:
     return (np.clip(alpha, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
 
 
-def foreground(rgb: np.ndarray, alpha: np.ndarray, fg_estimate: bool = True) -> np.ndarray:
+def foreground(rgb: np.ndarray, alpha: np.ndarray, fg_estimate: bool = True,
+               fg_max_pixels: int = FG_MAX_PIXELS) -> np.ndarray:
     """Foreground colours (HxWx3 uint8): estimated, or the raw pixels when ``fg_estimate`` is False."""
-    return estimate_foreground(rgb, alpha) if fg_estimate else np.ascontiguousarray(np.asarray(rgb)[:, :, :3])
+    if not fg_estimate:
+        return np.ascontiguousarray(np.asarray(rgb)[:, :, :3])
+    return estimate_foreground(rgb, alpha, max_pixels=fg_max_pixels)
 
 
-def cutout(rgb: np.ndarray, alpha: np.ndarray, fg_estimate: bool = True) -> np.ndarray:
+def cutout(rgb: np.ndarray, alpha: np.ndarray, fg_estimate: bool = True, fg_max_pixels: int = FG_MAX_PIXELS) -> np.ndarray:
     """Transparent cut-out: HxWx4 uint8 RGBA, colours from the foreground estimate, alpha from the matte."""
-    fg = foreground(rgb, alpha, fg_estimate)
+    fg = foreground(rgb, alpha, fg_estimate, fg_max_pixels)
     return np.dstack([fg, _alpha_u8(alpha)])
 
 
@@ -165,14 +169,15 @@ def resolve_background(background: Any, height: int, width: int, max_pixels: int
 
 
 def composite(rgb: np.ndarray, alpha: np.ndarray, background: Any = "white", fg_estimate: bool = True,
-              max_pixels: int | None = None) -> np.ndarray:
+              max_pixels: int | None = None, fg_max_pixels: int = FG_MAX_PIXELS) -> np.ndarray:
     """The subject over a new background (colour or image, see ``resolve_background``): HxWx3 uint8."""
     h, w = alpha.shape[:2]
-    fg = foreground(rgb, alpha, fg_estimate).astype(np.float32)
-    bg = resolve_background(background, h, w, max_pixels).astype(np.float32)
-    a = np.clip(alpha, 0.0, 1.0)[:, :, None]
-    out = fg * a + bg * (1.0 - a)
-    return (out + 0.5).astype(np.uint8)
+    fg = foreground(rgb, alpha, fg_estimate, fg_max_pixels)
+    bg = resolve_background(background, h, w, max_pixels)  # a colour comes back as 1x1x3
+    bg = np.ascontiguousarray(np.broadcast_to(bg, (h, w, 3)), dtype=np.uint8)
+    a = np.clip(alpha, 0.0, 1.0).astype(np.float32)
+    # a * F + (1 - a) * B in one OpenCV pass (rounded, saturated), several times faster than numpy floats.
+    return cv2.blendLinear(np.ascontiguousarray(fg), bg, a, 1.0 - a)
 
 
 def render(rgb: np.ndarray, alpha: np.ndarray, kind: str = "rgba", background: Any = "white",
