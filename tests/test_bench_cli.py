@@ -19,9 +19,11 @@ def test_bench_quick_json_structure(reference_model: Path) -> None:
     assert set(report) == {"machine", "settings", "models"}
     assert report["settings"]["resolutions"] == ["512x288"] and report["settings"]["repeat"] == 1
     assert {"cpu", "logical_cores", "onnxruntime"} <= set(report["machine"])
-    by_kind = {m["kind"]: m for m in report["models"]}
-    ours, ref = by_kind["onnx"], by_kind["reference"]
-    assert ours["name"] == "greenless" and ours["path"].endswith("modnet.onnx")
+    by_name = {m["name"]: m for m in report["models"]}
+    ours, ref = by_name["greenless modnet"], by_name["reference selfie segmentation"]
+    assert ours["kind"] == "onnx" and ours["path"].endswith("modnet.onnx")
+    paper_trained = by_name["greenless modnet-paper"]  # the packaged paper-architecture weights, side by side
+    assert paper_trained["path"].endswith("modnet-paper.onnx") and paper_trained["rows"]
     measures = {(r["what"], r["batch"]) for r in ours["rows"]}
     assert measures == {("network", 1), ("network", 4), ("end-to-end", 1)}
     assert {(r["what"], r["batch"]) for r in ref["rows"]} == {("network", 1), ("end-to-end", 1)}
@@ -49,7 +51,7 @@ def test_plan_notes_what_it_cannot_time(tmp_path: Path) -> None:
     from greenless.evaluate.benchmark import PAPER_NAME, plan
 
     specs, skipped = plan(None, {"torch"}, None)
-    assert [(s.name, s.kind) for s in specs][0] == ("greenless", "onnx")
+    assert [(s.name, s.kind) for s in specs][0] == ("greenless modnet", "onnx")
     notes = {m.name: m.note for m in skipped}
     assert "--reference" in notes["reference selfie segmentation"] and "PyTorch" in notes[PAPER_NAME]
     paper = tmp_path / "paper.onnx"

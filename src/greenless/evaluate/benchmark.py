@@ -30,7 +30,8 @@ BATCH_RESOLUTION = "512x288"
 BATCH_SIZES = (1, 4)
 PAPER_NAME = "paper MobileNetV2"
 SKIPPABLE = ("variants", "torch", "reference", "paper")
-GAP_S = 0.02  # pause between two workers' calls, so one runtime's spinning threads do not slow the next
+GAP_S = 0.02  # pause between two workers' turns, so one runtime's spinning threads do not slow the next
+BLOCK = 5  # timed calls per model per turn: back-to-back calls, as in a video stream or a busy server
 
 
 @dataclass
@@ -157,23 +158,27 @@ def default_reference() -> Path | None:
 
 def plan(reference: Path | None, skip: set[str], paper_onnx: Path | None) -> tuple[list[ModelSpec], list[ModelResult]]:
     """The models to time (default fp32, variants, torch, reference, paper) and the skipped ones with a note."""
-    from greenless.matter import DEFAULT_SAFETENSORS, default_weights
+    from greenless.matter import DEFAULT_MODEL, DEFAULT_SAFETENSORS, default_weights
 
     onnx_path = default_weights("onnx")
-    specs = [ModelSpec("greenless", "onnx", str(onnx_path), "fp32")]
+    specs = [ModelSpec(f"greenless {DEFAULT_MODEL}", "onnx", str(onnx_path), "fp32")]
     skipped: list[ModelResult] = []
     if "variants" not in skip:
-        for variant in sorted(onnx_path.parent.glob("modnet?*.onnx")):
-            precision = variant.stem.removeprefix("modnet").strip("._-") or variant.stem
-            specs.append(ModelSpec("greenless", "onnx", str(variant), precision))
+        # Other packaged weight sets (modnet-paper: the paper's architecture, trained like the default)
+        # and precision variants saved as modnet.<precision>.onnx.
+        for variant in sorted(onnx_path.parent.glob("modnet*.onnx")):
+            if variant == onnx_path or "prev-alpha" in variant.stem:
+                continue
+            name, _, precision = variant.stem.partition(".")
+            specs.append(ModelSpec(f"greenless {name}", "onnx", str(variant), precision or "fp32"))
     if "torch" not in skip:
         st = onnx_path.parent / DEFAULT_SAFETENSORS
         if not _torch_available():
-            skipped.append(ModelResult("greenless", "torch", str(st), note="skipped: PyTorch is not installed"))
+            skipped.append(ModelResult(f"greenless {DEFAULT_MODEL}", "torch", str(st), note="skipped: PyTorch is not installed"))
         elif not st.is_file():
-            skipped.append(ModelResult("greenless", "torch", str(st), note="skipped: no packaged .safetensors"))
+            skipped.append(ModelResult(f"greenless {DEFAULT_MODEL}", "torch", str(st), note="skipped: no packaged .safetensors"))
         else:
-            specs.append(ModelSpec("greenless", "torch", str(st), "fp32"))
+            specs.append(ModelSpec(f"greenless {DEFAULT_MODEL}", "torch", str(st), "fp32"))
     if "reference" not in skip:
         if reference is None:
             skipped.append(ModelResult("reference selfie segmentation", "reference", "", note="skipped: no reference model (--reference PATH)"))
@@ -236,7 +241,9 @@ def add_ratios(results: list[ModelResult]) -> None:
 
 def _interleave(workers: list[Worker], plan_: list[tuple[str, str, int]], warmup: int, repeat: int,
                 report: Callable[[str], None]) -> None:
-    """Per measurement: warm every model up, then time them round-robin (start rotating) ``repeat`` times."""
+    """Per measurement: warm every model up, then time them in turns (start rotating) of ``BLOCK`` back-to-back
+    calls after one untimed call, until each has ``repeat`` timed calls; every model sees the same background
+    load, and each is timed in the steady state a video or a server keeps it in."""
     for what, label, batch in plan_:
         active: list[tuple[Worker, str]] = []
         for w in workers:
@@ -252,14 +259,17 @@ def _interleave(workers: list[Worker], plan_: list[tuple[str, str, int]], warmup
             except GreenlessError as exc:
                 w.result.note = f"failed at {label} {what}: {exc}"
         times: dict[int, list[float]] = {id(w): [] for w, _ in active}
-        for r in range(repeat):
-            report(f"{label} {what} batch {batch}: run {r + 1}/{repeat}")
+        rounds = -(-repeat // BLOCK)
+        for r in range(rounds):
+            report(f"{label} {what} batch {batch}: round {r + 1}/{rounds}")
+            n = min(BLOCK, repeat - r * BLOCK)
             k = r % max(1, len(active))
             for w, _ in active[k:] + active[:k]:
                 if w.result.note:
                     continue
                 try:
-                    times[id(w)] += w.ask(op="run", n=1)["ms"]
+                    w.ask(op="run", n=1)  # untimed: wakes the runtime's threads and caches after the others ran
+                    times[id(w)] += w.ask(op="run", n=n)["ms"]
                 except GreenlessError as exc:
                     w.result.note = f"failed at {label} {what}: {exc}"
                 time.sleep(GAP_S)
