@@ -109,11 +109,11 @@ def test_matte_has_exact_input_size(shared_data: Path, engine: str) -> None:
 
 
 @pytest.mark.needs_trained_weights
-@pytest.mark.parametrize("stem, max_mad", [("p_09ba26b4", 0.125), ("p_51c916fc", 0.145), ("p_71bcce3a", 0.18),
-                                           ("p_bac3c1ff", 0.075)])
+@pytest.mark.parametrize("stem, max_mad", [("p_09ba26b4", 0.085), ("p_51c916fc", 0.225), ("p_71bcce3a", 0.145),
+                                           ("p_bac3c1ff", 0.056)])
 def test_portrait_quality(shared_data: Path, stem: str, max_mad: float) -> None:
     """Shipped weights: the person's centre is foreground, the top corners are not, and MAD stays within
-    about 15% of what the shipped model measures (0.107, 0.124, 0.157, 0.064): a regression guard."""
+    about 15% of what the shipped default measures (0.073, 0.196, 0.124, 0.048): a regression guard."""
     rgb = load_rgb(shared_data / "portraits" / "image" / f"{stem}.jpg")
     truth = load_rgb(shared_data / "portraits" / "alpha" / f"{stem}.png")[:, :, 0] / 255.0
     alpha = Matter().matte(rgb)

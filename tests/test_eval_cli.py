@@ -208,16 +208,22 @@ def test_model_run_writes_predictions(tiny: Path, tmp_path: Path, capsys: pytest
 
 
 @pytest.mark.needs_trained_weights
-def test_trained_model_against_reference_on_portraits(shared_data: Path, reference_model: Path,
-                                                      capsys: pytest.CaptureFixture[str]) -> None:
-    """What the README claims on the four real portraits: lower mean MSE and Conn than the reference model.
-
-    (Mean MAD is not lower: the shipped model leaves a faint haze on backgrounds; see the README.)
+def test_trained_models_against_reference_on_portraits(shared_data: Path, reference_model: Path,
+                                                       capsys: pytest.CaptureFixture[str]) -> None:
+    """What the README claims on the four real portraits. modnet-paper: lower mean MSE and Conn than the
+    reference model. The real-time default: MAD no worse than modnet-paper's (issue 7's bar), and better
+    than the reference where the reference fails (p_71bcce3a). Neither has a lower mean MAD than the
+    reference: both leave a faint haze on backgrounds (see the README).
     """
-    code, out, err = run_cli(["eval", str(shared_data / "portraits"), "--compare-reference", str(reference_model),
-                              "--json"], capsys)
-    assert code == 0, err
-    result = json.loads(out)
-    assert result["mean"]["mse"] < result["reference"]["mean"]["mse"]
-    assert result["mean"]["conn"] < result["reference"]["mean"]["conn"]
-    assert result["mean"]["mad"] < 0.13  # regression guard: the shipped model measures 0.113
+    results = {}
+    for model in ("modnet-paper", "modnet"):
+        code, out, err = run_cli(["eval", str(shared_data / "portraits"), "--model", model,
+                                  "--compare-reference", str(reference_model), "--json"], capsys)
+        assert code == 0, err
+        results[model] = json.loads(out)
+    paper, default = results["modnet-paper"], results["modnet"]
+    assert paper["mean"]["mse"] < paper["reference"]["mean"]["mse"]
+    assert paper["mean"]["conn"] < paper["reference"]["mean"]["conn"]
+    assert paper["mean"]["mad"] < 0.13  # regression guard: modnet-paper measures 0.113
+    assert default["mean"]["mad"] <= paper["mean"]["mad"]  # 0.110 vs 0.113
+    assert default["per_image"]["p_71bcce3a"]["mse"] < default["reference"]["per_image"]["p_71bcce3a"]["mse"]
