@@ -79,7 +79,7 @@ def main() -> None:
     parser.add_argument("--no-real", action="store_true", help="Only the synthetic clips.")
     args = parser.parse_args()
     three = Matter(args.three, model=None if args.three else "modnet-paper")
-    four = Matter(args.four)
+    four = Matter(args.four, model=None if args.four else "modnet")
     if four.engine.in_channels != 4:
         raise SystemExit(f"{four.weights} is not a 4-channel model")
     start = time.perf_counter()

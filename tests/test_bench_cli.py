@@ -35,7 +35,7 @@ def test_bench_quick_json_structure(reference_model: Path) -> None:
     from greenless import Matter
     from greenless.pipeline.preprocess import inference_size
 
-    net_h, net_w = inference_size(288, 512, Matter().ref_size)  # the packaged weights' own reference size
+    net_h, net_w = inference_size(288, 512, Matter(model="modnet").ref_size)  # the real-time default's reference size
     assert ours["rows"][0]["network"] == f"{net_w}x{net_h}" and ref["rows"][0]["network"] == "256x256"
     assert not any(m["kind"] == "torch" for m in report["models"])
 

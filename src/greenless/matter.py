@@ -14,13 +14,17 @@ from greenless.pipeline.preprocess import inference_size, matte_to_size, to_netw
 
 # The weight sets that ship inside the package, by the name ``--model`` takes.
 MODELS = {
-    "modnet": "the default: real-time network (BatchNorm, separable convolutions, half-resolution semantics) "
-              "with the previous frame's alpha as an optional 4th input (blank for photos)",
-    "modnet-paper": "the paper's architecture (IBNorm, full convolutions) on EfficientNet-Lite0",
+    "modnet": "real-time network (BatchNorm, separable convolutions, half-resolution semantics) with the "
+              "previous frame's alpha as an optional 4th input; the default for video and webcam",
+    "modnet-paper": "the paper's architecture (IBNorm, full convolutions) on EfficientNet-Lite0; the default "
+                    "for photos, where it makes fewer large mistakes",
 }
-DEFAULT_MODEL = "modnet"
-DEFAULT_ONNX = "modnet.onnx"
-DEFAULT_SAFETENSORS = "modnet.safetensors"
+#: Photos (matte, serve, batch, eval, export, the Python API) default to the sturdier network; streams
+#: (video, webcam) and the speed benchmark to the real-time one. See the README, "Models".
+DEFAULT_MODEL = "modnet-paper"
+REALTIME_MODEL = "modnet"
+DEFAULT_ONNX = f"{DEFAULT_MODEL}.onnx"
+DEFAULT_SAFETENSORS = f"{DEFAULT_MODEL}.safetensors"
 
 
 def packaged_weights(model: str = DEFAULT_MODEL, engine: str = "onnx") -> Path:

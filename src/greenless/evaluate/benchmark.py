@@ -158,9 +158,9 @@ def default_reference() -> Path | None:
 
 def plan(reference: Path | None, skip: set[str], paper_onnx: Path | None) -> tuple[list[ModelSpec], list[ModelResult]]:
     """The models to time (default fp32, variants, torch, reference, paper) and the skipped ones with a note."""
-    from greenless.matter import DEFAULT_MODEL, DEFAULT_SAFETENSORS, default_weights
+    from greenless.matter import REALTIME_MODEL as DEFAULT_MODEL, packaged_weights
 
-    onnx_path = default_weights("onnx")
+    onnx_path = packaged_weights(DEFAULT_MODEL, "onnx")  # the real-time default first; the photo default follows
     specs = [ModelSpec(f"greenless {DEFAULT_MODEL}", "onnx", str(onnx_path), "fp32")]
     skipped: list[ModelResult] = []
     if "variants" not in skip:
@@ -172,7 +172,7 @@ def plan(reference: Path | None, skip: set[str], paper_onnx: Path | None) -> tup
             name, _, precision = variant.stem.partition(".")
             specs.append(ModelSpec(f"greenless {name}", "onnx", str(variant), precision or "fp32"))
     if "torch" not in skip:
-        st = onnx_path.parent / DEFAULT_SAFETENSORS
+        st = onnx_path.with_suffix(".safetensors")
         if not _torch_available():
             skipped.append(ModelResult(f"greenless {DEFAULT_MODEL}", "torch", str(st), note="skipped: PyTorch is not installed"))
         elif not st.is_file():
@@ -195,10 +195,10 @@ def plan(reference: Path | None, skip: set[str], paper_onnx: Path | None) -> tup
 
 
 def default_ref_size() -> int:
-    """The packaged weights' reference size (from their card), else MODNet's 512."""
-    from greenless.matter import default_weights
+    """The real-time default's reference size (from its card), else MODNet's 512."""
+    from greenless.matter import REALTIME_MODEL, packaged_weights
 
-    card = default_weights("onnx").with_suffix(".json")
+    card = packaged_weights(REALTIME_MODEL, "onnx").with_suffix(".json")
     try:
         return int(json.loads(card.read_text()).get("ref_size") or 512)
     except (OSError, ValueError):

@@ -183,8 +183,8 @@ def resolve_temporal(temporal: str | None, in_channels: int, ofd: bool = True, w
     if temporal not in TEMPORAL_MODES:
         raise GreenlessError(f"unknown --temporal {temporal!r}; choose one of {', '.join(TEMPORAL_MODES)}")
     if temporal == "prev-alpha" and in_channels != 4:
-        raise GreenlessError(f"--temporal prev-alpha needs 4-channel (previous-alpha) weights (the default model, "
-                             f"or a 4-channel --weights file); {weights or 'the default weights'} take {in_channels} "
+        raise GreenlessError(f"--temporal prev-alpha needs 4-channel (previous-alpha) weights (--model modnet, the video "
+                             f"default, or a 4-channel --weights file); {weights or 'the default weights'} take {in_channels} "
                              f"input channels")
     if temporal == "ofd" and not ofd:
         return "none"
