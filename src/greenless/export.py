@@ -139,14 +139,12 @@ def quantize_int8(src: str | Path, dst: str | Path, calibration: list[Any], ref_
     import os
     import tempfile
 
+    import numpy as np
+    import onnx
     from onnxruntime.quantization import CalibrationDataReader, CalibrationMethod, QuantFormat, QuantType, quantize_static
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
-    import numpy as np
-
     from greenless.pipeline.preprocess import inference_size, network_input
-
-    import onnx
 
     channels = onnx.load(str(src), load_external_data=False).graph.input[0].type.tensor_type.shape.dim[1].dim_value
     batches = [network_input(rgb, inference_size(*rgb.shape[:2], ref_size), channels) for rgb in calibration]

@@ -43,12 +43,15 @@ def default_weights(engine: str = "onnx") -> Path:
     return packaged_weights(DEFAULT_MODEL, engine)
 
 
-def resolve_weights(weights: str | Path | None, model: str | None, engine: str = "onnx") -> Path | None:
-    """``--weights`` wins; else the packaged ``--model``; else None (the default model)."""
+def resolve_weights(weights: str | Path | None, model: str | None, engine: str = "onnx",
+                    default: str | None = None) -> Path | None:
+    """``--weights`` wins; else the packaged ``--model``; else the packaged ``default`` (None: no path, the
+    caller's own default applies)."""
     if weights is not None and model is not None:
         raise GreenlessError("give --weights or --model, not both")
     if weights is not None:
         return Path(weights)
+    model = model if model is not None else default
     return packaged_weights(model, engine) if model is not None else None
 
 
@@ -84,7 +87,7 @@ class Matter:
 
     def __init__(self, weights: str | Path | None = None, engine: str = "onnx", ref_size: int | None = None,
                  threads: int | None = None, device: str | None = None, model: str | None = None) -> None:
-        path = resolve_weights(weights, model, engine) or default_weights(engine)
+        path = resolve_weights(weights, model, engine, default=DEFAULT_MODEL)
         if not path.is_file():
             raise GreenlessError(f"{path}: weights file not found")
         if engine == "onnx" and path.suffix != ".onnx":

@@ -50,9 +50,8 @@ def video(
     from greenless.media.video import choose_encoder, is_video_output, open_video, open_writer
     from greenless.pipeline.video import OUTPUT_MODES, Background, VideoPipeline, resolve_temporal
 
-    if weights is None and model is None:
-        model = REALTIME_MODEL  # streams default to the real-time network (4 channels: previous-alpha feedback)
-    weights = resolve_weights(weights, model, engine)
+    # Streams default to the real-time network (4 channels: previous-alpha feedback).
+    weights = resolve_weights(weights, model, engine, default=REALTIME_MODEL)
     if mode not in OUTPUT_MODES:
         raise GreenlessError(f"unknown --output {mode!r}; choose one of {', '.join(OUTPUT_MODES)}")
     if batch < 1:

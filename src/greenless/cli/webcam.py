@@ -83,7 +83,7 @@ def webcam(
     from fractions import Fraction
 
     from greenless.errors import GreenlessError
-    from greenless.matter import REALTIME_MODEL, Matter
+    from greenless.matter import REALTIME_MODEL, Matter, resolve_weights
     from greenless.media.video import choose_encoder, is_video_output, open_writer
     from greenless.pipeline.video import Background, OneFrameDelay, render
 
@@ -114,9 +114,8 @@ def webcam(
         height, width = first.shape[:2]
         fps = capture.get(cv2.CAP_PROP_FPS) or 30.0
         fps = fps if 1.0 <= fps <= 240.0 else 30.0
-        if weights is None and model is None:
-            model = REALTIME_MODEL  # live video defaults to the real-time network
-        matter = Matter(weights, engine=engine, ref_size=ref_size, model=model)
+        # Live video defaults to the real-time network.
+        matter = Matter(resolve_weights(weights, model, engine, default=REALTIME_MODEL), engine=engine, ref_size=ref_size)
         bg = Background(background, width, height)
         ofd = None if no_ofd else OneFrameDelay()
         camera = open_virtual_camera(width, height, fps) if virtual_camera else None

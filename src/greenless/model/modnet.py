@@ -115,7 +115,7 @@ class FusionBranch(nn.Module):
     """Combines the semantic and detail features into the full-resolution matte."""
 
     def __init__(self, hr: int, channels: tuple[int, ...], img_ch: int, conv: Any = Conv2dIBNormRelu,
-                 fusion_channels: int = 0) -> None:
+                 fusion_channels: int = 0, norm: str = "ibn") -> None:
         super().__init__()
         self.conv_lr4x = conv(channels[2], hr, 5, padding=2)
         self.fast = bool(fusion_channels)
@@ -123,7 +123,6 @@ class FusionBranch(nn.Module):
             # Real-time variant: the feature half of the last convolution runs at 1/2 resolution and only
             # ``fusion_channels // 2`` channels are upsampled; at full resolution a small convolution
             # of the image is added to them. Full-resolution memory traffic dominates on CPUs.
-            norm = conv.keywords.get("norm", "ibn") if isinstance(conv, partial) else "ibn"
             mid = fusion_channels // 2
             self.conv_f2x = conv(2 * hr, fusion_channels, 3, padding=1)
             self.conv_f_feat = conv(fusion_channels, mid, 3, padding=1, with_ibn=False, with_relu=False)
@@ -160,7 +159,7 @@ class MODNet(nn.Module):
         conv = partial(Conv2dIBNormRelu, norm=self.config.norm, separable=self.config.separable)
         self.lr_branch = LRBranch(ch, self.config.easpp, conv)
         self.hr_branch = HRBranch(hr, ch, img_ch, conv)
-        self.f_branch = FusionBranch(hr, ch, img_ch, conv, self.config.fusion_channels)
+        self.f_branch = FusionBranch(hr, ch, img_ch, conv, self.config.fusion_channels, self.config.norm)
 
     def forward(self, img: torch.Tensor, all_outputs: bool | None = None):
         want_all = self.training if all_outputs is None else all_outputs

@@ -11,6 +11,7 @@ import json
 import math
 import os
 import time
+from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +24,7 @@ from greenless.data.datasets import CompositionDataset, LabelledDataset
 from greenless.data.folders import find_backgrounds, find_foregrounds, find_labelled
 from greenless.errors import GreenlessError
 from greenless.model import build_model
+from greenless.model.modnet import ModelConfig
 from greenless.model.checkpoint import load_weights, save_weights
 from greenless.train.config import TrainConfig
 from greenless.train.losses import LossWeights, modnet_loss
@@ -93,10 +95,7 @@ def _dist_info() -> tuple[int, int, int]:
 
 def model_config(cfg: TrainConfig) -> dict[str, Any]:
     """The network a config's [model] section describes, in ModelConfig's dict form."""
-    m = cfg.model
-    return {"encoder": m.encoder, "hr_channels": m.hr_channels, "in_channels": m.in_channels, "easpp": m.easpp,
-            "norm": m.norm, "separable": m.separable, "semantic_scale": m.semantic_scale,
-            "fusion_channels": m.fusion_channels}
+    return {f.name: getattr(cfg.model, f.name) for f in fields(ModelConfig) if hasattr(cfg.model, f.name)}
 
 
 def warm_start(model: torch.nn.Module, state: dict[str, torch.Tensor]) -> tuple[int, int]:
