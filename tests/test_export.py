@@ -50,13 +50,16 @@ def _inputs(batch: int, h: int, w: int) -> np.ndarray:
     return np.random.default_rng(h * w).uniform(-1, 1, (batch, 3, h, w)).astype(np.float32)
 
 
-def test_onnx_has_dynamic_shapes_and_matches_torch(model, onnx_file: Path) -> None:
-    reference, exported = torch_runner(model), onnx_runner(onnx_file)
+def _assert_matches_at_every_size(reference, exported) -> None:  # noqa: ANN001
     for batch, h, w in SIZES:
         x = _inputs(batch, h, w)
         out = exported(x)
         assert out.shape == (batch, 1, h, w)
         assert np.abs(out - reference(x)).max() < 1e-3
+
+
+def test_onnx_has_dynamic_shapes_and_matches_torch(model, onnx_file: Path) -> None:
+    _assert_matches_at_every_size(torch_runner(model), onnx_runner(onnx_file))
 
 
 def test_torchscript_runs_at_other_sizes_and_matches_torch(model, check_set, tmp_path: Path) -> None:
@@ -64,12 +67,7 @@ def test_torchscript_runs_at_other_sizes_and_matches_torch(model, check_set, tmp
     check = export_checked(model, path, "torchscript", {"model": model.config.to_dict()}, *check_set, REF)
     assert check.matte_mean_abs_diff < 1e-4
     assert sorted(p.name for p in tmp_path.iterdir()) == ["small.pt"]  # the card lives inside the file
-    reference, exported = torch_runner(model), torchscript_runner(path)
-    for batch, h, w in SIZES:
-        x = _inputs(batch, h, w)
-        out = exported(x)
-        assert out.shape == (batch, 1, h, w)
-        assert np.abs(out - reference(x)).max() < 1e-3
+    _assert_matches_at_every_size(torch_runner(model), torchscript_runner(path))
     extra = {"greenless_card.json": ""}
     torch.jit.load(str(path), _extra_files=extra)
     card = json.loads(extra["greenless_card.json"])
