@@ -70,7 +70,7 @@ def test_composites_are_valid_and_reproducible(tiny_set: Path) -> None:
 
 
 def test_real_images_and_previous_alpha_channel(tiny_set: Path) -> None:
-    ds = LabelledDataset(find_labelled(tiny_set), size=64, prev_alpha=True)
+    ds = LabelledDataset(find_labelled(tiny_set), size=64, hint="prev-alpha")
     sample = ds[0]
     assert sample["image"].shape == (4, 64, 64) and not bool(sample["has_comp"])
     whole = LabelledDataset(find_labelled(tiny_set), size=None)[0]

@@ -28,14 +28,16 @@ _DEFAULT_LOCK = threading.Lock()
 
 
 def load_matter(weights: str | Path | None = None, engine: str = "onnx", ref_size: int | None = None,
-                threads: int | None = None, device: str | None = None, model: str | None = None) -> Matter:
+                threads: int | None = None, device: str | None = None, model: str | None = None,
+                guide: str | None = None) -> Matter:
     """A ``Matter`` for these settings, built once per process and reused (the packaged model by default;
-    ``model`` picks another packaged set, e.g. ``"modnet-paper"``)."""
-    key = (str(weights) if weights is not None else None, engine, ref_size, threads, device, model)
+    ``model`` picks another packaged set, e.g. ``"modnet-paper"``; ``guide="none"`` turns the semantic
+    guide off for weights that use one)."""
+    key = (str(weights) if weights is not None else None, engine, ref_size, threads, device, model, guide)
     with _DEFAULT_LOCK:
         if key not in _DEFAULT:
             _DEFAULT[key] = Matter(weights, engine=engine, ref_size=ref_size, threads=threads, device=device,
-                                   model=model)
+                                   model=model, guide=guide)
         return _DEFAULT[key]
 
 

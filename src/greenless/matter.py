@@ -86,7 +86,8 @@ class Matter:
     """
 
     def __init__(self, weights: str | Path | None = None, engine: str = "onnx", ref_size: int | None = None,
-                 threads: int | None = None, device: str | None = None, model: str | None = None) -> None:
+                 threads: int | None = None, device: str | None = None, model: str | None = None,
+                 guide: str | None = None) -> None:
         path = resolve_weights(weights, model, engine, default=DEFAULT_MODEL)
         if not path.is_file():
             raise GreenlessError(f"{path}: weights file not found")
@@ -96,11 +97,19 @@ class Matter:
             raise GreenlessError(f"{path}: the torch engine needs .safetensors or an official .ckpt, not .onnx")
         self.weights = path
         self.engine: Engine = make_engine(engine, path, threads=threads, device=device)
-        self.ref_size = int(ref_size or self._card_ref_size() or 512)
+        card = self._card()
+        self.ref_size = int(ref_size or card.get("ref_size") or 512)
         if self.ref_size < 32:
             raise GreenlessError("--ref-size must be at least 32")
+        self.guide = self._resolve_guide(guide, card)
+        self._segmenter = None
+        if self.guide == "selfie":
+            from greenless.pipeline.guide import shared_segmenter
 
-    def _card_ref_size(self) -> int | None:
+            self._segmenter = shared_segmenter()
+
+    def _card(self) -> dict[str, Any]:
+        """The weights' card: the torch engine's own, else the JSON file beside an ONNX file (may be empty)."""
         card = getattr(self.engine, "card", None)
         if card is None and self.weights.suffix == ".onnx":
             card_file = self.weights.with_suffix(".json")
@@ -108,7 +117,22 @@ class Matter:
                 import json
 
                 card = json.loads(card_file.read_text())
-        return (card or {}).get("ref_size")
+        return card or {}
+
+    def _resolve_guide(self, guide: str | None, card: dict[str, Any]) -> str:
+        """``selfie`` (the packaged segmentation model's mask in the 4th input channel) or ``none``.
+
+        Default: ``selfie`` for weights trained with the guide (card ``hint = "guide"``), else ``none``, so
+        3-channel weights and converted official checkpoints run unguided as the paper does.
+        """
+        from greenless.pipeline.guide import check_guide
+
+        if guide is None:
+            return "selfie" if card.get("hint") == "guide" and self.engine.in_channels == 4 else "none"
+        check_guide(guide)
+        if guide == "selfie" and self.engine.in_channels != 4:
+            raise GreenlessError(f"{self.weights.name} takes no guide (3 input channels); use --guide none")
+        return guide
 
     def matte(self, image: Any, prev_alpha: np.ndarray | None = None) -> np.ndarray:
         """Alpha matte of one image as float32 HxW in [0, 1], at the image's own resolution."""
@@ -125,15 +149,23 @@ class Matter:
             size = inference_size(h, w, self.ref_size)
             batch = np.concatenate([to_network_input(rgbs[i], size) for i in idxs])
             if self.engine.in_channels == 4:
-                batch = np.concatenate([batch, self._prev_channel(prev_alphas, idxs, size)], axis=1)
+                batch = np.concatenate([batch, self._hint_channel(rgbs, prev_alphas, idxs, size)], axis=1)
             out = self.engine.run(batch)
             for j, i in enumerate(idxs):
                 results[i] = matte_to_size(out[j, 0], h, w)
         return results  # type: ignore[return-value]
 
-    @staticmethod
-    def _prev_channel(prev_alphas: list[np.ndarray | None] | None, idxs: list[int], size: tuple[int, int]) -> np.ndarray:
-        """The previous-frame-alpha input in [-1, 1]; a missing previous alpha is a blank (zero alpha) channel."""
+    def hint(self, rgb: np.ndarray, size: tuple[int, int] | None = None) -> np.ndarray | None:
+        """The guide mask for an RGB image (at ``size``, default the image's), or None when unguided."""
+        return None if self._segmenter is None else self._segmenter(rgb, mode="pad", size=size)
+
+    def _hint_channel(self, rgbs: list[np.ndarray], prev_alphas: list[np.ndarray | None] | None, idxs: list[int],
+                      size: tuple[int, int]) -> np.ndarray:
+        """The 4th input in [-1, 1] per image: a given previous alpha, else the guide, else blank (zero alpha)."""
         from greenless.pipeline.preprocess import prev_alpha_channel
 
-        return np.concatenate([prev_alpha_channel(None if prev_alphas is None else prev_alphas[i], size) for i in idxs])
+        hints = []
+        for i in idxs:
+            given = None if prev_alphas is None else prev_alphas[i]
+            hints.append(prev_alpha_channel(given if given is not None else self.hint(rgbs[i], size), size))
+        return np.concatenate(hints)

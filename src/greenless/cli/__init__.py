@@ -26,6 +26,13 @@ def model_option() -> Any:
                         "(real-time; the video and webcam default). --weights takes a file instead.")
 
 
+def guide_option() -> Any:
+    """``--guide selfie|none``: the semantic guide for weights that take one (default: the weights' own)."""
+    return typer.Option(None, "--guide", help="Semantic guide for guided weights: selfie (the packaged segmentation "
+                        "model's mask, refined by the network) or none (the pure MODNet path). Default: what the "
+                        "weights were trained with.")
+
+
 @app.callback()
 def _root() -> None:
     """Trimap-free portrait matting (MODNet): cut people out of photos, videos and webcams."""

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import typer
 
-from greenless.cli import app, model_option
+from greenless.cli import app, guide_option, model_option
 
 KINDS = ("rgba", "alpha", "foreground", "composite")
 
@@ -32,6 +32,7 @@ def batch(
     weights: Path | None = typer.Option(None, "--weights", help="ONNX weights, present at this path on every node "
                                         "(default: the packaged model)."),
     model: str | None = model_option(),
+    guide: str | None = guide_option(),
     ref_size: int | None = typer.Option(None, "--ref-size", min=32, help="Short side the network sees."),
     cpus_per_actor: float = typer.Option(1.0, "--cpus-per-actor", min=0.1, help="CPUs (onnxruntime threads) per actor."),
     gpus_per_actor: float = typer.Option(0.0, "--gpus-per-actor", min=0.0, help="GPUs per actor (pool sized to GPUs)."),
@@ -66,10 +67,10 @@ def batch(
     if weights is not None and not weights.is_file():
         raise GreenlessError(f"{weights}: weights file not found")
 
-    Matter(weights, ref_size=ref_size, threads=1)  # a bad model fails here in one line, not in every actor
+    Matter(weights, ref_size=ref_size, threads=1, guide=guide)  # a bad model fails here in one line, not in every actor
     plan = run_batch(input_uri, out, kind=kind, background=bg, weights=str(weights) if weights else None,
                      ref_size=ref_size, address=address, cpus_per_actor=cpus_per_actor, gpus_per_actor=gpus_per_actor,
-                     actors=actors, batch_size=batch_size, max_pixels=max_pixels)
+                     actors=actors, batch_size=batch_size, max_pixels=max_pixels, guide=guide)
     console = Console(stderr=True)
     failures = 0
     columns = (TextColumn("matting"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())

@@ -8,7 +8,7 @@ from typing import Any
 
 import typer
 
-from greenless.cli import app, model_option
+from greenless.cli import app, guide_option, model_option
 
 _COLUMNS = (("mse", "MSE", "{:.5f}"), ("mad", "MAD", "{:.5f}"), ("sad", "SAD", "{:.2f}"),
             ("grad", "Grad", "{:.2f}"), ("conn", "Conn", "{:.2f}"))
@@ -66,6 +66,7 @@ def eval_command(
     data_dir: Path = typer.Argument(..., help="Dataset folder: image/ + alpha/ (PPM-100), blurred_image/ or original_image/ + mask/ (P3M-500), original/ + mask/ (AIM-500)."),
     weights: Path | None = typer.Option(None, "--weights", "-w", help="Model weights (default: the packaged model)."),
     model: str | None = model_option(),
+    guide: str | None = guide_option(),
     engine: str = typer.Option("onnx", "--engine", help="Runtime: onnx or torch."),
     ref_size: int | None = typer.Option(None, "--ref-size", help="Short side the network sees (default: the weights' own)."),
     predictions: Path | None = typer.Option(None, "--predictions", "-p", help="Score these alpha PNGs (same stems) instead of running the model."),
@@ -98,7 +99,7 @@ def eval_command(
 
     try:
         result = evaluate(data_dir, predictions=predictions, weights=weights, engine=engine, ref_size=ref_size,
-                          save_dir=save_dir, reference=compare_reference, grid=grid, on_start=on_start, on_image=on_image)
+                          guide=guide, save_dir=save_dir, reference=compare_reference, grid=grid, on_start=on_start, on_image=on_image)
     finally:
         progress.stop()
     if as_json:

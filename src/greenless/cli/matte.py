@@ -19,7 +19,7 @@ from pathlib import Path
 
 import typer
 
-from greenless.cli import app, model_option
+from greenless.cli import app, guide_option, model_option
 
 
 class OutputKind(str, Enum):
@@ -174,6 +174,7 @@ def matte(
     engine: EngineName = typer.Option(EngineName.onnx, "--engine", case_sensitive=False, help="Runtime."),
     weights: Path | None = typer.Option(None, "--weights", help="Weights file (.onnx, .safetensors or official .ckpt)."),
     model: str | None = model_option(),
+    guide: str | None = guide_option(),
     threads: int | None = typer.Option(None, "--threads", min=1, help="CPU threads for the engine."),
     no_fg_estimate: bool = typer.Option(False, "--no-fg-estimate",
                                         help="Use raw pixel colours instead of estimating the foreground (faster, halos)."),
@@ -187,7 +188,7 @@ def matte(
 
     fg_estimate = not no_fg_estimate
     weights = resolve_weights(weights, model, engine.value)
-    settings = dict(weights=weights, engine=engine.value, ref_size=ref_size, threads=threads)
+    settings = dict(weights=weights, engine=engine.value, ref_size=ref_size, threads=threads, guide=guide)
     # A bad --background would fail every photo: check (and decode) it once, before anything else.
     bg = prepare_background(background, max_pixels) if kind is OutputKind.composite else background
     if "-" in inputs:

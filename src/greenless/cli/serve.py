@@ -7,7 +7,7 @@ from pathlib import Path
 
 import typer
 
-from greenless.cli import app, model_option
+from greenless.cli import app, guide_option, model_option
 
 
 @app.command()
@@ -17,6 +17,7 @@ def serve(
     workers: int = typer.Option(1, "--workers", min=1, help="Worker processes, each with its own model."),
     weights: Path | None = typer.Option(None, "--weights", help="Model weights (default: the packaged model)."),
     model: str | None = model_option(),
+    guide: str | None = guide_option(),
     engine: str = typer.Option("onnx", "--engine", help="onnx (default) or torch."),
     ref_size: int | None = typer.Option(None, "--ref-size", help="Default short side the network sees."),
     threads: int | None = typer.Option(None, "--threads", min=1, help="onnxruntime threads per worker."),
@@ -45,14 +46,14 @@ def serve(
     if not 1 <= port <= 65535:
         raise GreenlessError(f"--port must be between 1 and 65535, not {port}")
     settings = ServeSettings(
-        weights=str(weights) if weights else None, engine=engine, ref_size=ref_size, threads=threads,
+        weights=str(weights) if weights else None, engine=engine, ref_size=ref_size, threads=threads, guide=guide,
         max_upload_mb=max_upload_mb, max_pixels=max_pixels, timeout=timeout, max_concurrency=max_concurrency,
         queue_size=queue_size,
     )
     # Load the model once here so a bad weights file fails now, with one line, not in every worker.
     from greenless.matter import Matter
 
-    matter = Matter(settings.weights, engine=engine, ref_size=ref_size, threads=threads)
+    matter = Matter(settings.weights, engine=engine, ref_size=ref_size, threads=threads, guide=guide)
     if workers == 1:
         uvicorn.run(create_app(settings, matter=matter), host=host, port=port, log_level=log_level)
     else:

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from greenless.cli import app, model_option
+from greenless.cli import app, guide_option, model_option
 
 
 def progress_bar():  # noqa: ANN201 - rich type imported lazily
@@ -37,6 +37,7 @@ def video(
     engine: str = typer.Option("onnx", "--engine", help="onnx (default) or torch."),
     weights: Path | None = typer.Option(None, "--weights", help="Weights file (.onnx, .safetensors); default: packaged."),
     model: str | None = model_option(),
+    guide: str | None = guide_option(),
     batch: int = typer.Option(2, "--batch", help="Frames per engine call."),
     fps: float | None = typer.Option(None, "--fps", help="Frame rate of a folder of frames (default 25)."),
     max_frames: int | None = typer.Option(None, "--max-frames", help="Stop after this many frames."),
@@ -65,7 +66,7 @@ def video(
 
     reader = open_video(input, fps=fps)
     try:
-        matter = Matter(weights, engine=engine, ref_size=ref_size)
+        matter = Matter(weights, engine=engine, ref_size=ref_size, guide=guide)
         method = resolve_temporal(temporal, matter.engine.in_channels, ofd=not no_ofd, weights=weights)
         bg = Background(background, reader.width, reader.height) if mode == "composite" else None
         audio = input if is_video_output(output) and reader.audio_streams else None

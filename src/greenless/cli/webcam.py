@@ -9,7 +9,7 @@ from typing import Any
 
 import typer
 
-from greenless.cli import app, model_option
+from greenless.cli import app, guide_option, model_option
 
 WINDOW = "greenless"
 
@@ -77,6 +77,7 @@ def webcam(
     engine: str = typer.Option("onnx", "--engine", help="onnx (default) or torch."),
     weights: Path | None = typer.Option(None, "--weights", help="Weights file; default: packaged."),
     model: str | None = model_option(),
+    guide: str | None = guide_option(),
 ) -> None:
     """Live background replacement: camera -> matte -> blur/colour/image background -> window, virtual camera, file."""
     import cv2
@@ -115,7 +116,8 @@ def webcam(
         fps = capture.get(cv2.CAP_PROP_FPS) or 30.0
         fps = fps if 1.0 <= fps <= 240.0 else 30.0
         # Live video defaults to the real-time network.
-        matter = Matter(resolve_weights(weights, model, engine, default=REALTIME_MODEL), engine=engine, ref_size=ref_size)
+        matter = Matter(resolve_weights(weights, model, engine, default=REALTIME_MODEL), engine=engine, ref_size=ref_size,
+                        guide=guide)
         bg = Background(background, width, height)
         ofd = None if no_ofd else OneFrameDelay()
         camera = open_virtual_camera(width, height, fps) if virtual_camera else None

@@ -82,3 +82,48 @@ def add_lighting(rng: np.random.Generator, img: np.ndarray) -> np.ndarray:
         light = np.exp(-((dist - offset + h * 0.25) ** 2) / (2 * width ** 2))
     gain = rng.uniform(0.3, 0.9)
     return np.clip(img + gain * light[..., None] * colour, 0, 1)
+
+
+def _random_blobs(rng: np.random.Generator, shape: tuple[int, int], count: int, max_frac: float) -> np.ndarray:
+    """A soft mask of ``count`` random filled ellipses, each up to ``max_frac`` of the short side across."""
+    h, w = shape
+    mask = np.zeros(shape, np.float32)
+    for _ in range(count):
+        centre = (int(rng.integers(0, w)), int(rng.integers(0, h)))
+        axes = tuple(int(max(2, rng.uniform(0.03, max_frac) * min(h, w))) for _ in range(2))
+        cv2.ellipse(mask, centre, axes, float(rng.uniform(0, 180)), 0, 360, 1.0, -1)
+    return cv2.GaussianBlur(mask, (0, 0), max(1.0, 0.01 * min(h, w)))
+
+
+def corrupt_guide(rng: np.random.Generator, guide: np.ndarray, blank_p: float = 0.1) -> np.ndarray:
+    """A guide mask damaged the ways a segmentation model's mask goes wrong, so a guided network learns to
+    refine the guide and overrule it where the image disagrees, not to copy it.
+
+    Each with some probability: missing (blank), shifted/rotated/scaled, eroded or dilated, blotches of
+    false person (things taken in), holes (parts of the person left out), coarse (low resolution) or hard
+    (thresholded). The guide the trainer starts from is the segmentation model's own output on the
+    composite, which already carries its natural mistakes (statues, lit buildings, other people's shapes).
+    """
+    if rng.random() < blank_p:
+        return np.zeros_like(guide)
+    h, w = guide.shape
+    out = guide.astype(np.float32, copy=True)
+    if rng.random() < 0.35:
+        matrix = cv2.getRotationMatrix2D((w / 2, h / 2), rng.uniform(-6, 6), rng.uniform(0.93, 1.07))
+        matrix[:, 2] += rng.uniform(-0.05, 0.05, 2) * (w, h)
+        out = cv2.warpAffine(out, matrix, (w, h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    if rng.random() < 0.35:
+        k = int(rng.integers(1, max(2, min(h, w) // 24)))
+        kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * k + 1, 2 * k + 1))
+        out = cv2.dilate(out, kernel) if rng.random() < 0.5 else cv2.erode(out, kernel)
+    if rng.random() < 0.2:
+        out = np.maximum(out, _random_blobs(rng, (h, w), int(rng.integers(1, 4)), 0.3) * rng.uniform(0.5, 1.0))
+    if rng.random() < 0.2:
+        out = out * (1.0 - _random_blobs(rng, (h, w), int(rng.integers(1, 4)), 0.15) * rng.uniform(0.5, 1.0))
+    if rng.random() < 0.25:
+        small = max(8, int(min(h, w) * rng.uniform(0.1, 0.3)))
+        out = cv2.resize(cv2.resize(out, (small, small), interpolation=cv2.INTER_AREA), (w, h),
+                         interpolation=cv2.INTER_LINEAR)
+    if rng.random() < 0.15:
+        out = (out > rng.uniform(0.3, 0.7)).astype(np.float32)
+    return np.clip(out, 0.0, 1.0)

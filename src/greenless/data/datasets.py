@@ -17,12 +17,16 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from greenless.data.augment import add_lighting, colour_jitter, degrade, maybe_greyscale, random_crop_scale
+from greenless.data.augment import (add_lighting, colour_jitter, corrupt_guide, degrade, maybe_greyscale,
+                                    random_crop_scale)
 from greenless.data.folders import Pair
 from greenless.data.targets import semantic_target, transition_band
 from greenless.errors import GreenlessError
 
 GAMMA = 2.2
+#: What a 4th input channel carries in training: nothing (3-channel networks), the previous frame's alpha
+#: (jittered true alpha), or the semantic guide (the packaged segmentation model's mask, corrupted).
+HINTS = ("none", "prev-alpha", "guide")
 
 
 @lru_cache(maxsize=4096)
@@ -73,6 +77,27 @@ def jitter_prev_alpha(rng: np.random.Generator, alpha: np.ndarray, blank_p: floa
     return prev
 
 
+def make_hint(rng: np.random.Generator, hint: str, image: np.ndarray, alpha: np.ndarray) -> np.ndarray | None:
+    """The 4th input channel for one training sample (None for 3-channel networks).
+
+    ``guide``: the packaged segmentation model run on the training image itself (so the guide carries the
+    mistakes that model really makes on this picture), then corrupted; one sample in six instead gets a
+    jittered true alpha, as a video's previous frame would give, so guided networks take that hint too.
+    """
+    if hint == "none":
+        return None
+    if hint == "prev-alpha":
+        return jitter_prev_alpha(rng, alpha)
+    if hint != "guide":
+        raise GreenlessError(f"unknown hint {hint!r}; choose from {', '.join(HINTS)}")
+    if rng.random() < 1 / 6:
+        return jitter_prev_alpha(rng, alpha, blank_p=0.0)
+    from greenless.pipeline.guide import shared_segmenter
+
+    rgb = (np.clip(image, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
+    return corrupt_guide(rng, shared_segmenter()(rgb, mode="pad"))
+
+
 def to_sample(image: np.ndarray, alpha: np.ndarray, fg: np.ndarray | None = None, bg: np.ndarray | None = None,
               prev: np.ndarray | None = None) -> dict[str, torch.Tensor]:
     """Tensors the trainer needs: normalised image (+ previous alpha), alpha, semantic target, band, fg/bg."""
@@ -110,7 +135,7 @@ class CompositionDataset(_Seeded):
     """Foregrounds + alphas composited on random backgrounds, ``composites_per_fg`` times each per epoch."""
 
     def __init__(self, pairs: list[Pair], backgrounds: list[Path], size: int = 256, composites_per_fg: int = 4,
-                 seed: int = 0, lighting_p: float = 0.15, prev_alpha: bool = False) -> None:
+                 seed: int = 0, lighting_p: float = 0.15, hint: str = "none") -> None:
         super().__init__(seed)
         if not pairs:
             raise GreenlessError("no foregrounds to compose")
@@ -118,7 +143,7 @@ class CompositionDataset(_Seeded):
             raise GreenlessError("no backgrounds to compose on")
         self.pairs, self.backgrounds = pairs, backgrounds
         self.size, self.per_fg = size, composites_per_fg
-        self.lighting_p, self.prev_alpha = lighting_p, prev_alpha
+        self.lighting_p, self.hint = lighting_p, hint
 
     def __len__(self) -> int:
         return len(self.pairs) * self.per_fg
@@ -143,7 +168,7 @@ class CompositionDataset(_Seeded):
         if rng.random() < self.lighting_p:
             image = add_lighting(rng, image)
         image = maybe_greyscale(rng, degrade(rng, image.astype(np.float32)))
-        prev = jitter_prev_alpha(rng, alpha) if self.prev_alpha else None
+        prev = make_hint(rng, self.hint, image, alpha)
         return to_sample(image.astype(np.float32), np.ascontiguousarray(alpha), np.ascontiguousarray(fg),
                          np.ascontiguousarray(bg), prev)
 
@@ -152,12 +177,12 @@ class LabelledDataset(_Seeded):
     """Real images with alphas. ``size=None`` gives whole images (validation); else augmented square crops."""
 
     def __init__(self, pairs: list[Pair], size: int | None = 256, repeats: int = 1, seed: int = 0,
-                 lighting_p: float = 0.15, prev_alpha: bool = False) -> None:
+                 lighting_p: float = 0.15, hint: str = "none") -> None:
         super().__init__(seed)
         if not pairs:
             raise GreenlessError("no labelled images")
         self.pairs, self.size, self.repeats = pairs, size, repeats
-        self.lighting_p, self.prev_alpha = lighting_p, prev_alpha
+        self.lighting_p, self.hint = lighting_p, hint
 
     def __len__(self) -> int:
         return len(self.pairs) * self.repeats
@@ -165,8 +190,13 @@ class LabelledDataset(_Seeded):
     def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
         image, alpha = load_pair(self.pairs[index // self.repeats])
         rng = self.rng(index)
-        if self.size is None:
-            prev = np.zeros_like(alpha) if self.prev_alpha else None
+        if self.size is None:  # whole images, as at run time: no hint for prev-alpha, the guide as it comes
+            if self.hint == "guide":
+                from greenless.pipeline.guide import shared_segmenter
+
+                prev = shared_segmenter()((image * 255.0 + 0.5).astype(np.uint8), mode="pad")
+            else:
+                prev = np.zeros_like(alpha) if self.hint == "prev-alpha" else None
             return to_sample(image, alpha, prev=prev)
         if rng.random() < 0.5:
             image, alpha = image[:, ::-1], alpha[:, ::-1]
@@ -175,5 +205,5 @@ class LabelledDataset(_Seeded):
         if rng.random() < self.lighting_p:
             image = add_lighting(rng, image)
         image = maybe_greyscale(rng, degrade(rng, image.astype(np.float32)))
-        prev = jitter_prev_alpha(rng, alpha) if self.prev_alpha else None
+        prev = make_hint(rng, self.hint, image, alpha)
         return to_sample(image.astype(np.float32), np.ascontiguousarray(alpha), prev=prev)

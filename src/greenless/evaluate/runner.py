@@ -82,6 +82,7 @@ def evaluate(
     weights: str | Path | None = None,
     engine: str = "onnx",
     ref_size: int | None = None,
+    guide: str | None = None,
     save_dir: str | Path | None = None,
     reference: str | Path | None = None,
     grid: str | Path | None = None,
@@ -111,7 +112,7 @@ def evaluate(
     if pred_dir is None:
         from greenless.matter import Matter
 
-        matter = Matter(weights, engine=engine, ref_size=ref_size)
+        matter = Matter(weights, engine=engine, ref_size=ref_size, guide=guide)
     segmenter = None
     if reference is not None:
         segmenter = load_reference(Path(reference))

@@ -260,7 +260,7 @@ def create_app(settings: ServeSettings | None = None, matter: Any = None) -> Fas
             from greenless.matter import Matter
 
             app.state.matter = Matter(settings.weights, engine=settings.engine, ref_size=settings.ref_size,
-                                      threads=settings.threads)
+                                      threads=settings.threads, guide=settings.guide)
         else:
             app.state.matter = matter
         yield

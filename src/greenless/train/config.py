@@ -20,6 +20,7 @@ class ModelSection:
     separable: bool = False  # depthwise-separable convolutions in the branches
     semantic_scale: float = 1.0  # encoder + semantic branch on the image scaled by this
     fusion_channels: int = 0  # 0: the paper's fusion branch; N: the real-time one with N channels
+    hint: str = ""
     pretrained: bool = True  # ImageNet encoder weights where an offline copy exists
     init_weights: str = ""  # start from these weights: all of them (same architecture) or every tensor that fits
 
@@ -70,6 +71,12 @@ class TrainConfig:
     data: DataSection = field(default_factory=DataSection)
     train: TrainSection = field(default_factory=TrainSection)
     base_dir: Path = Path(".")  # relative data paths resolve against the config file's folder
+
+    @property
+    def hint(self) -> str:
+        if self.model.in_channels != 4:
+            return "none"
+        return self.model.hint or "prev-alpha"
 
     def resolve(self, path: str) -> Path:
         p = Path(path).expanduser()

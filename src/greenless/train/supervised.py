@@ -35,15 +35,15 @@ from greenless.train.validate import validate
 def build_dataset(cfg: TrainConfig) -> ConcatDataset:
     """All training samples of a config: composites of every foreground folder plus real labelled images."""
     d, seed = cfg.data, cfg.train.seed
-    prev = cfg.model.in_channels == 4
+    hint = cfg.hint
     parts: list[Any] = []
     backgrounds = [bg for src in d.backgrounds for bg in find_backgrounds(cfg.resolve(src))]
     for folder in d.foregrounds:
         parts.append(CompositionDataset(find_foregrounds(cfg.resolve(folder)), backgrounds, d.size,
-                                        d.composites_per_fg, seed, d.lighting_p, prev))
+                                        d.composites_per_fg, seed, d.lighting_p, hint))
     for folder in d.labelled:
         parts.append(LabelledDataset(find_labelled(cfg.resolve(folder)), d.size, d.labelled_repeats, seed + 1,
-                                     d.lighting_p, prev))
+                                     d.lighting_p, hint))
     if not parts:
         raise GreenlessError("the config names no training data ([data] foregrounds or labelled)")
     return ConcatDataset(parts)
@@ -167,7 +167,7 @@ def train(cfg: TrainConfig, resume: bool = True, progress: bool = True) -> Path:
         raise GreenlessError(f"{len(dataset)} samples are fewer than one batch of {t.batch_size * world}")
 
     model, card = init_model(cfg)
-    model = model.to(device).train()
+    model = model.to(device, memory_format=torch.channels_last).train()
     if t.freeze_norm:
         freeze_batchnorm(model)
     optimizer = make_optimizer(model, cfg)
@@ -208,6 +208,7 @@ def train(cfg: TrainConfig, resume: bool = True, progress: bool = True) -> Path:
                                 persistent_workers=False, pin_memory=use_cuda)
             for batch in loader:
                 batch = {k: v.to(device, non_blocking=True) for k, v in batch.items()}
+                batch["image"] = batch["image"].contiguous(memory_format=torch.channels_last)
                 for group, base in zip(optimizer.param_groups, base_lrs):
                     group["lr"] = base * lr_factor(step, cfg)
                 with torch.autocast(device_type=device.type, dtype=torch.float16, enabled=use_cuda and t.amp):
@@ -237,7 +238,7 @@ def train(cfg: TrainConfig, resume: bool = True, progress: bool = True) -> Path:
                     break
     final = out_dir / "final.safetensors"
     if is_main:
-        card.update({"ref_size": cfg.data.val_ref_size, "training": {"config": cfg.to_dict(), "steps": step}})
+        card.update({"ref_size": cfg.data.val_ref_size, "hint": cfg.hint, "training": {"config": cfg.to_dict(), "steps": step}})
         if cfg.data.val:
             card["validation"] = _log_val(model, cfg, device, step, log_path)
         save_weights(model, final, card, half=False)
@@ -248,7 +249,7 @@ def train(cfg: TrainConfig, resume: bool = True, progress: bool = True) -> Path:
 
 
 def _log_val(model: torch.nn.Module, cfg: TrainConfig, device: torch.device, step: int, log_path: Path) -> dict:
-    scores = validate(model, cfg.resolve(cfg.data.val), cfg.data.val_ref_size, device)
+    scores = validate(model, cfg.resolve(cfg.data.val), cfg.data.val_ref_size, device, hint=cfg.hint)
     with log_path.open("a") as log:
         log.write(json.dumps({"step": step, "val": scores}) + "\n")
     return scores

@@ -9,32 +9,39 @@ import torch
 
 from greenless.data.datasets import load_pair
 from greenless.data.folders import find_labelled
-from greenless.pipeline.preprocess import inference_size, matte_to_size, to_network_input
+from greenless.pipeline.preprocess import inference_size, matte_to_size, prev_alpha_channel, to_network_input
 
 
 @torch.no_grad()
 def predict_full(model: torch.nn.Module, rgb_uint8: np.ndarray, ref_size: int = 512,
-                 device: torch.device | None = None) -> np.ndarray:
-    """The matte a deployed model would give for one image (same resizing as ``Matter``)."""
+                 device: torch.device | None = None, hint: str = "prev-alpha") -> np.ndarray:
+    """The matte a deployed model would give for one image (same resizing and hint channel as ``Matter``:
+    the packaged guide for guided networks, a blank previous alpha for the others)."""
     h, w = rgb_uint8.shape[:2]
-    x = torch.from_numpy(to_network_input(rgb_uint8, inference_size(h, w, ref_size)))
+    size = inference_size(h, w, ref_size)
+    x = torch.from_numpy(to_network_input(rgb_uint8, size))
+    if model.config.in_channels == 4:
+        guide = None
+        if hint == "guide":
+            from greenless.pipeline.guide import shared_segmenter
+
+            guide = shared_segmenter()(rgb_uint8, mode="pad", size=size)
+        x = torch.cat([x, torch.from_numpy(prev_alpha_channel(guide, size))], dim=1)
     if device is not None:
         x = x.to(device)
-    if model.config.in_channels == 4:
-        x = torch.cat([x, torch.full_like(x[:, :1], -1.0)], dim=1)
     matte = model(x, all_outputs=False)
     return matte_to_size(matte[0, 0].float().cpu().numpy(), h, w)
 
 
 def validate(model: torch.nn.Module, folder: str | Path, ref_size: int = 512,
-             device: torch.device | None = None) -> dict[str, float]:
+             device: torch.device | None = None, hint: str = "prev-alpha") -> dict[str, float]:
     """Mean MSE and MAD of ``model`` over a labelled folder; restores the model's train/eval mode."""
     was_training = model.training
     model.eval()
     mse, mad = [], []
     for pair in find_labelled(Path(folder)):
         rgb, alpha = load_pair(pair)
-        pred = predict_full(model, (rgb * 255 + 0.5).astype(np.uint8), ref_size, device)
+        pred = predict_full(model, (rgb * 255 + 0.5).astype(np.uint8), ref_size, device, hint)
         mse.append(float(np.mean((pred - alpha) ** 2)))
         mad.append(float(np.mean(np.abs(pred - alpha))))
     model.train(was_training)

@@ -1,0 +1,112 @@
+"""The semantic guide: the packaged segmentation model, its place in the hint channel, its training corruptions."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from conftest import run_main
+from greenless.data.augment import corrupt_guide
+from greenless.data.datasets import CompositionDataset, LabelledDataset
+from greenless.data.folders import find_backgrounds, find_foregrounds, find_labelled
+from greenless.errors import GreenlessError
+from greenless.matter import Matter, packaged_weights
+from greenless.media.images import load_rgb
+from greenless.pipeline.guide import SelfieSegmenter, packaged_segmenter_path
+
+
+def _portrait(shared_data: Path, stem: str = "p_bac3c1ff") -> tuple[np.ndarray, np.ndarray]:
+    rgb = load_rgb(shared_data / "portraits" / "image" / f"{stem}.jpg")
+    alpha = np.asarray(load_rgb(shared_data / "portraits" / "alpha" / f"{stem}.png")[..., 0], np.float32) / 255.0
+    return rgb, alpha
+
+
+def test_packaged_segmenter_is_the_reference_model_and_finds_the_person(shared_data: Path, reference_model: Path) -> None:
+    assert packaged_segmenter_path().read_bytes() == reference_model.read_bytes()
+    assert (packaged_segmenter_path().parent / "LICENSE.selfie_segmentation.txt").is_file()
+    rgb, alpha = _portrait(shared_data)
+    seg = SelfieSegmenter()
+    mask = seg(rgb)  # letterboxed, at the image's size
+    assert mask.shape == alpha.shape and mask.dtype == np.float32
+    assert float(np.mean(np.abs(mask - alpha))) < 0.03  # measured 0.013 on this portrait
+    small = seg(rgb, size=(96, 64))
+    assert small.shape == (96, 64)
+    squashed = seg(rgb, mode="squash")
+    assert not np.allclose(squashed, mask)  # the two modes really differ
+    with pytest.raises(ValueError):
+        seg(rgb, mode="stretch")
+
+
+def test_guide_fills_the_hint_channel_and_a_given_previous_alpha_wins(shared_data: Path) -> None:
+    rgb, alpha = _portrait(shared_data)
+    rgb, alpha = rgb[::4, ::4].copy(), alpha[::4, ::4].copy()  # small and quick
+    guided = Matter(model="modnet", guide="selfie")
+    plain = Matter(model="modnet", guide="none")
+    assert guided.guide == "selfie" and plain.guide == "none"
+    with_guide, without = guided.matte(rgb), plain.matte(rgb)
+    assert np.abs(with_guide - without).mean() > 0.005  # the channel really carries the guide
+    # an explicit previous alpha takes the channel: a blank one gives exactly the unguided matte
+    assert np.allclose(guided.matte(rgb, prev_alpha=np.zeros(alpha.shape, np.float32)), without, atol=1e-6)
+    # the guide is better than nothing, even for weights that were not trained with it
+    assert np.abs(with_guide - alpha).mean() < np.abs(without - alpha).mean()
+
+
+def test_guide_default_follows_the_weights_card(tmp_path: Path) -> None:
+    # 3-channel weights (and converted official checkpoints) run unguided, as the paper does
+    assert Matter(model="modnet-paper").guide == "none"
+    onnx = packaged_weights("modnet")
+    card = json.loads(onnx.with_suffix(".json").read_text())
+    for hint, expected in (("guide", "selfie"), ("prev-alpha", "none")):
+        folder = tmp_path / hint
+        folder.mkdir()
+        (folder / "m.onnx").symlink_to(onnx)
+        (folder / "m.json").write_text(json.dumps({**card, "hint": hint}))
+        assert Matter(weights=folder / "m.onnx").guide == expected
+        assert Matter(weights=folder / "m.onnx", guide="none").guide == "none"
+    with pytest.raises(GreenlessError, match="unknown guide"):
+        Matter(model="modnet", guide="grabcut")
+
+
+def test_guide_errors_are_one_line(capsys: pytest.CaptureFixture[str], repo_root: Path, tmp_path: Path) -> None:
+    photo = repo_root / "examples" / "astronaut.jpg"
+    code, err = run_main(["matte", photo, "-o", tmp_path / "a.png", "--model", "modnet-paper", "--guide", "selfie"], capsys)
+    assert code == 2 and err.strip().count("\n") == 0 and "takes no guide" in err
+    assert not (tmp_path / "a.png").exists()
+    code, err = run_main(["matte", photo, "-o", tmp_path / "b.png", "--model", "modnet", "--guide", "mask"], capsys)
+    assert code == 2 and "unknown guide 'mask'" in err and err.strip().count("\n") == 0
+    code, err = run_main(["matte", photo, "-o", tmp_path / "c.png", "--model", "modnet", "--guide", "none",
+                          "--output", "alpha"], capsys)
+    assert code == 0 and (tmp_path / "c.png").is_file()
+
+
+def test_corrupted_guides_are_varied_and_stay_masks() -> None:
+    guide = np.zeros((128, 96), np.float32)
+    guide[30:128, 25:70] = 1.0
+    outcomes = [corrupt_guide(np.random.default_rng(i), guide) for i in range(80)]
+    assert all(o.shape == guide.shape and o.min() >= 0.0 and o.max() <= 1.0 for o in outcomes)
+    blank = sum(float(o.max()) == 0.0 for o in outcomes)
+    changed = sum(float(np.abs(o - guide).mean()) > 0.01 for o in outcomes)
+    assert 2 <= blank <= 20  # missing guides, about one in ten
+    assert changed >= 40  # most guides are damaged somehow
+    assert sum(float(np.abs(o - guide).mean()) < 1e-6 for o in outcomes) >= 3  # and some are left as they are
+
+
+def test_guided_training_samples_carry_the_segmenter_mask(tiny_set: Path) -> None:
+    ds = CompositionDataset(find_foregrounds(tiny_set), find_backgrounds(tiny_set / "bg"), size=128,
+                            composites_per_fg=4, seed=3, hint="guide")
+    agree = 0
+    for i in range(len(ds)):
+        sample = ds[i]
+        assert sample["image"].shape == (4, 128, 128)
+        hint = (sample["image"][3].numpy() + 1) / 2
+        assert hint.min() >= 0.0 and hint.max() <= 1.0
+        person = sample["alpha"][0].numpy() > 0.5
+        agree += bool(hint[person].mean() > hint[~person].mean() + 0.3)
+    assert agree >= len(ds) * 0.6  # the guide mostly marks the person (some are blank or damaged)
+    whole = LabelledDataset(find_labelled(tiny_set), size=None, hint="guide")[0]
+    assert whole["image"].shape[0] == 4 and float(whole["image"][3].max()) > 0.5  # the guide of the whole image
+    with pytest.raises(GreenlessError, match="unknown hint"):
+        CompositionDataset(find_foregrounds(tiny_set), find_backgrounds(tiny_set / "bg"), size=64, hint="trimap")[0]
