@@ -8,6 +8,7 @@ Labels: a coarse person mask from the reference selfie-segmentation model (lette
 or for the room video a difference against a clean background plate (the temporal median), is turned
 into a trimap (erode / dilate) and refined into a soft alpha by closed-form matting (pymatting); the
 foreground colour is then estimated with pymatting's multilevel method so composites carry no halo.
+The labelling steps live in greenless.data.pseudo_labels (scripts/build_extra_data.py uses them too).
 
 Output layout (Composition-1K style, read by greenless.data): OUT/fg/*.png, OUT/alpha/*.png,
 OUT/image/*.jpg (the original frame, for training on real context too), OUT/bg/*.jpg (backgrounds:
@@ -22,73 +23,18 @@ import argparse
 import json
 from pathlib import Path
 
-import av
 from scipy.ndimage import binary_fill_holes
 import cv2
 import numpy as np
-from pymatting import estimate_alpha_cf, estimate_foreground_ml
 from rich.progress import Progress
 
+from greenless.data.pseudo_labels import (crop_to_person, largest_components, read_frames, refine,
+                                          segment_person)
 from greenless.evaluate.reference import ReferenceSegmenter
 
 
 # The reference mask of this photo takes in the city behind the woman; its label would teach errors.
 EXCLUDED_PHOTOS = {"woman-5883428_1280"}
-
-
-def read_frames(path: Path, every: int, start: int = 0, limit: int | None = None) -> list[tuple[int, np.ndarray]]:
-    """Every ``every``-th decoded frame of a video as RGB uint8, with its index."""
-    frames = []
-    with av.open(str(path)) as container:
-        for idx, frame in enumerate(container.decode(video=0)):
-            if idx >= start and (idx - start) % every == 0:
-                frames.append((idx, frame.to_ndarray(format="rgb24")))
-                if limit and len(frames) >= limit:
-                    break
-    return frames
-
-
-def trimap_from_mask(mask: np.ndarray, band_fraction: float = 0.012) -> np.ndarray:
-    """Trimap (0 bg, 0.5 unknown, 1 fg) whose unknown band grows with the image diagonal."""
-    h, w = mask.shape
-    k = max(3, int(band_fraction * np.hypot(h, w)))
-    kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * k + 1, 2 * k + 1))
-    fg = cv2.erode((mask > 0.5).astype(np.uint8), kernel)
-    bg = cv2.erode((mask <= 0.5).astype(np.uint8), kernel)
-    trimap = np.full(mask.shape, 0.5)
-    trimap[fg == 1] = 1.0
-    trimap[bg == 1] = 0.0
-    return trimap
-
-
-def largest_components(mask: np.ndarray, keep_fraction: float = 0.15) -> np.ndarray:
-    """Drop specks: keep connected components at least ``keep_fraction`` of the largest one."""
-    n, labels, stats, _ = cv2.connectedComponentsWithStats(mask.astype(np.uint8), 8)
-    if n <= 1:
-        return mask.astype(np.uint8)
-    areas = stats[1:, cv2.CC_STAT_AREA]
-    keep = np.flatnonzero(areas >= keep_fraction * areas.max()) + 1
-    return np.isin(labels, keep).astype(np.uint8)
-
-
-def refine(rgb: np.ndarray, coarse: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Closed-form matting in the trimap band, then multilevel foreground colour estimation."""
-    image = rgb.astype(np.float64) / 255.0
-    trimap = trimap_from_mask(coarse)
-    alpha = np.clip(estimate_alpha_cf(image, trimap), 0.0, 1.0)
-    fg = np.clip(estimate_foreground_ml(image, alpha), 0.0, 1.0)
-    return alpha, fg
-
-
-def crop_to_person(rgb: np.ndarray, mask: np.ndarray, margin: float = 0.35) -> tuple[np.ndarray, np.ndarray]:
-    """Crop a frame around the person so small full-body figures fill more of the training crop."""
-    ys, xs = np.nonzero(mask > 0.5)
-    h, w = mask.shape
-    y0, y1, x0, x1 = ys.min(), ys.max(), xs.min(), xs.max()
-    ph, pw = y1 - y0, x1 - x0
-    y0 = max(0, int(y0 - margin * ph)); y1 = min(h, int(y1 + margin * ph))
-    x0 = max(0, int(x0 - margin * pw - 0.3 * ph)); x1 = min(w, int(x1 + margin * pw + 0.3 * ph))
-    return rgb[y0:y1, x0:x1], mask[y0:y1, x0:x1]
 
 
 def room_samples(video: Path, segmenter: ReferenceSegmenter, every: int) -> tuple[list, list[np.ndarray]]:
@@ -117,11 +63,9 @@ def segmented_samples(name: str, frames: list[tuple[int, np.ndarray]], segmenter
     """Frames whose coarse mask comes from the reference model (letterboxed, keeps the aspect ratio)."""
     samples = []
     for idx, rgb in frames:
-        soft = segmenter(rgb, mode="pad")
-        mask = largest_components(soft > 0.5).astype(np.float32)
-        if mask.sum() < 0.03 * mask.size:
-            continue
-        samples.append((f"{name}_{idx:05d}", rgb, mask))
+        mask = segment_person(segmenter, rgb)
+        if mask is not None:
+            samples.append((f"{name}_{idx:05d}", rgb, mask))
     return samples
 
 
