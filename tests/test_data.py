@@ -1,4 +1,5 @@
-"""Training data: folder layouts and their errors, composition samples, determinism, previous-alpha jitter."""
+"""Training data: folder layouts and their errors, composition samples, determinism, previous-alpha jitter,
+face blur and harmonisation, studio pseudo-labels."""
 
 from __future__ import annotations
 
@@ -9,8 +10,10 @@ import cv2
 import numpy as np
 import pytest
 
+from greenless.data.augment import face_blur, harmonise
 from greenless.data.datasets import CompositionDataset, LabelledDataset, jitter_prev_alpha, load_pair
 from greenless.data.folders import find_backgrounds, find_foregrounds, find_labelled, find_unlabelled
+from greenless.data.pseudo_labels import studio_trimap
 from greenless.errors import GreenlessError
 
 
@@ -85,3 +88,87 @@ def test_previous_alpha_is_blanked_or_jittered() -> None:
     assert 4 <= len(blank) <= 22  # p = 0.3 of 40
     moved = [o for o in outcomes if o.any()]
     assert all(not np.array_equal(o, alpha) for o in moved)
+
+
+def _person(h: int = 160, w: int = 120, head: int = 16, top: int = 12) -> np.ndarray:
+    """A synthetic silhouette: a round head on a neck on wide shoulders reaching the bottom edge."""
+    alpha = np.zeros((h, w), np.float32)
+    cx = w // 2
+    cv2.ellipse(alpha, (cx, top + head + 2), (head, head + 2), 0, 0, 360, 1.0, -1)
+    cv2.rectangle(alpha, (cx - head // 2, top + 2 * head), (cx + head // 2, top + 3 * head), 1.0, -1)
+    cv2.rectangle(alpha, (cx - 3 * head, top + 3 * head), (cx + 3 * head, h - 1), 1.0, -1)
+    return alpha
+
+
+def _detail(img: np.ndarray) -> np.ndarray:
+    """High-frequency energy per pixel (what a blur removes)."""
+    return np.abs(img - cv2.GaussianBlur(img, (0, 0), 2.0)).mean(axis=2)
+
+
+def test_face_blur_blurs_the_face_and_nothing_far_from_it() -> None:
+    rng = np.random.default_rng(3)
+    image = rng.random((160, 120, 3)).astype(np.float32)
+    alpha = _person()
+    out = face_blur(np.random.default_rng(0), image, alpha)
+    assert out.shape == image.shape and out.dtype == np.float32
+    assert 0.0 <= out.min() and out.max() <= 1.0
+    face = (slice(28, 40), slice(54, 66))  # middle of the head (centre 60, 30)
+    assert _detail(out)[face].mean() < 0.3 * _detail(image)[face].mean()
+    np.testing.assert_array_equal(out[120:], image[120:])  # the body far below the head
+    np.testing.assert_array_equal(out[:, :20], image[:, :20])  # background beside the person
+    np.testing.assert_array_equal(out, face_blur(np.random.default_rng(0), image, alpha))
+    np.testing.assert_array_equal(face_blur(np.random.default_rng(0), image, np.zeros_like(alpha)), image)
+
+
+def test_face_blur_finds_a_small_head_of_a_full_body_figure() -> None:
+    alpha = np.zeros((240, 120), np.float32)
+    cv2.circle(alpha, (60, 30), 10, 1.0, -1)  # head
+    cv2.rectangle(alpha, (42, 42), (78, 150), 1.0, -1)  # torso
+    cv2.rectangle(alpha, (46, 150), (74, 230), 1.0, -1)  # legs
+    image = np.random.default_rng(5).random((240, 120, 3)).astype(np.float32)
+    out = face_blur(np.random.default_rng(1), image, alpha)
+    assert _detail(out)[26:36, 55:65].mean() < 0.5 * _detail(image)[26:36, 55:65].mean()
+    np.testing.assert_array_equal(out[70:], image[70:])  # torso and legs untouched
+
+
+def test_harmonise_moves_the_foreground_part_way_to_the_background() -> None:
+    rng = np.random.default_rng(2)
+    fg = np.clip(np.array([0.8, 0.3, 0.25], np.float32) + rng.normal(0, 0.05, (64, 64, 3)), 0, 1).astype(np.float32)
+    bg = np.clip(np.array([0.2, 0.35, 0.7], np.float32) + rng.normal(0, 0.1, (64, 64, 3)), 0, 1).astype(np.float32)
+    alpha = np.zeros((64, 64), np.float32)
+    alpha[16:48, 16:48] = 1.0
+    inside = alpha > 0.5
+
+    def lab_mean(img: np.ndarray, where: np.ndarray | None = None) -> np.ndarray:
+        lab = cv2.cvtColor(img, cv2.COLOR_RGB2Lab)
+        return lab[where].mean(axis=0) if where is not None else lab.reshape(-1, 3).mean(axis=0)
+
+    start, target = lab_mean(fg, inside), lab_mean(bg)
+    moved = []
+    for seed in range(8):
+        out = harmonise(np.random.default_rng(seed), fg, bg, alpha, max_strength=0.8)
+        assert out.shape == fg.shape and out.dtype == np.float32 and 0 <= out.min() and out.max() <= 1
+        now = lab_mean(out, inside)
+        # every channel's mean lies between where it was and the background's (part way, never past)
+        lo, hi = np.minimum(start, target) - 1.0, np.maximum(start, target) + 1.0
+        assert ((now >= lo) & (now <= hi)).all()
+        moved.append(np.linalg.norm(now - target) / np.linalg.norm(start - target))
+    assert max(moved) <= 1.0 + 1e-3 and min(moved) < 0.7  # random strength: some shift a lot, none overshoot
+    np.testing.assert_allclose(harmonise(np.random.default_rng(0), fg, bg, alpha, max_strength=0.0), fg, atol=2e-3)
+    np.testing.assert_array_equal(harmonise(np.random.default_rng(0), fg, bg, np.zeros_like(alpha)), fg)
+
+
+def test_studio_trimap_from_a_fitted_backdrop_plate() -> None:
+    h, w = 120, 100
+    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
+    backdrop = 110 + 30 * (xx / w) - 20 * (yy / h) ** 2  # a smoothly lit grey sweep
+    truth = _person(h, w, head=12, top=10) > 0.5
+    rgb = np.repeat(backdrop[..., None], 3, axis=2)
+    rgb[truth] = (40, 35, 30)  # dark clothes and hair
+    rgb = np.clip(rgb + np.random.default_rng(0).normal(0, 1.5, rgb.shape), 0, 255).astype(np.uint8)
+    coarse = cv2.dilate(truth.astype(np.uint8), np.ones((9, 9), np.uint8)).astype(np.float32)  # a rough mask
+    trimap, diff, scale = studio_trimap(rgb, coarse)
+    assert scale < 5.0  # the plate explains the backdrop down to its noise
+    assert not truth[trimap == 0.0].any()  # nothing of the person is called background
+    assert truth[trimap == 1.0].all()  # nothing of the backdrop is called person
+    assert (trimap == 0.5).mean() < 0.15  # and the unknown band stays thin
