@@ -50,13 +50,23 @@ def matte_loss(pred_matte: torch.Tensor, alpha: torch.Tensor, fg: torch.Tensor, 
     return F.l1_loss(pred_matte, alpha) + composition_loss(pred_matte, fg, bg, has_comp, alpha)
 
 
-def modnet_loss(outputs: tuple[torch.Tensor, torch.Tensor, torch.Tensor], batch: dict[str, torch.Tensor],
-                weights: LossWeights = LossWeights()) -> tuple[torch.Tensor, dict[str, float]]:
-    """Weighted sum of the three losses for a batch; also returns each term for logging."""
+def modnet_loss_terms(outputs: tuple[torch.Tensor, torch.Tensor, torch.Tensor], batch: dict[str, torch.Tensor],
+                      weights: LossWeights = LossWeights()) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    """Weighted sum of the three losses and each term, all as tensors.
+
+    Nothing here waits for the device, so a GPU trainer can read the terms a step later instead of
+    stalling the queue of kernels on every step.
+    """
     semantic, detail, matte = outputs
     l_s = semantic_loss(semantic, batch["semantic"])
     l_d = detail_loss(detail, batch["alpha"], batch["band"])
     l_m = matte_loss(matte, batch["alpha"], batch["fg"], batch["bg"], batch["has_comp"])
     total = weights.semantic * l_s + weights.detail * l_d + weights.matte * l_m
-    return total, {"semantic": float(l_s.detach()), "detail": float(l_d.detach()),
-                   "matte": float(l_m.detach())}
+    return total, {"semantic": l_s.detach(), "detail": l_d.detach(), "matte": l_m.detach()}
+
+
+def modnet_loss(outputs: tuple[torch.Tensor, torch.Tensor, torch.Tensor], batch: dict[str, torch.Tensor],
+                weights: LossWeights = LossWeights()) -> tuple[torch.Tensor, dict[str, float]]:
+    """Weighted sum of the three losses for a batch; also returns each term for logging."""
+    total, terms = modnet_loss_terms(outputs, batch, weights)
+    return total, {name: float(value) for name, value in terms.items()}
