@@ -1,19 +1,41 @@
 """Self-supervised sub-objectives consistency (SOC) adaptation on unlabelled images or video frames.
 
-As in the MODNet paper: a frozen copy of the trained model labels each unlabelled image; the model
-being adapted is pushed to (1) keep its 1/16 semantic output consistent with its own fused matte
-(both ways, the other side detached), and (2) keep its detail and matte consistent with the frozen
-copy inside the boundary band, so adaptation fixes semantic disagreements without washing out detail.
-BatchNorm statistics stay frozen during adaptation (only a few unlabelled images are seen).
+What is implemented is the SOC step of the official MODNet trainer (``soc_adaptation_iter``), which
+differs from the formulas in the paper (the official code notes that both give similar results); we
+follow the code because its loss weights are the ones that were actually run:
+
+- a frozen copy of the model, refreshed at the start of every epoch (one pass over the frames),
+  labels each batch; the model being adapted trains with its BatchNorm layers in eval mode, so their
+  statistics stay as trained (only a few unlabelled frames are seen; InstanceNorm keeps none);
+- semantic consistency, weighted ``semantic_weight`` (100): MSE of the 1/16 semantic output against
+  its own fused matte downsampled 16x and blurred, plus the reverse (that downsampled matte against
+  the semantic output); each pseudo-target is detached and zeroed below ``pseudo_floor`` (0.01);
+- detail and matte consistency, weighted ``detail_weight`` and ``matte_weight`` (1 each): L1 between
+  the detail (and fused matte) and the frozen copy's, inside a boundary band, normalised by the band's
+  pixels per sample. The band is dilation minus erosion of the predicted foreground (matte > 0.1 and
+  upsampled semantic > 0.1) with a square of side 5 % of the mean image side;
+- Adam at lr 1e-5, betas (0.9, 0.99).
+
+Departures from the official step, each for a reason: the matte is area-downsampled to the semantic
+output's size and blurred with the 3x3 Gaussian the supervised semantic target uses (the official
+bilinear 1/16 resize samples rather than averages); the band's square side is rounded up to an odd
+number (at least 3) so it is centred and never empty; a sample with no band pixels contributes 0
+(the official code divides by zero); frames are square crops at ``size``, and each batch is mirrored
+with probability 0.5 (``flip``). Networks with extra input channels (the previous-frame-alpha
+variant) get a blank hint (-1) on every extra channel, for the frozen copy and the adapted model
+alike, so SOC adapts the image path.
 """
 
 from __future__ import annotations
 
+import copy
 import json
+import math
+import pickle
 import time
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Iterator
+from typing import Any, Iterator
 
 import cv2
 import numpy as np
@@ -21,20 +43,29 @@ import torch
 import torch.nn.functional as F
 
 from greenless.data.folders import IMAGE_SUFFIXES, find_unlabelled
-from greenless.data.targets import transition_band
 from greenless.errors import GreenlessError
 from greenless.model.checkpoint import load_weights, save_weights
+from greenless.model.modnet import MODNet
 from greenless.train.norms import freeze_batchnorm
+
+BLANK_HINT = -1.0  # an extra input channel with no information (zero alpha in [-1, 1]), as training blanks it
 
 
 @dataclass
 class SOCConfig:
+    """SOC settings; the loss weights, thresholds and lr default to the official SOC step's."""
+
     steps: int = 200
     batch_size: int = 2
     lr: float = 1e-5
-    size: int = 256
-    detail_weight: float = 10.0
+    size: int = 256  # square crop side the frames are adapted at
+    semantic_weight: float = 100.0
+    detail_weight: float = 1.0
     matte_weight: float = 1.0
+    pseudo_floor: float = 0.01  # pseudo-targets below this are set to 0
+    fg_threshold: float = 0.1  # matte and semantic above this count as foreground for the band
+    band_fraction: float = 0.05  # band square side as a fraction of the mean image side
+    flip: bool = True  # mirror a batch with probability 0.5
     frame_every: int = 5  # take every n-th frame of a video
     max_frames: int = 2000
     seed: int = 0
@@ -42,11 +73,15 @@ class SOCConfig:
 
 
 def blur_down16(matte: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
-    """The semantic view of a matte: area-downsampled to ``size`` (1/16) and Gaussian-blurred (3x3)."""
+    """The semantic view of a matte: area-downsampled to ``size`` (1/16) and blurred with a 3x3 Gaussian.
+
+    The kernel is OpenCV's default for 3x3 (sigma 0.8), the blur of the supervised semantic target.
+    """
     small = F.interpolate(matte, size=size, mode="area")
-    kernel = torch.tensor([1.0, 2.0, 1.0], device=matte.device)
-    kernel = (kernel[:, None] * kernel[None, :]) / 16.0
-    return F.conv2d(F.pad(small, (1, 1, 1, 1), mode="replicate"), kernel[None, None])
+    g = torch.as_tensor(cv2.getGaussianKernel(3, 0).ravel(), dtype=matte.dtype, device=matte.device)
+    kernel = (g[:, None] * g[None, :]).expand(matte.shape[1], 1, 3, 3)
+    mode = "reflect" if min(size) > 1 else "replicate"
+    return F.conv2d(F.pad(small, (1, 1, 1, 1), mode=mode), kernel, groups=matte.shape[1])
 
 
 def iter_frames(source: Path, every: int, limit: int) -> Iterator[np.ndarray]:
@@ -67,6 +102,22 @@ def iter_frames(source: Path, every: int, limit: int) -> Iterator[np.ndarray]:
                 return
 
 
+def expected_frames(source: Path, every: int, limit: int) -> int:
+    """How many frames ``iter_frames`` should yield (from container frame counts; 0 when unknown)."""
+    from greenless.media.video import open_video
+
+    total = 0
+    for path in find_unlabelled(source):
+        if path.suffix.lower() in IMAGE_SUFFIXES:
+            total += 1
+        else:
+            with open_video(path) as reader:
+                if not reader.frame_count:
+                    return 0
+                total += math.ceil(reader.frame_count / every)
+    return min(total, limit)
+
+
 def _video_frames(path: Path, every: int) -> Iterator[np.ndarray]:
     """Every ``every``-th frame (upright, RGB) through the project's video reader."""
     from greenless.media.video import open_video
@@ -77,84 +128,171 @@ def _video_frames(path: Path, every: int) -> Iterator[np.ndarray]:
                 yield frame.image
 
 
-def to_tensor(rgb: np.ndarray, size: int) -> torch.Tensor:
-    """Short side to ``size`` then centre crop to size x size, normalised to [-1, 1]."""
+def square_crop(rgb: np.ndarray, size: int) -> np.ndarray:
+    """Short side to ``size`` then the centre size x size crop, still RGB uint8 (4x smaller than floats)."""
     h, w = rgb.shape[:2]
     scale = size / min(h, w)
     img = cv2.resize(rgb, (max(size, round(w * scale)), max(size, round(h * scale))), interpolation=cv2.INTER_AREA)
     y, x = (img.shape[0] - size) // 2, (img.shape[1] - size) // 2
-    img = img[y:y + size, x:x + size].astype(np.float32) / 127.5 - 1.0
-    return torch.from_numpy(img.transpose(2, 0, 1).copy())
+    return np.ascontiguousarray(img[y:y + size, x:x + size])
+
+
+def network_input(crops: torch.Tensor, in_channels: int) -> torch.Tensor:
+    """uint8 NCHW RGB crops -> float input in [-1, 1] with a blank hint (-1) on every channel past RGB."""
+    img = crops.float() / 127.5 - 1.0
+    extra = in_channels - img.shape[1]
+    if extra > 0:
+        img = torch.cat([img, img.new_full((img.shape[0], extra, *img.shape[2:]), BLANK_HINT)], dim=1)
+    return img
+
+
+def to_tensor(rgb: np.ndarray, size: int, in_channels: int = 3) -> torch.Tensor:
+    """One frame as a CHW network input: centre square crop at ``size``, [-1, 1], blank extra channels."""
+    crop = torch.from_numpy(square_crop(rgb, size).transpose(2, 0, 1).copy())
+    return network_input(crop[None], in_channels)[0]
+
+
+def boundary_band(matte: torch.Tensor, semantic: torch.Tensor, fraction: float = 0.05,
+                  threshold: float = 0.1) -> torch.Tensor:
+    """1 on the boundary of the predicted foreground: dilation minus erosion with a square of side
+    ``fraction`` of the mean image side (odd, at least 3). Foreground: matte and upsampled semantic
+    both above ``threshold``."""
+    h, w = matte.shape[-2:]
+    semantic_up = F.interpolate(semantic, size=(h, w), mode="bilinear", align_corners=False)
+    fg = ((matte > threshold) & (semantic_up > threshold)).to(matte.dtype)
+    side = max(3, int((h + w) / 2 * fraction)) | 1
+    dilated = F.max_pool2d(fg, side, stride=1, padding=side // 2)
+    eroded = -F.max_pool2d(-fg, side, stride=1, padding=side // 2)
+    return (dilated - eroded > 0).to(matte.dtype)
 
 
 def soc_losses(outputs: tuple[torch.Tensor, torch.Tensor, torch.Tensor],
-               frozen: tuple[torch.Tensor, torch.Tensor, torch.Tensor], cfg: SOCConfig) -> tuple[torch.Tensor, dict]:
-    """SOC objective for one batch: semantic<->matte consistency plus detail/matte kept near the frozen copy."""
+               frozen: tuple[torch.Tensor, torch.Tensor, torch.Tensor],
+               cfg: SOCConfig = SOCConfig()) -> tuple[torch.Tensor, dict[str, float]]:
+    """The SOC objective for one batch (see the module docstring); returns (total, detached parts)."""
     semantic, detail, matte = outputs
     _, frozen_detail, frozen_matte = frozen
-    sem_of_matte = blur_down16(matte, semantic.shape[-2:])
-    consistency = F.mse_loss(semantic, sem_of_matte.detach()) + F.mse_loss(sem_of_matte, semantic.detach())
-    band = torch.stack([torch.from_numpy(transition_band((m[0] > 0.5).float().cpu().numpy()))
-                        for m in frozen_matte])[:, None].to(matte.device)
-    denom = band.sum().clamp_min(1.0)
-    keep_detail = (torch.abs(detail - frozen_detail) * band).sum() / denom
-    keep_matte = (torch.abs(matte - frozen_matte) * band).sum() / denom
-    total = consistency + cfg.detail_weight * keep_detail + cfg.matte_weight * keep_matte
+    matte_down = blur_down16(matte, semantic.shape[-2:])
+    target_semantic = matte_down.detach()
+    target_semantic = target_semantic * (target_semantic > cfg.pseudo_floor)
+    target_matte = semantic.detach()
+    target_matte = target_matte * (target_matte > cfg.pseudo_floor)
+    consistency = F.mse_loss(semantic, target_semantic) + F.mse_loss(matte_down, target_matte)
+
+    band = boundary_band(matte.detach(), semantic.detach(), cfg.band_fraction, cfg.fg_threshold)
+    pixels = band.sum(dim=(1, 2, 3)).clamp_min(1.0)
+    keep_detail = ((torch.abs(detail - frozen_detail) * band).sum(dim=(1, 2, 3)) / pixels).mean()
+    keep_matte = ((torch.abs(matte - frozen_matte) * band).sum(dim=(1, 2, 3)) / pixels).mean()
+    total = cfg.semantic_weight * consistency + cfg.detail_weight * keep_detail + cfg.matte_weight * keep_matte
     return total, {"consistency": float(consistency.detach()), "detail": float(keep_detail.detach()),
-                   "matte": float(keep_matte.detach())}
+                   "matte": float(keep_matte.detach()), "band": float(band.mean())}
 
 
 @torch.no_grad()
-def inconsistency(model: torch.nn.Module, frames: list[np.ndarray], size: int = 256) -> float:
-    """Mean |semantic - blurred 1/16 matte| of ``model`` over frames: what SOC is meant to lower."""
+def inconsistency(model: MODNet, frames: list[np.ndarray], size: int = 256) -> float:
+    """Mean |semantic - blurred 1/16 matte| of ``model`` over frames: the disagreement SOC is meant to lower."""
     model.eval()
     values = []
     for frame in frames:
-        semantic, _, matte = model(to_tensor(frame, size)[None], all_outputs=True)
+        semantic, _, matte = model(to_tensor(frame, size, model.config.in_channels)[None], all_outputs=True)
         values.append(float(torch.abs(semantic - blur_down16(matte, semantic.shape[-2:])).mean()))
     return float(np.mean(values))
 
 
-def adapt(weights: Path, source: Path, output: Path, cfg: SOCConfig = SOCConfig(), progress: bool = True) -> dict:
-    """Adapt ``weights`` to the unlabelled images/videos in ``source``; write the result to ``output``."""
+def load_for_adaptation(weights: str | Path) -> tuple[MODNet, dict[str, Any]]:
+    """Load PyTorch weights to adapt, turning every way that can fail into one ``GreenlessError`` line."""
+    path = Path(weights)
+    if path.suffix.lower() == ".onnx":
+        raise GreenlessError(f"{path}: adapt needs PyTorch weights (.safetensors or an official .ckpt), not ONNX")
+    if not path.is_file():
+        raise GreenlessError(f"{path}: weights file not found")
+    try:
+        return load_weights(path)
+    except Exception as exc:  # safetensors header errors, unpickling errors, state-dict mismatches
+        lines = str(exc).strip().splitlines()
+        if isinstance(exc, pickle.UnpicklingError):  # torch's message is a paragraph about weights_only
+            reason = "not a checkpoint torch.load can read with weights_only=True"
+        else:
+            reason = lines[0][:160] if lines else type(exc).__name__
+        raise GreenlessError(f"{path}: cannot load as PyTorch weights (.safetensors or an official .ckpt): "
+                             f"{reason}") from exc
+
+
+def _progress(enabled: bool) -> Any:
+    from rich.console import Console
+    from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn,
+                               TimeRemainingColumn)
+
+    return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                    TimeRemainingColumn(), console=Console(stderr=True), disable=not enabled)
+
+
+def load_frames(source: Path, cfg: SOCConfig, bar: Any = None) -> torch.Tensor:
+    """The unlabelled frames as uint8 NCHW square crops at ``cfg.size``, ticking ``bar`` (Rich) per frame."""
+    task = bar.add_task("loading frames", total=None) if bar is not None else None
+    if bar is not None:
+        bar.update(task, total=expected_frames(source, cfg.frame_every, cfg.max_frames) or None)
+    crops = []
+    for frame in iter_frames(source, cfg.frame_every, cfg.max_frames):
+        crops.append(square_crop(frame, cfg.size))
+        if bar is not None:
+            bar.advance(task)
+    if bar is not None:
+        bar.update(task, total=len(crops))
+    if not crops:
+        return torch.empty((0, 3, cfg.size, cfg.size), dtype=torch.uint8)
+    return torch.from_numpy(np.stack(crops).transpose(0, 3, 1, 2).copy())
+
+
+def adapt(weights: str | Path, source: Path, output: Path, cfg: SOCConfig = SOCConfig(),
+          progress: bool = True) -> dict[str, Any]:
+    """Adapt ``weights`` to the unlabelled images/videos in ``source`` with SOC; write the result to ``output``.
+
+    Returns the frame and epoch counts and the per-step losses (``history``).
+    """
+    if cfg.size % 32:
+        raise GreenlessError(f"size {cfg.size}: must be a multiple of 32 (the network's stride)")
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     torch.manual_seed(cfg.seed)
-    model, card = load_weights(weights)
-    frozen_model, _ = load_weights(weights)
-    frozen_model.eval()
-    frames = list(iter_frames(source, cfg.frame_every, cfg.max_frames))
-    if len(frames) < cfg.batch_size:
-        raise GreenlessError(f"{source}: {len(frames)} frame(s) found, need at least {cfg.batch_size}")
-    data = torch.stack([to_tensor(f, cfg.size) for f in frames])
-    optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr, betas=(0.9, 0.99))
+    model, card = load_for_adaptation(weights)
+    channels = model.config.in_channels
     rng = np.random.default_rng(cfg.seed)
-    from rich.progress import Progress
-
-    history = []
-    start = time.time()
-    with Progress(disable=not progress) as bar:
+    history: list[dict[str, float]] = []
+    epochs = 0
+    with _progress(progress) as bar:
+        data = load_frames(source, cfg, bar)
+        if len(data) < cfg.batch_size:
+            raise GreenlessError(f"{source}: {len(data)} frame(s) found, need at least {cfg.batch_size}")
+        optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr, betas=(0.9, 0.99))
+        per_epoch = len(data) // cfg.batch_size
+        start = time.time()
         task = bar.add_task("SOC adaptation", total=cfg.steps)
-        for step in range(cfg.steps):
-            model.train()
-            freeze_batchnorm(model)
-            idx = rng.choice(len(data), cfg.batch_size, replace=False)
-            batch = data[idx]
-            if rng.random() < 0.5:
-                batch = batch.flip(-1)
-            with torch.no_grad():
-                frozen = frozen_model(batch, all_outputs=True)
-            loss, parts = soc_losses(model(batch, all_outputs=True), frozen, cfg)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            history.append({"step": step + 1, "loss": float(loss), **parts})
-            bar.update(task, advance=1)
+        while len(history) < cfg.steps:
+            frozen_model = copy.deepcopy(model).eval()  # a fresh frozen copy every epoch
+            frozen_model.requires_grad_(False)
+            epochs += 1
+            order = rng.permutation(len(data))
+            for b in range(min(per_epoch, cfg.steps - len(history))):
+                batch = network_input(data[order[b * cfg.batch_size:(b + 1) * cfg.batch_size]], channels)
+                if cfg.flip and rng.random() < 0.5:
+                    batch = batch.flip(-1)
+                model.train()
+                freeze_batchnorm(model)
+                with torch.no_grad():
+                    frozen = frozen_model(batch, all_outputs=True)
+                loss, parts = soc_losses(model(batch, all_outputs=True), frozen, cfg)
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                optimizer.step()
+                history.append({"step": len(history) + 1, "epoch": epochs, "loss": float(loss.detach()), **parts})
+                bar.advance(task)
     card = dict(card)
-    card["soc"] = {"source": str(source), "frames": len(frames), "steps": cfg.steps, "lr": cfg.lr,
-                   "seconds": round(time.time() - start, 1), "parent": Path(weights).name}
+    card["soc"] = {"source": str(source), "frames": len(data), "steps": cfg.steps, "epochs": epochs,
+                   "seconds": round(time.time() - start, 1), "parent": Path(weights).name,
+                   "config": {k: v for k, v in asdict(cfg).items() if k not in ("threads", "max_frames")}}
     save_weights(model.eval(), output, card, half=False)
-    return {"frames": len(frames), "history": history}
+    return {"frames": len(data), "epochs": epochs, "history": history}
 
 
 def save_history(path: Path, history: list[dict]) -> None:
