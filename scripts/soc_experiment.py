@@ -1,5 +1,8 @@
 """Does SOC help? Adapt weights on some clips, score held-out clips and the labelled portraits.
 
+SOC runs with the official recipe (``SOCConfig`` defaults: loss weights, lr 1e-5); frames are adapted
+and scored at ``--size`` (default: the weights' reference size).
+
 Adapts on the first half of the ASL clips (every n-th frame) plus the portrait video, then reports:
 - inconsistency (mean |semantic - blurred 1/16 matte|) on frames of the held-out ASL clips, before/after;
 - MSE and MAD on ../shared/data/portraits (full resolution, the weights' reference size), before/after.
@@ -12,6 +15,7 @@ from __future__ import annotations
 import argparse
 import json
 import shutil
+from dataclasses import asdict
 from pathlib import Path
 
 import torch
@@ -27,8 +31,9 @@ def main() -> None:
     parser.add_argument("--shared", type=Path, default=Path(__file__).resolve().parents[1].parent / "shared")
     parser.add_argument("-o", "--output", type=Path, default=Path("runs/soc"))
     parser.add_argument("--steps", type=int, default=60)
-    parser.add_argument("--lr", type=float, default=5e-5)
-    parser.add_argument("--size", type=int, default=256)
+    parser.add_argument("--lr", type=float, default=SOCConfig().lr)
+    parser.add_argument("--batch-size", type=int, default=SOCConfig().batch_size)
+    parser.add_argument("--size", type=int, default=0, help="Square crop side (default: the weights' ref_size).")
     parser.add_argument("--threads", type=int, default=0)
     args = parser.parse_args()
     if args.threads:
@@ -46,15 +51,18 @@ def main() -> None:
 
     before_model, card = load_weights(args.weights)
     ref_size = int(card.get("ref_size", 512))
-    before = {"inconsistency": inconsistency(before_model, test_frames, args.size),
+    size = args.size or ref_size
+    before = {"inconsistency": inconsistency(before_model, test_frames, size),
               **validate(before_model, data / "portraits", ref_size)}
     adapted = args.output / "adapted.safetensors"
-    adapt(args.weights, unlabelled, adapted, SOCConfig(steps=args.steps, lr=args.lr, size=args.size, frame_every=6))
+    cfg = SOCConfig(steps=args.steps, lr=args.lr, size=size, batch_size=args.batch_size, frame_every=6)
+    result = adapt(args.weights, unlabelled, adapted, cfg)
     after_model, _ = load_weights(adapted)
-    after = {"inconsistency": inconsistency(after_model, test_frames, args.size),
+    after = {"inconsistency": inconsistency(after_model, test_frames, size),
              **validate(after_model, data / "portraits", ref_size)}
     report = {"adapt_clips": [c.name for c in adapt_clips], "held_out_clips": [c.name for c in held_out],
-              "held_out_frames": len(test_frames), "steps": args.steps, "lr": args.lr, "ref_size": ref_size,
+              "held_out_frames": len(test_frames), "adapt_frames": result["frames"], "epochs": result["epochs"],
+              "soc": asdict(cfg), "ref_size": ref_size,
               "before": before, "after": after}
     (args.output / "report.json").write_text(json.dumps(report, indent=2))
     print(json.dumps(report, indent=2))
