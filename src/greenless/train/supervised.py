@@ -1,8 +1,12 @@
 """The supervised MODNet trainer: single CPU, one GPU, or many through ``torchrun`` (DistributedDataParallel).
 
-Progress is checkpointed every ``checkpoint_every`` steps (model, optimiser, schedule, step) to
-``out_dir/last.pt``; starting again with the same ``out_dir`` resumes from there, replaying the same
-data order, so an interrupted run loses at most ``checkpoint_every`` steps.
+Progress is checkpointed every ``checkpoint_every`` steps (model, optimiser, schedule, step, training
+seconds) to ``out_dir/last.pt``; starting again with the same ``out_dir`` resumes from there, replaying the
+same data order, so an interrupted run loses at most ``checkpoint_every`` steps.
+
+One data loader serves the whole run (its workers start once, not every epoch), and on CUDA the steps
+never wait for the device (bf16 needs no loss scaling; losses are read a step late), so the GPU is fed
+as long as the workers keep up: ``log.jsonl`` says, per step, how long the step waited for data.
 """
 
 from __future__ import annotations
@@ -11,6 +15,8 @@ import json
 import math
 import os
 import time
+from collections import deque
+from collections.abc import Iterator
 from dataclasses import fields
 from pathlib import Path
 from typing import Any
@@ -18,7 +24,7 @@ from typing import Any
 import numpy as np
 import torch
 import torch.distributed as dist
-from torch.utils.data import ConcatDataset, DataLoader
+from torch.utils.data import ConcatDataset, DataLoader, Dataset, default_collate
 
 from greenless.data.datasets import CompositionDataset, LabelledDataset
 from greenless.data.folders import find_backgrounds, find_foregrounds, find_labelled
@@ -27,7 +33,7 @@ from greenless.model import build_model
 from greenless.model.modnet import ModelConfig
 from greenless.model.checkpoint import load_weights, save_weights
 from greenless.train.config import TrainConfig
-from greenless.train.losses import LossWeights, modnet_loss
+from greenless.train.losses import LossWeights, modnet_loss_terms
 from greenless.train.norms import freeze_batchnorm
 from greenless.train.validate import validate
 
@@ -61,6 +67,121 @@ def epoch_batches(n: int, batch: int, epoch: int, seed: int, rank: int, world: i
     return out
 
 
+class EpochIndexed(Dataset):
+    """The training samples addressed by ``(epoch, index)``.
+
+    The datasets draw their randomness from (seed, epoch, index) and learn the epoch through
+    ``set_epoch``. Loader workers that live for the whole run hold their own copies of the datasets, so
+    an epoch set in the main process would never reach them: the epoch travels with each index instead.
+    """
+
+    def __init__(self, dataset: ConcatDataset) -> None:
+        self.dataset = dataset
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def __getitem__(self, key: tuple[int, int]) -> dict[str, torch.Tensor]:
+        epoch, index = key
+        for part in self.dataset.datasets:
+            part.set_epoch(epoch)
+        return self.dataset[index]
+
+
+class StepBatches:
+    """Batch sampler of a whole run: this rank's batch for every step from ``start`` on, epoch after epoch.
+
+    Step s is batch ``s % steps_per_epoch`` of epoch ``s // steps_per_epoch`` (``epoch_batches``), each index
+    paired with its epoch for ``EpochIndexed``; a resumed run starting at step s therefore sees the same
+    data as the uninterrupted one. ``stop=None`` runs on until the trainer stops asking (wall-clock budgets).
+    One sampler for the whole run means one loader iterator, so the workers start once, not every epoch.
+    """
+
+    def __init__(self, n: int, batch: int, seed: int, rank: int = 0, world: int = 1, start: int = 0,
+                 stop: int | None = None) -> None:
+        self.n, self.batch, self.seed, self.rank, self.world = n, batch, seed, rank, world
+        self.start, self.stop = start, stop
+        self.steps_per_epoch = len(epoch_batches(n, batch, 0, seed, rank, world))
+        if self.steps_per_epoch == 0:
+            raise GreenlessError(f"{n} samples are fewer than one batch of {batch * world}")
+
+    def __iter__(self) -> Iterator[list[tuple[int, int]]]:
+        step = self.start
+        while self.stop is None or step < self.stop:
+            epoch, offset = divmod(step, self.steps_per_epoch)
+            for indices in epoch_batches(self.n, self.batch, epoch, self.seed, self.rank, self.world)[offset:]:
+                if self.stop is not None and step >= self.stop:
+                    return
+                yield [(epoch, i) for i in indices]
+                step += 1
+
+
+def compact_sample(sample: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """A sample in half the bytes for the trip to the GPU: images and targets in fp16, the 0/1 band in uint8.
+
+    At 512 px a float32 sample is about 12 MB (image, alpha, band, foreground, background); a batch of 32
+    then moves 380 MB through shared memory, pinning and the bus per step. The network runs in fp16/bf16
+    anyway, and the targets lose nothing that matters (alpha to within 2.5e-4); ``to_device`` turns them
+    back into float32 on the GPU.
+    """
+    out = {}
+    for key, value in sample.items():
+        if key == "band":
+            out[key] = value.to(torch.uint8)
+        elif value.is_floating_point() and value.ndim >= 2:
+            out[key] = value.half()
+        else:
+            out[key] = value
+    return out
+
+
+def collate_compact(samples: list[dict[str, torch.Tensor]]) -> dict[str, torch.Tensor]:
+    """``default_collate`` of compacted samples (run in the workers, so the main process gets the small batch)."""
+    return default_collate([compact_sample(s) for s in samples])
+
+
+def to_device(batch: dict[str, torch.Tensor], device: torch.device, channels_last: bool = False) -> dict[str, torch.Tensor]:
+    """Move a batch to the device (asynchronously from pinned memory), back to float32, the image NHWC if asked."""
+    out = {}
+    for key, value in batch.items():
+        value = value.to(device, non_blocking=True)
+        if value.dtype in (torch.float16, torch.uint8):
+            value = value.float()
+        if key == "image" and channels_last:
+            value = value.contiguous(memory_format=torch.channels_last)
+        out[key] = value
+    return out
+
+
+def _worker_init(worker_id: int) -> None:
+    """One thread per loader worker: many workers each starting a full OpenCV/torch thread pool thrash the CPU."""
+    import cv2
+
+    cv2.setNumThreads(1)
+    torch.set_num_threads(1)
+
+
+def make_loader(dataset: ConcatDataset, cfg: TrainConfig, start_step: int, rank: int = 0, world: int = 1,
+                cuda: bool = False) -> DataLoader:
+    """The one loader of a run, from ``start_step`` on: to ``steps``, or without end under a time budget.
+
+    On CUDA the batches are pinned and travel compact (``compact_sample``); workers prepare
+    ``prefetch_factor`` batches each ahead of the GPU. Workers are spawned, not forked: a fork copies
+    locks held by the threads of the parent (the guide's ONNX Runtime session after a validation, CUDA,
+    OpenMP) without the threads that would release them, and such a worker waits forever (seen: the
+    second run of the throughput benchmark in one process hung on a futex). They start once per run.
+    """
+    t = cfg.train
+    stop = None if t.minutes > 0 else t.steps
+    sampler = StepBatches(len(dataset), t.batch_size, t.seed, rank, world, start_step, stop)
+    workers = t.num_workers
+    return DataLoader(EpochIndexed(dataset), batch_sampler=sampler, num_workers=workers,
+                      prefetch_factor=t.prefetch_factor if workers > 0 else None,
+                      worker_init_fn=_worker_init if workers > 0 else None, pin_memory=cuda,
+                      multiprocessing_context="spawn" if workers > 0 else None,
+                      collate_fn=collate_compact if cuda and t.amp else default_collate)
+
+
 def make_optimizer(model: torch.nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
     t = cfg.train
     enc = [p for n, p in model.named_parameters() if n.startswith("backbone.")]
@@ -73,19 +194,53 @@ def make_optimizer(model: torch.nn.Module, cfg: TrainConfig) -> torch.optim.Opti
     raise GreenlessError(f"unknown optimizer {t.optimizer!r}; use adamw or sgd")
 
 
-def lr_factor(step: int, cfg: TrainConfig) -> float:
-    """Learning-rate multiplier: linear warm-up, then cosine, step decay or constant."""
+def lr_factor(step: int, cfg: TrainConfig, progress: float | None = None) -> float:
+    """Learning-rate multiplier: linear warm-up, then cosine, step decay or constant.
+
+    ``progress`` (0..1) is where the run stands in its wall-clock budget; without one the cosine runs on
+    steps. Either way it ends at 0.02 of the base rate.
+    """
     t = cfg.train
     if t.warmup_steps and step < t.warmup_steps:
         return (step + 1) / t.warmup_steps
     if t.schedule == "cosine":
-        progress = (step - t.warmup_steps) / max(1, t.steps - t.warmup_steps)
-        return 0.02 + 0.98 * 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
+        if progress is None:
+            progress = (step - t.warmup_steps) / max(1, t.steps - t.warmup_steps)
+        return 0.02 + 0.98 * 0.5 * (1 + math.cos(math.pi * min(1.0, max(0.0, progress))))
     if t.schedule == "step":
         return t.gamma ** (step // t.step_size)
     if t.schedule == "constant":
         return 1.0
     raise GreenlessError(f"unknown schedule {t.schedule!r}; use cosine, step or constant")
+
+
+class RunClock:
+    """Training seconds of a run, carried over resumes, and the wall-clock budget's schedule.
+
+    ``plan`` looks one step ahead with the median of the recent step times: the schedule's progress is
+    taken at the end of the coming step, and the step after which another would not fit in the budget is
+    the last one, run at the final learning rate, so a budgeted run ends where its cosine ends.
+    """
+
+    def __init__(self, budget_s: float = 0.0, carried_s: float = 0.0, window: int = 20) -> None:
+        self.budget_s, self.carried_s = budget_s, carried_s
+        self.started = time.perf_counter()
+        self.recent: deque[float] = deque(maxlen=window)
+
+    def elapsed(self) -> float:
+        """Training seconds so far, earlier sessions of the run included."""
+        return self.carried_s + time.perf_counter() - self.started
+
+    def record(self, step_s: float) -> None:
+        self.recent.append(step_s)
+
+    def plan(self) -> tuple[float, bool]:
+        """(schedule progress at the end of the coming step, whether it is the last step of the budget)."""
+        estimate = float(np.median(self.recent)) if self.recent else 0.0
+        now = self.elapsed()
+        if now + 2 * estimate >= self.budget_s:
+            return 1.0, True
+        return min(1.0, (now + estimate) / self.budget_s), False
 
 
 def _dist_info() -> tuple[int, int, int]:
@@ -141,15 +296,46 @@ def init_model(cfg: TrainConfig) -> tuple[torch.nn.Module, dict[str, Any]]:
     return model.train(), card
 
 
-def save_checkpoint(path: Path, model: torch.nn.Module, optimizer: torch.optim.Optimizer, step: int) -> None:
-    """Atomically write everything needed to resume."""
+def save_checkpoint(path: Path, model: torch.nn.Module, optimizer: torch.optim.Optimizer, step: int,
+                    extra: dict[str, Any] | None = None) -> None:
+    """Atomically write everything needed to resume (``extra``: the clock, the loss scaler)."""
     tmp = path.with_name(path.name + ".tmp")
-    torch.save({"model": model.state_dict(), "optimizer": optimizer.state_dict(), "step": step}, tmp)
+    torch.save({"model": model.state_dict(), "optimizer": optimizer.state_dict(), "step": step, **(extra or {})}, tmp)
     os.replace(tmp, path)
 
 
+def _amp_dtype(name: str, cuda: bool) -> torch.dtype:
+    """bf16 where the GPU has it (no loss scaling, so no wait for the device on every step), else fp16."""
+    if name == "auto":
+        return torch.bfloat16 if cuda and torch.cuda.is_bf16_supported() else torch.float16
+    if name in ("bf16", "fp16"):
+        return torch.bfloat16 if name == "bf16" else torch.float16
+    raise GreenlessError(f"unknown amp_dtype {name!r}; use auto, bf16 or fp16")
+
+
+def throughput(log_path: Path, images_per_step: int, warmup: int = 3) -> dict[str, float]:
+    """Images/s and the share of each step spent waiting for data, from a run's log (first ``warmup`` skipped).
+
+    ``data_wait_median``/``data_wait_mean``: median and mean over steps of data seconds / step seconds.
+    """
+    rows = [r for r in map(json.loads, log_path.read_text().splitlines()) if "step_s" in r]
+    rows = rows[warmup:]
+    if not rows:
+        raise GreenlessError(f"{log_path}: no timed steps after the first {warmup}")
+    shares = [r["data_s"] / max(r["step_s"], 1e-9) for r in rows]
+    total = sum(r["step_s"] for r in rows)
+    return {"steps": len(rows), "images_per_s": images_per_step * len(rows) / total,
+            "step_s_median": float(np.median([r["step_s"] for r in rows])),
+            "data_wait_median": float(np.median(shares)), "data_wait_mean": float(np.mean(shares))}
+
+
 def train(cfg: TrainConfig, resume: bool = True, progress: bool = True) -> Path:
-    """Run (or resume) supervised training; returns the path of the final safetensors weights."""
+    """Run (or resume) supervised training; returns the path of the final safetensors weights.
+
+    With ``[train] minutes`` the run trains for that much wall-clock time (resumes count what earlier
+    sessions spent) on a cosine over the budget; else for ``steps`` steps. Each step's data wait and total
+    time go into ``log.jsonl`` (``data_s``, ``step_s``).
+    """
     rank, world, local_rank = _dist_info()
     t = cfg.train
     use_cuda = torch.cuda.is_available()
@@ -158,89 +344,144 @@ def train(cfg: TrainConfig, resume: bool = True, progress: bool = True) -> Path:
         dist.init_process_group("nccl" if use_cuda else "gloo")
     if t.threads:
         torch.set_num_threads(t.threads)
+    if use_cuda:
+        torch.backends.cudnn.benchmark = True  # fixed crop size: pick the fastest convolution once
     torch.manual_seed(t.seed)
     out_dir = cfg.resolve(t.out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     dataset = build_dataset(cfg)
-    steps_per_epoch = len(epoch_batches(len(dataset), t.batch_size, 0, t.seed, 0, world))
-    if steps_per_epoch == 0:
-        raise GreenlessError(f"{len(dataset)} samples are fewer than one batch of {t.batch_size * world}")
+    budget_s = t.minutes * 60.0
+    use_amp = use_cuda and t.amp
+    amp_dtype = _amp_dtype(t.amp_dtype, use_cuda)
+    channels_last = t.channels_last  # NHWC: faster on CUDA, and 3x faster training steps on this 2-core CPU
 
     model, card = init_model(cfg)
-    model = model.to(device, memory_format=torch.channels_last).train()
+    model = model.to(device).train()
+    if channels_last:
+        model = model.to(memory_format=torch.channels_last)
     if t.freeze_norm:
         freeze_batchnorm(model)
     optimizer = make_optimizer(model, cfg)
     base_lrs = [g["lr"] for g in optimizer.param_groups]
-    step = 0
+    scaler = torch.amp.GradScaler("cuda", enabled=use_amp and amp_dtype == torch.float16)
+    step, state = 0, {}
     last = out_dir / "last.pt"
     if resume and last.is_file():
         state = torch.load(last, map_location=device, weights_only=True)
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
+        if "scaler" in state and scaler.is_enabled():
+            scaler.load_state_dict(state["scaler"])
         step = int(state["step"])
+    clock = RunClock(budget_s, float(state.get("elapsed_s", 0.0)))
+    if budget_s:  # a finished budget stays finished; a larger one continues
+        finished = bool(state.get("finished")) and state.get("budget_s") == budget_s
+    else:
+        finished = step >= t.steps
     net: torch.nn.Module = model
     if world > 1:
         if use_cuda and not t.freeze_norm:  # batch statistics over all ranks (PyTorch has no CPU SyncBatchNorm)
             model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)
         net = torch.nn.parallel.DistributedDataParallel(model, device_ids=[local_rank] if use_cuda else None)
-    scaler = torch.amp.GradScaler("cuda", enabled=use_cuda and t.amp)
     weights = LossWeights(t.semantic_weight, t.detail_weight, t.matte_weight)
     is_main = rank == 0
     log_path = out_dir / "log.jsonl"
     if is_main:
         (out_dir / "config.json").write_text(json.dumps(cfg.to_dict(), indent=2))
 
+    def write(record: dict[str, Any] | None) -> float:
+        """Log one step. Its loss tensors are read only now, a step late, so the GPU queue never runs dry."""
+        if record is None:
+            return float("nan")
+        loss, *terms = record.pop("values").tolist()
+        with log_path.open("a") as log:
+            log.write(json.dumps({"step": record.pop("step"), "loss": loss,
+                                  **dict(zip(("semantic", "detail", "matte"), terms)), **record}) + "\n")
+        return loss
+
+    def checkpoint(done: bool) -> None:
+        extra = {"elapsed_s": clock.elapsed(), "budget_s": budget_s, "finished": done}
+        if scaler.is_enabled():
+            extra["scaler"] = scaler.state_dict()
+        save_checkpoint(last, model, optimizer, step, extra)
+
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
-    bar = Progress(TextColumn("[bold]train"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
+    bar = Progress(TextColumn("[bold]train"), BarColumn(), TextColumn("{task.fields[where]}"),
                    TextColumn("loss {task.fields[loss]:.4f}"), TextColumn("{task.fields[rate]:.2f} step/s"),
                    TimeElapsedColumn(), TimeRemainingColumn(), disable=not (progress and is_main))
     start_time, start_step = time.time(), step
+
+    def where() -> str:
+        if not budget_s:
+            return f"{step}/{t.steps}"
+        spent, whole = (f"{int(x) // 60}:{int(x) % 60:02d}" for x in (clock.elapsed(), budget_s))
+        return f"step {step}, {spent}/{whole}"
+
     with bar:
-        task = bar.add_task("train", total=t.steps, completed=step, loss=float("nan"), rate=0.0)
-        while step < t.steps:
-            epoch, offset = divmod(step, steps_per_epoch)
-            for part in dataset.datasets:
-                part.set_epoch(epoch)
-            batches = epoch_batches(len(dataset), t.batch_size, epoch, t.seed, rank, world)[offset:]
-            loader = DataLoader(dataset, batch_sampler=batches, num_workers=t.num_workers,
-                                persistent_workers=False, pin_memory=use_cuda)
-            for batch in loader:
-                batch = {k: v.to(device, non_blocking=True) for k, v in batch.items()}
-                batch["image"] = batch["image"].contiguous(memory_format=torch.channels_last)
-                for group, base in zip(optimizer.param_groups, base_lrs):
-                    group["lr"] = base * lr_factor(step, cfg)
-                with torch.autocast(device_type=device.type, dtype=torch.float16, enabled=use_cuda and t.amp):
-                    outputs = net(batch["image"], all_outputs=True)
-                loss, parts = modnet_loss(tuple(o.float() for o in outputs), batch, weights)
-                optimizer.zero_grad(set_to_none=True)
-                scaler.scale(loss).backward()
-                if t.grad_clip:
-                    scaler.unscale_(optimizer)
-                    torch.nn.utils.clip_grad_norm_(model.parameters(), t.grad_clip)
-                scaler.step(optimizer)
-                scaler.update()
-                step += 1
-                rate = (step - start_step) / max(1e-6, time.time() - start_time)
-                bar.update(task, completed=step, loss=float(loss.detach()), rate=rate)
-                if is_main:
-                    with log_path.open("a") as log:
-                        log.write(json.dumps({"step": step, "loss": float(loss.detach()), **parts,
-                                              "lr": optimizer.param_groups[1]["lr"], "time": time.time()}) + "\n")
-                    if step % t.checkpoint_every == 0 or step == t.steps:
-                        save_checkpoint(last, model, optimizer, step)
-                    if t.val_every and cfg.data.val and step % t.val_every == 0 and step != t.steps:
-                        _log_val(model, cfg, device, step, log_path)
-                        if t.freeze_norm:
-                            freeze_batchnorm(model)
-                if step >= t.steps:
-                    break
+        total = budget_s if budget_s else t.steps
+        task = bar.add_task("train", total=total, completed=min(total, clock.elapsed() if budget_s else step),
+                            loss=float("nan"), rate=0.0, where=where())
+        batches = iter(make_loader(dataset, cfg, step, rank, world, use_cuda)) if not finished else iter(())
+        pending: dict[str, Any] | None = None
+        while not finished:
+            started = time.perf_counter()
+            if budget_s:
+                progress_now, is_last = clock.plan()
+                if world > 1:  # every rank must use rank 0's learning rate and stop at the same step
+                    shared = torch.tensor([progress_now, float(is_last)], dtype=torch.float64,
+                                          device=device if use_cuda else "cpu")
+                    dist.broadcast(shared, 0)
+                    progress_now, is_last = float(shared[0]), bool(shared[1])
+            else:
+                progress_now, is_last = None, step + 1 >= t.steps
+            factor = lr_factor(step, cfg, progress_now)
+            for group, base in zip(optimizer.param_groups, base_lrs):
+                group["lr"] = base * factor
+            batch = to_device(next(batches), device, channels_last)
+            data_s = time.perf_counter() - started
+            with torch.autocast(device_type=device.type, dtype=amp_dtype, enabled=use_amp):
+                outputs = net(batch["image"], all_outputs=True)
+            loss, terms = modnet_loss_terms(tuple(o.float() for o in outputs), batch, weights)
+            optimizer.zero_grad(set_to_none=True)
+            scaler.scale(loss).backward()
+            if t.grad_clip:
+                scaler.unscale_(optimizer)
+                torch.nn.utils.clip_grad_norm_(model.parameters(), t.grad_clip)
+            scaler.step(optimizer)
+            scaler.update()
+            step += 1
+            shown = write(pending) if is_main else float("nan")
+            pending = None
+            if is_main:
+                pending = {"step": step, "values": torch.stack([loss.detach(), *terms.values()]),
+                           "lr": optimizer.param_groups[1]["lr"], "time": time.time(), "data_s": data_s}
+            step_s = time.perf_counter() - started
+            clock.record(step_s)
+            if pending is not None:
+                pending.update(step_s=step_s, elapsed_s=clock.elapsed())
+            finished = is_last
+            rate = (step - start_step) / max(1e-6, time.time() - start_time)
+            done = total if finished else min(total, clock.elapsed() if budget_s else step)
+            bar.update(task, completed=done, rate=rate, where=where(), **({} if math.isnan(shown) else {"loss": shown}))
+            if is_main and (step % t.checkpoint_every == 0 or finished):
+                write(pending)
+                pending = None
+                checkpoint(finished)
+            if is_main and t.val_every and cfg.data.val and step % t.val_every == 0 and not finished:
+                write(pending)
+                pending = None
+                _log_val(model, cfg, device, step, log_path)
+                if t.freeze_norm:
+                    freeze_batchnorm(model)
+        write(pending)
+        del batches  # stops the loader's workers
     final = out_dir / "final.safetensors"
     if is_main:
         card.update({"ref_size": cfg.data.val_ref_size, "hint": cfg.hint, "training": {"config": cfg.to_dict(), "steps": step}})
         if cfg.data.val:
             card["validation"] = _log_val(model, cfg, device, step, log_path)
+        card["training"]["elapsed_s"] = round(clock.elapsed(), 1)
         save_weights(model, final, card, half=False)
     if world > 1:
         dist.barrier()
