@@ -1,12 +1,13 @@
 """Self-supervised sub-objectives consistency (SOC) adaptation on unlabelled images or video frames.
 
 What is implemented is the SOC step of the official MODNet trainer (``soc_adaptation_iter``), which
-differs from the formulas in the paper (the official code notes that both give similar results); we
-follow the code because its loss weights are the ones that were actually run:
+differs from the formulas in the paper (a comment there says the paper's formulas for the detail
+terms give similar results); we follow the code because its loss weights are the ones that were run:
 
-- a frozen copy of the model, refreshed at the start of every epoch (one pass over the frames),
-  labels each batch; the model being adapted trains with its BatchNorm layers in eval mode, so their
-  statistics stay as trained (only a few unlabelled frames are seen; InstanceNorm keeps none);
+- a frozen copy of the model, refreshed at the start of every epoch (one pass over the frames in a
+  fresh random order, the last incomplete batch dropped), labels each batch; the model being adapted
+  trains with its BatchNorm layers in eval mode, so their statistics stay as trained (only a few
+  unlabelled frames are seen; InstanceNorm keeps none);
 - semantic consistency, weighted ``semantic_weight`` (100): MSE of the 1/16 semantic output against
   its own fused matte downsampled 16x and blurred, plus the reverse (that downsampled matte against
   the semantic output); each pseudo-target is detached and zeroed below ``pseudo_floor`` (0.01);
@@ -19,11 +20,11 @@ follow the code because its loss weights are the ones that were actually run:
 Departures from the official step, each for a reason: the matte is area-downsampled to the semantic
 output's size and blurred with the 3x3 Gaussian the supervised semantic target uses (the official
 bilinear 1/16 resize samples rather than averages); the band's square side is rounded up to an odd
-number (at least 3) so it is centred and never empty; a sample with no band pixels contributes 0
-(the official code divides by zero); frames are square crops at ``size``, and each batch is mirrored
-with probability 0.5 (``flip``). Networks with extra input channels (the previous-frame-alpha
-variant) get a blank hint (-1) on every extra channel, for the frozen copy and the adapted model
-alike, so SOC adapts the image path.
+number (at least 3) so it is centred and at least one pixel wide on each side of the edge; a sample
+with no band pixels contributes 0 (the official code divides by zero); frames are square crops at
+``size``, and each batch is mirrored with probability 0.5 (``flip``). Networks with extra input
+channels (the previous-frame-alpha variant) get a blank hint (-1) on every extra channel, for the
+frozen copy and the adapted model alike, so SOC adapts the image path.
 """
 
 from __future__ import annotations
