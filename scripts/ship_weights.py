@@ -4,7 +4,8 @@ The ONNX is exported from the fp16-rounded weights, so both engines run exactly 
 The card records the architecture, reference size, training data and licences, the training run and
 the validation figures (measured here on ../shared/data/portraits, which training never saw).
 
-    python scripts/ship_weights.py runs/realtime-prev-alpha/final.safetensors --name modnet --ref-size 288
+    python scripts/ship_weights.py runs/modnet-guided/final.safetensors --name modnet --ref-size 288 \
+        --machine "this project's CPU machine: 2 cores, no GPU"
 
 ``--name`` is the file stem under src/greenless/weights and the name ``--model`` takes (see
 greenless.matter.MODELS): ``modnet`` from configs/modnet.toml, ``modnet-paper`` (ref size 256) from
@@ -15,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import platform
 from pathlib import Path
 
 from greenless.export import export_onnx
@@ -37,6 +39,26 @@ TRAINING_DATA = {
     },
     "never_trained_on": "../shared/data/portraits (the validation set)",
 }
+GUIDE = {
+    "model": "MediaPipe selfie segmentation (Google), ONNX conversion via royshil/obs-backgroundremoval",
+    "licence": "Apache-2.0 (greenless/assets/LICENSE.selfie_segmentation.txt)",
+    "use": "its letterboxed mask is the network's 4th input channel; in training it runs on every crop and is "
+           "then corrupted (greenless.data.augment.corrupt_guide)",
+}
+
+
+def run_record(weights: Path, machine: str) -> dict:
+    """Wall-clock minutes and steps of the run that wrote ``weights``, read from its log.jsonl, and the machine."""
+    log = weights.parent / "log.jsonl"
+    record: dict = {"machine": machine, "python": platform.python_version()}
+    if log.is_file():
+        times = [json.loads(line)["time"] for line in log.read_text().splitlines() if '"time"' in line]
+        if len(times) > 1:
+            # gaps over 10 minutes are stops between resumed runs, not training time
+            gaps = [b - a for a, b in zip(times, times[1:])]
+            record["minutes"] = round(sum(g for g in gaps if g < 600) / 60, 1)
+            record["logged_steps"] = len(times)
+    return record
 
 
 def main() -> None:
@@ -47,6 +69,8 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=WEIGHTS_DIR)
     parser.add_argument("--ref-size", type=int, default=256)
     parser.add_argument("--name", default="modnet", help="File stem: modnet or modnet-paper (or any name, for a comparison).")
+    parser.add_argument("--machine", default="this project's CPU machine: 2 cores, no GPU",
+                        help="Where the run trained, for the card.")
     args = parser.parse_args()
     model, card = load_weights(args.weights)
     card = {k: v for k, v in card.items() if k != "validation"}
@@ -55,10 +79,15 @@ def main() -> None:
     # short side is near that at inference too; 512 stays one --ref-size away.
     card["ref_size"] = args.ref_size
     card["training_data"] = TRAINING_DATA
+    hint = card.get("hint", "prev-alpha" if model.config.in_channels == 4 else "none")
+    if hint == "guide":
+        card["guide"] = GUIDE
+    card.setdefault("training", {})["run"] = run_record(args.weights, args.machine)
     tmp = save_weights(model, args.out / f"{args.name}.safetensors", card, half=True)
     model, _ = load_weights(tmp)  # the fp16-rounded numbers, in fp32
     card["validation"] = {"data": "../shared/data/portraits (4 P3M demo portraits, MIT)",
-                          **{f"ref_size_{r}": validate(model, args.portraits, r) for r in (args.ref_size, 512)}}
+                          **{f"ref_size_{r}": validate(model, args.portraits, r, hint=hint)
+                             for r in (args.ref_size, 512)}}
     save_weights(model, args.out / f"{args.name}.safetensors", card, half=True)
     export_onnx(model, args.out / f"{args.name}.onnx", card)
     print(json.dumps(card["validation"], indent=2))

@@ -17,8 +17,11 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from greenless.data.augment import (add_lighting, colour_jitter, corrupt_guide, degrade, maybe_greyscale,
-                                    random_crop_scale)
+from greenless.data.augment import (add_lighting, colour_jitter, corrupt_guide, degrade, face_blur, harmonise,
+                                    maybe_greyscale, random_crop_scale)
+
+FACE_BLUR_P = 0.1  # privacy-blurred faces, as in P3M-10k and the validation portraits
+HARMONISE_P = 0.5  # foreground colour and lighting pulled towards the new background's
 from greenless.data.folders import Pair
 from greenless.data.targets import semantic_target, transition_band
 from greenless.errors import GreenlessError
@@ -151,6 +154,8 @@ class CompositionDataset(_Seeded):
     def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
         rng = self.rng(index)
         fg, alpha = load_pair(self.pairs[index // self.per_fg])
+        if rng.random() < FACE_BLUR_P:
+            fg = face_blur(rng, fg, alpha)
         bg = _read_rgb(self.backgrounds[int(rng.integers(len(self.backgrounds)))]).astype(np.float32) / 255.0
         if rng.random() < 0.5:
             fg, alpha = fg[:, ::-1], alpha[:, ::-1]
@@ -160,6 +165,8 @@ class CompositionDataset(_Seeded):
             bg = bg[:, ::-1]
         fg = colour_jitter(rng, fg, 0.15)
         bg = colour_jitter(rng, bg, 0.3)
+        if rng.random() < HARMONISE_P:
+            fg = harmonise(rng, fg, bg, alpha)
         if rng.random() < 0.3:
             bg = cv2.GaussianBlur(bg, (0, 0), rng.uniform(1, 6))
         alpha = np.clip(alpha, 0.0, 1.0)  # resampling can overshoot 1 by an ulp; negative powers give NaN
@@ -198,6 +205,8 @@ class LabelledDataset(_Seeded):
             else:
                 prev = np.zeros_like(alpha) if self.hint == "prev-alpha" else None
             return to_sample(image, alpha, prev=prev)
+        if rng.random() < FACE_BLUR_P:
+            image = face_blur(rng, image, alpha)
         if rng.random() < 0.5:
             image, alpha = image[:, ::-1], alpha[:, ::-1]
         image, alpha = random_crop_scale(rng, [image, alpha], self.size, (0.5, 1.2))

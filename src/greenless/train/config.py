@@ -20,7 +20,7 @@ class ModelSection:
     separable: bool = False  # depthwise-separable convolutions in the branches
     semantic_scale: float = 1.0  # encoder + semantic branch on the image scaled by this
     fusion_channels: int = 0  # 0: the paper's fusion branch; N: the real-time one with N channels
-    hint: str = ""
+    hint: str = ""  # what a 4th input channel carries: "guide" or "prev-alpha" ("": prev-alpha if in_channels = 4)
     pretrained: bool = True  # ImageNet encoder weights where an offline copy exists
     init_weights: str = ""  # start from these weights: all of them (same architecture) or every tensor that fits
 
@@ -78,6 +78,7 @@ class TrainConfig:
 
     @property
     def hint(self) -> str:
+        """What the network's 4th input channel carries in training and at run time (``none`` for 3 channels)."""
         if self.model.in_channels != 4:
             return "none"
         return self.model.hint or "prev-alpha"
