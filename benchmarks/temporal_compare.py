@@ -7,6 +7,11 @@ frame; the alpha is cropped alike. They give MAD against the truth and dtSSD (te
 Prints Markdown tables; run from the repository root:
 
     python benchmarks/temporal_compare.py [--three W.onnx] [--four W4.onnx] [--max-frames 60] [--pan-frames 40]
+    python benchmarks/temporal_compare.py --guided      # a guided model: the guide on every frame vs feedback
+
+``--guided`` compares the two ways a guided 4-channel model can fill its hint channel on video: the guide
+of every frame (rows "3-ch", the same model with no memory) against its own previous matte (rows
+"prev-alpha"; the first frame gets the guide), each with and without OFD.
 
 The README figures compare the packaged modnet with its 3-channel sibling (configs/modnet-3ch.toml, same
 data and steps), shipped to runs/ with scripts/ship_weights.py --name modnet-3ch --out runs/modnet-3ch.
@@ -77,9 +82,13 @@ def main() -> None:
     parser.add_argument("--pan-frames", type=int, default=40, help="Frames per synthetic pan.")
     parser.add_argument("--pan-size", type=int, default=360, help="Short side of the synthetic frames.")
     parser.add_argument("--no-real", action="store_true", help="Only the synthetic clips.")
+    parser.add_argument("--guided", action="store_true",
+                        help="Guided model (--four, default the packaged modnet): the guide on every frame vs feedback.")
     args = parser.parse_args()
-    three = Matter(args.three, model=None if args.three else "modnet-paper")
-    four = Matter(args.four, model=None if args.four else "modnet")
+    four = Matter(args.four, model=None if args.four else "modnet", guide="selfie" if args.guided else None)
+    three = four if args.guided else Matter(args.three, model=None if args.three else "modnet-paper")
+    if args.guided:
+        print('"3-ch" rows: the guide on every frame; "prev-alpha" rows: the previous matte as the hint\n')
     if four.engine.in_channels != 4:
         raise SystemExit(f"{four.weights} is not a 4-channel model")
     start = time.perf_counter()

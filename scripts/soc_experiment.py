@@ -52,14 +52,16 @@ def main() -> None:
     before_model, card = load_weights(args.weights)
     ref_size = int(card.get("ref_size", 512))
     size = args.size or ref_size
-    before = {"inconsistency": inconsistency(before_model, test_frames, size),
-              **validate(before_model, data / "portraits", ref_size)}
+    hint = card.get("hint", "prev-alpha")
+    guided = hint == "guide"
+    before = {"inconsistency": inconsistency(before_model, test_frames, size, guided),
+              **validate(before_model, data / "portraits", ref_size, hint=hint)}
     adapted = args.output / "adapted.safetensors"
     cfg = SOCConfig(steps=args.steps, lr=args.lr, size=size, batch_size=args.batch_size, frame_every=6)
     result = adapt(args.weights, unlabelled, adapted, cfg)
     after_model, _ = load_weights(adapted)
-    after = {"inconsistency": inconsistency(after_model, test_frames, size),
-             **validate(after_model, data / "portraits", ref_size)}
+    after = {"inconsistency": inconsistency(after_model, test_frames, size, guided),
+             **validate(after_model, data / "portraits", ref_size, hint=hint)}
     report = {"adapt_clips": [c.name for c in adapt_clips], "held_out_clips": [c.name for c in held_out],
               "held_out_frames": len(test_frames), "adapt_frames": result["frames"], "epochs": result["epochs"],
               "soc": asdict(cfg), "ref_size": ref_size,

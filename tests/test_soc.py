@@ -133,3 +133,17 @@ def test_adapt_cli_reports_bad_weights_on_one_line(name: str, content: bytes | N
 def test_load_for_adaptation_raises_greenless_error_for_onnx() -> None:
     with pytest.raises(GreenlessError, match="not ONNX"):
         load_for_adaptation(WEIGHTS / "modnet-paper.onnx")
+
+
+def test_guided_weights_get_the_guide_in_soc(shared_data: Path) -> None:
+    """Guided weights are adapted as they run: the 4th channel carries the segmenter's mask of each crop."""
+    from greenless.media.images import load_rgb
+    from greenless.pipeline.guide import shared_segmenter
+    from greenless.train.soc import square_crop, to_tensor
+
+    rgb = load_rgb(shared_data / "photos" / "doctor-5871743_640.jpg")
+    guided, blank = to_tensor(rgb, 128, 4, guided=True), to_tensor(rgb, 128, 4)
+    assert float(blank[3].max()) == -1.0
+    expected = shared_segmenter()(square_crop(rgb, 128)) * 2.0 - 1.0
+    assert np.allclose(guided[3].numpy(), expected, atol=1e-6)
+    assert float(guided[3].max()) > 0.5 and torch.equal(guided[:3], blank[:3])

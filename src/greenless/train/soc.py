@@ -23,8 +23,9 @@ bilinear 1/16 resize samples rather than averages); the band's square side is ro
 number (at least 3) so it is centred and at least one pixel wide on each side of the edge; a sample
 with no band pixels contributes 0 (the official code divides by zero); frames are square crops at
 ``size``, and each batch is mirrored with probability 0.5 (``flip``). Networks with extra input
-channels (the previous-frame-alpha variant) get a blank hint (-1) on every extra channel, for the
-frozen copy and the adapted model alike, so SOC adapts the image path.
+channels get, for the frozen copy and the adapted model alike, what they get at run time: guided
+weights (card ``hint = "guide"``) the packaged segmentation model's mask of each crop, so SOC adapts the
+network as it is used; previous-frame-alpha weights a blank hint (-1), so SOC adapts the image path.
 """
 
 from __future__ import annotations
@@ -138,19 +139,27 @@ def square_crop(rgb: np.ndarray, size: int) -> np.ndarray:
     return np.ascontiguousarray(img[y:y + size, x:x + size])
 
 
-def network_input(crops: torch.Tensor, in_channels: int) -> torch.Tensor:
-    """uint8 NCHW RGB crops -> float input in [-1, 1] with a blank hint (-1) on every channel past RGB."""
+def network_input(crops: torch.Tensor, in_channels: int, guided: bool = False) -> torch.Tensor:
+    """uint8 NCHW RGB crops -> float input in [-1, 1] plus, past RGB, the guide of each crop (``guided``)
+    or a blank hint (-1)."""
     img = crops.float() / 127.5 - 1.0
     extra = in_channels - img.shape[1]
     if extra > 0:
-        img = torch.cat([img, img.new_full((img.shape[0], extra, *img.shape[2:]), BLANK_HINT)], dim=1)
+        hint = img.new_full((img.shape[0], extra, *img.shape[2:]), BLANK_HINT)
+        if guided:
+            from greenless.pipeline.guide import shared_segmenter
+
+            segment = shared_segmenter()
+            for i, crop in enumerate(crops.permute(0, 2, 3, 1).numpy()):
+                hint[i, 0] = torch.from_numpy(segment(np.ascontiguousarray(crop)) * 2.0 - 1.0)
+        img = torch.cat([img, hint], dim=1)
     return img
 
 
-def to_tensor(rgb: np.ndarray, size: int, in_channels: int = 3) -> torch.Tensor:
-    """One frame as a CHW network input: centre square crop at ``size``, [-1, 1], blank extra channels."""
+def to_tensor(rgb: np.ndarray, size: int, in_channels: int = 3, guided: bool = False) -> torch.Tensor:
+    """One frame as a CHW network input: centre square crop at ``size``, [-1, 1], the hint as for training."""
     crop = torch.from_numpy(square_crop(rgb, size).transpose(2, 0, 1).copy())
-    return network_input(crop[None], in_channels)[0]
+    return network_input(crop[None], in_channels, guided)[0]
 
 
 def boundary_band(matte: torch.Tensor, semantic: torch.Tensor, fraction: float = 0.05,
@@ -190,12 +199,12 @@ def soc_losses(outputs: tuple[torch.Tensor, torch.Tensor, torch.Tensor],
 
 
 @torch.no_grad()
-def inconsistency(model: MODNet, frames: list[np.ndarray], size: int = 256) -> float:
+def inconsistency(model: MODNet, frames: list[np.ndarray], size: int = 256, guided: bool = False) -> float:
     """Mean |semantic - blurred 1/16 matte| of ``model`` over frames: the disagreement SOC is meant to lower."""
     model.eval()
     values = []
     for frame in frames:
-        semantic, _, matte = model(to_tensor(frame, size, model.config.in_channels)[None], all_outputs=True)
+        semantic, _, matte = model(to_tensor(frame, size, model.config.in_channels, guided)[None], all_outputs=True)
         values.append(float(torch.abs(semantic - blur_down16(matte, semantic.shape[-2:])).mean()))
     return float(np.mean(values))
 
@@ -258,6 +267,7 @@ def adapt(weights: str | Path, source: Path, output: Path, cfg: SOCConfig = SOCC
     torch.manual_seed(cfg.seed)
     model, card = load_for_adaptation(weights)
     channels = model.config.in_channels
+    guided = channels == 4 and card.get("hint") == "guide"
     rng = np.random.default_rng(cfg.seed)
     history: list[dict[str, float]] = []
     epochs = 0
@@ -275,7 +285,7 @@ def adapt(weights: str | Path, source: Path, output: Path, cfg: SOCConfig = SOCC
             epochs += 1
             order = rng.permutation(len(data))
             for b in range(min(per_epoch, cfg.steps - len(history))):
-                batch = network_input(data[order[b * cfg.batch_size:(b + 1) * cfg.batch_size]], channels)
+                batch = network_input(data[order[b * cfg.batch_size:(b + 1) * cfg.batch_size]], channels, guided)
                 if cfg.flip and rng.random() < 0.5:
                     batch = batch.flip(-1)
                 model.train()
