@@ -95,6 +95,69 @@ def test_packaged_pair_agree(shared_data: Path) -> None:
     assert float(np.abs(a_torch - a_onnx).mean()) < 1e-3
 
 
+# (height, width, ref_size) -> the network size these photo and video shapes have always had.
+_PHOTO_SIZES = {
+    (427, 640, 512): (416, 640), (853, 1280, 512): (512, 768), (3000, 4000, 512): (512, 672),
+    (4000, 3000, 512): (672, 512), (1080, 1920, 512): (512, 896), (288, 512, 512): (288, 512),
+    (512, 512, 512): (512, 512), (1000, 3560, 512): (512, 1824), (101, 517, 512): (96, 512),
+    (33, 47, 512): (512, 736), (480, 640, 256): (256, 352), (1080, 2560, 2048): (1088, 2560),
+    (33, 47, 64): (64, 96), (720, 1280, 64): (64, 128),
+}
+
+
+def test_inference_size_keeps_photos_and_bounds_strips() -> None:
+    """Photos and video frames (aspect up to 4:1) keep their network size; any strip gets a small input.
+
+    Before the long-side bound a 255x1 image became a 512x130,560 input (over 8 GB) and 1x2047 at
+    ref 2048 a 4,192,256x2048 one, which OpenCV could not even allocate.
+    """
+    from greenless.pipeline.preprocess import MAX_REF_SIZE, inference_size
+
+    for (h, w, ref), size in _PHOTO_SIZES.items():
+        assert inference_size(h, w, ref) == size, (h, w, ref)
+    assert inference_size(1, 255, 512) == (32, 2048)
+    assert inference_size(2047, 1, MAX_REF_SIZE) == (8192, 32)
+    for ref in (32, 64, 100, 512, MAX_REF_SIZE):
+        for short in (1, 2, 7, 31, 33, ref - 1, ref, ref + 1, 3 * ref):
+            for long in (short, ref - 1, ref, 4 * ref - 1, 4 * ref + 1, 65_280, 100_000_000 // short):
+                if short < 1 or long < short:
+                    continue
+                for h, w in ((short, long), (long, short)):
+                    nh, nw = inference_size(h, w, ref)
+                    assert nh % 32 == 0 and nw % 32 == 0 and min(nh, nw) >= 32
+                    assert max(nh, nw) <= max(32, 4 * ref), (h, w, ref, nh, nw)
+                    assert nh * nw <= 4 * ref * (ref + 32), (h, w, ref, nh, nw)
+    with pytest.raises(ValueError):
+        inference_size(0, 10, 512)
+
+
+def test_matter_on_thin_strips_of_a_real_photo(shared_data: Path) -> None:
+    """A one-pixel row and column of a real photo: full-size mattes from a bounded network input."""
+    import cv2
+
+    matter = Matter(engine="onnx", ref_size=512)
+    seen: list[tuple[int, ...]] = []
+    run = matter.engine.run
+
+    def recording_run(batch: np.ndarray) -> np.ndarray:
+        seen.append(batch.shape)
+        # Checked before running: an unbounded input (the old 512x130,560) would take over 20 GB here.
+        assert batch.shape[2] * batch.shape[3] <= 4 * matter.ref_size * (matter.ref_size + 32), batch.shape
+        return run(batch)
+
+    matter.engine.run = recording_run  # type: ignore[method-assign]
+    photo = load_rgb(shared_data / "photos" / "woman-5883428_1280.jpg")
+    row = np.ascontiguousarray(photo[photo.shape[0] // 2:photo.shape[0] // 2 + 1, :255])
+    alpha = matter.matte(row)
+    assert alpha.shape == (1, 255) and 0.0 <= alpha.min() <= alpha.max() <= 1.0
+    assert seen[-1][2:] == (32, 2048)
+    matter.ref_size = 2048  # the server's largest ref_size
+    column = cv2.resize(photo[:, photo.shape[1] // 2:photo.shape[1] // 2 + 1], (1, 2047), interpolation=cv2.INTER_AREA)
+    alpha = matter.matte(column)
+    assert alpha.shape == (2047, 1) and 0.0 <= alpha.min() <= alpha.max() <= 1.0
+    assert seen[-1][2:] == (8192, 32)
+
+
 @pytest.mark.parametrize("engine", ["onnx", "torch"])
 def test_matte_has_exact_input_size(shared_data: Path, engine: str) -> None:
     import cv2

@@ -1,4 +1,4 @@
-"""Reference-size resizing (both sides multiples of 32) and [-1, 1] normalisation for the network."""
+"""Reference-size resizing (both sides multiples of 32, the long side bounded) and [-1, 1] normalisation for the network."""
 
 from __future__ import annotations
 
@@ -6,18 +6,52 @@ import cv2
 import numpy as np
 
 
-def inference_size(height: int, width: int, ref_size: int = 512) -> tuple[int, int]:
-    """Size the network sees: the short side becomes ``ref_size``, then both sides round to multiples of 32.
+MAX_REF_SIZE = 2048
+"""Largest reference size the command line accepts, and the server's default ``max_ref_size``.
 
-    Images whose both sides are already within ``ref_size`` keep their size (rounded), as in MODNet's demo.
+At 2048 a 4:3 photo is already a 2048x2720 network input, 16 times the pixels it has at the 512 the
+networks were trained at; larger values only cost memory and time."""
+
+LONG_SIDE_FACTOR = 4
+"""The network input's long side is at most ``LONG_SIDE_FACTOR * ref_size`` (see ``inference_size``)."""
+
+
+def max_long_side(ref_size: int) -> int:
+    """Longest network side allowed at ``ref_size``: ``LONG_SIDE_FACTOR * ref_size`` rounded down to 32 (at least 32)."""
+    return max(32, LONG_SIDE_FACTOR * ref_size // 32 * 32)
+
+
+def inference_size(height: int, width: int, ref_size: int = 512) -> tuple[int, int]:
+    """Size (h, w) the network sees for an image of ``height`` x ``width``: both sides multiples of 32.
+
+    The short side becomes ``ref_size``; images whose short side is within ``ref_size`` and whose long
+    side is at least ``ref_size`` keep their size (rounded), as in MODNet's demo. Then the long side is
+    capped at ``max_long_side(ref_size)`` (4 x ``ref_size``), scaling both sides down together.
+
+    Why the cap: without it, scaling the short side up to ``ref_size`` makes a thin strip enormous (a
+    255x1 PNG became a 512x130,560 input and needed over 8 GB; 1x2047 at ref 2048 asked OpenCV for
+    25 GB). With it the input holds at most about 4 x ``ref_size``^2 pixels whatever the aspect ratio,
+    three times a 4:3 photo's, so any image the pixel limits accept costs about what a photo costs. Why
+    4 and not a tighter pixel budget: every camera and video format (4:3, 16:9, 21:9, 32:9 panoramas)
+    is within 4:1, so those sizes are exactly what they always were; only strips beyond 4:1 are seen
+    with a short side below ``ref_size`` (down to the 32-pixel minimum).
+
+    Every caller (``Matter``, training validation, the export checks, benchmarks) goes through this one
+    function, so the rule lives only here.
     """
     if ref_size < 32:
         raise ValueError("ref_size must be at least 32")
-    if max(height, width) < ref_size or min(height, width) > ref_size:
-        scale = ref_size / min(height, width)
-        height, width = height * scale, width * scale
-    new_h = max(32, int(round(height / 32)) * 32)
-    new_w = max(32, int(round(width / 32)) * 32)
+    if height < 1 or width < 1:
+        raise ValueError(f"image size must be positive, not {height}x{width}")
+    short, long = min(height, width), max(height, width)
+    scale = 1.0
+    if long < ref_size or short > ref_size:
+        scale = ref_size / short
+    cap = max_long_side(ref_size)
+    if long * scale > cap:
+        scale = cap / long
+    new_h = max(32, int(round(height * scale / 32)) * 32)
+    new_w = max(32, int(round(width * scale / 32)) * 32)
     return new_h, new_w
 
 
