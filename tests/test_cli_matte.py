@@ -143,6 +143,21 @@ def test_odd_sizes_keep_their_size(tmp_path: Path, shared_data: Path) -> None:
     assert Image.open(tmp_path / "out" / "odd101x517.png").size == (101, 517)
 
 
+def test_thin_images_cost_what_a_photo_costs(tmp_path: Path, shared_data: Path) -> None:
+    """A 255x1 row and (at --ref-size 2048) a 1x2047 column of a real photo, matted within 3 GB of
+    address space; a photo needs under 1.5 GB. Before the network input's long side was bounded the
+    row needed over 8 GB and the column a traceback (OpenCV asked for 25.7 GB)."""
+    photo = Image.open(shared_data / "photos" / "woman-5883428_1280.jpg").convert("RGB")
+    photo.crop((0, 400, 255, 401)).save(tmp_path / "row.png")
+    photo.crop((400, 0, 401, 1)).resize((1, 2047)).save(tmp_path / "column.png")
+    for name, size, extra in (("row", (255, 1), ()), ("column", (1, 2047), ("--ref-size", "2048"))):
+        proc = run_greenless("matte", f"{name}.png", "-o", f"{name}.out.png", *extra, cwd=tmp_path,
+                             memory_limit=3 << 30)
+        assert proc.returncode == 0, proc.stderr.decode()[-2000:]
+        out = Image.open(tmp_path / f"{name}.out.png")
+        assert (out.mode, out.size) == ("RGBA", size)
+
+
 def _make_bad(kind: str, folder: Path, shared_data: Path) -> tuple[list[str], str]:
     """(arguments, text the error line must contain) for one kind of bad input."""
     photo = shared_data / "photos" / "doctor-5871743_640.jpg"
@@ -169,11 +184,14 @@ def _make_bad(kind: str, folder: Path, shared_data: Path) -> tuple[list[str], st
         return [str(folder / "ok.jpg"), "--output", "composite", "--background", "nocolour"], "nocolour"
     if kind == "jpeg-cutout":
         return [str(folder / "ok.jpg"), "-o", str(folder / "cut.jpg")], "transparency"
+    if kind in ("ref-size-4096", "ref-size-100000"):  # the server's bound (2048); these used to be tracebacks
+        return [str(folder / "ok.jpg"), "-o", str(folder / "cut.png"), "--ref-size", kind.rsplit("-", 1)[1]], "--ref-size"
     raise AssertionError(kind)
 
 
 @pytest.mark.parametrize("kind", ["missing", "zero-byte", "truncated", "text-as-jpg", "bomb", "bad-output",
-                                  "bad-engine", "bad-background", "jpeg-cutout"])
+                                  "bad-engine", "bad-background", "jpeg-cutout", "ref-size-4096",
+                                  "ref-size-100000"])
 def test_bad_input_is_one_line(tmp_path: Path, shared_data: Path, kind: str) -> None:
     folder = tmp_path / "w"
     folder.mkdir()

@@ -104,6 +104,22 @@ def test_ref_size_option_changes_the_network_input(server, portrait: Path) -> No
     assert small.shape == default.shape and not np.array_equal(small, default)
 
 
+def test_thin_images_are_matted_at_full_size(server, shared_data: Path) -> None:
+    """A 255x1 row and, at the largest ref_size, a 1x2047 column of a real photo come back at their size.
+
+    Before the network input's long side was bounded the row peaked at 9.3 GB in the server and the
+    column was a 500 (OpenCV asked for 25.7 GB)."""
+    photo = Image.open(shared_data / "photos" / "woman-5883428_1280.jpg").convert("RGB")
+    url = f"{server.url}/v1/matte"
+    for strip, params in ((photo.crop((0, 400, 255, 401)), {"output": "alpha"}),
+                          (photo.crop((400, 0, 401, 1)).resize((1, 2047)),
+                           {"output": "alpha", "ref_size": ServeSettings().max_ref_size})):
+        body = io.BytesIO()
+        strip.save(body, format="PNG")
+        alpha = png(httpx.post(url, params=params, content=body.getvalue(), timeout=60))
+        assert alpha.shape == (strip.height, strip.width)
+
+
 def test_composite_follows_the_background_colour(server, portrait: Path) -> None:
     """Over black and over green the results differ by exactly (1 - alpha) * 255 in the green channel."""
     url = f"{server.url}/v1/matte"
@@ -298,3 +314,16 @@ def test_cli_serve_rejects_missing_weights(tmp_path: Path) -> None:
                             capture_output=True, text=True, env=env, timeout=60)
     assert result.returncode == 2
     assert result.stderr.strip().count("\n") == 0 and "nope.onnx" in result.stderr
+
+
+@pytest.mark.parametrize("ref_size", ["4096", "100000", "16"])
+def test_cli_serve_bounds_ref_size_as_requests_are(tmp_path: Path, ref_size: str) -> None:
+    """``serve --ref-size`` takes what a request's ref_size may be (32 to max_ref_size), else one line.
+
+    The missing weights file makes sure no server starts whatever happens: the bound must be the error."""
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).parents[1] / "src")}
+    result = subprocess.run([sys.executable, "-m", "greenless", "serve", "--ref-size", ref_size,
+                             "--weights", str(tmp_path / "nope.onnx")],
+                            capture_output=True, text=True, env=env, timeout=60)
+    assert result.returncode == 2
+    assert result.stderr.strip().count("\n") == 0 and "--ref-size" in result.stderr, result.stderr

@@ -10,6 +10,8 @@ from typing import Any
 
 import typer
 
+from greenless.pipeline.preprocess import MAX_REF_SIZE
+
 app = typer.Typer(
     name="greenless",
     help="Trimap-free portrait matting (MODNet): cut people out of photos, videos and webcams.",
@@ -31,6 +33,15 @@ def guide_option() -> Any:
     return typer.Option(None, "--guide", help="Semantic guide for guided weights: selfie (the packaged segmentation "
                         "model's mask, refined by the network) or none (the pure MODNet path). Default: what the "
                         "weights were trained with.")
+
+
+def ref_size_option(help: str = "Short side the network sees (default: the weights' own).") -> Any:
+    """``--ref-size N`` bounded to [32, MAX_REF_SIZE] as the server bounds its ``ref_size``.
+
+    The network's memory grows with the square of the reference size: 4096 or 100000 used to end in an
+    allocation failure (a traceback) deep inside the engine; out of range is now one usage error line.
+    """
+    return typer.Option(None, "--ref-size", min=32, max=MAX_REF_SIZE, help=f"{help} Between 32 and {MAX_REF_SIZE}.")
 
 
 @app.callback()

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import typer
 
-from greenless.cli import app, guide_option, model_option
+from greenless.cli import app, guide_option, model_option, ref_size_option
 
 KINDS = ("rgba", "alpha", "foreground", "composite")
 
@@ -33,7 +33,7 @@ def batch(
                                         "(default: the packaged model)."),
     model: str | None = model_option(),
     guide: str | None = guide_option(),
-    ref_size: int | None = typer.Option(None, "--ref-size", min=32, help="Short side the network sees."),
+    ref_size: int | None = ref_size_option(),
     cpus_per_actor: float = typer.Option(1.0, "--cpus-per-actor", min=0.1, help="CPUs (onnxruntime threads) per actor."),
     gpus_per_actor: float = typer.Option(0.0, "--gpus-per-actor", min=0.0, help="GPUs per actor (pool sized to GPUs)."),
     actors: int | None = typer.Option(None, "--actors", min=1, help="Actor pool size (default: fill the cluster)."),

@@ -7,13 +7,15 @@ from pathlib import Path
 import typer
 
 from greenless.cli import app
+from greenless.pipeline.preprocess import MAX_REF_SIZE
 
 
 @app.command()
 def convert(
     checkpoint: Path = typer.Argument(..., help="Official MODNet .ckpt (module.-prefixed state dict)."),
     output: Path = typer.Option(..., "-o", "--output", help="Where to write the .safetensors file."),
-    ref_size: int = typer.Option(512, "--ref-size", help="Reference size stored in the card."),
+    ref_size: int = typer.Option(512, "--ref-size", min=32, max=MAX_REF_SIZE,
+                                 help=f"Reference size stored in the card (32 to {MAX_REF_SIZE})."),
 ) -> None:
     """Convert an official MODNet checkpoint into greenless weights (safetensors + JSON card)."""
     from greenless.errors import GreenlessError

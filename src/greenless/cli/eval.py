@@ -8,7 +8,7 @@ from typing import Any
 
 import typer
 
-from greenless.cli import app, guide_option, model_option
+from greenless.cli import app, guide_option, model_option, ref_size_option
 
 _COLUMNS = (("mse", "MSE", "{:.5f}"), ("mad", "MAD", "{:.5f}"), ("sad", "SAD", "{:.2f}"),
             ("grad", "Grad", "{:.2f}"), ("conn", "Conn", "{:.2f}"))
@@ -68,7 +68,7 @@ def eval_command(
     model: str | None = model_option(),
     guide: str | None = guide_option(),
     engine: str = typer.Option("onnx", "--engine", help="Runtime: onnx or torch."),
-    ref_size: int | None = typer.Option(None, "--ref-size", help="Short side the network sees (default: the weights' own)."),
+    ref_size: int | None = ref_size_option(),
     predictions: Path | None = typer.Option(None, "--predictions", "-p", help="Score these alpha PNGs (same stems) instead of running the model."),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object on stdout and nothing else."),
     markdown: bool = typer.Option(False, "--markdown", help="Print the table as GitHub Markdown (for a README)."),

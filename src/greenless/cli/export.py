@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from greenless.cli import app, model_option
+from greenless.cli import app, model_option, ref_size_option
 
 
 def _find_shared(sub: str) -> Path | None:
@@ -33,8 +33,7 @@ def export(
     calibration: list[Path] | None = typer.Option(None, "--calibration-data", help="Images/videos (files or folders) "
                                                   "for --int8; default: shared/data/photos, backgrounds and videos."),
     calibration_samples: int = typer.Option(24, "--calibration-samples", min=1, help="Calibration images for --int8."),
-    ref_size: int | None = typer.Option(None, "--ref-size", min=32, help="Reference size for the check and calibration "
-                                        "(default: the weights' own)."),
+    ref_size: int | None = ref_size_option("Reference size for the check and calibration (default: the weights' own)."),
     max_degradation: float = typer.Option(5.0, "--max-mad-increase", min=0.0,
                                           help="Refuse the export when MAD gets worse by more than this many percent."),
 ) -> None:

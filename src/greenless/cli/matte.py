@@ -19,7 +19,7 @@ from pathlib import Path
 
 import typer
 
-from greenless.cli import app, guide_option, model_option
+from greenless.cli import app, guide_option, model_option, ref_size_option
 
 
 class OutputKind(str, Enum):
@@ -170,7 +170,7 @@ def matte(
                                     help="rgba cut-out, alpha (8-bit grey PNG), foreground colours, or composite."),
     background: str = typer.Option("white", "--background", "--bg",
                                    help="For composite: colour (white, #00ff00, 0,255,0) or an image file."),
-    ref_size: int | None = typer.Option(None, "--ref-size", min=32, help="Short side the network sees (default: the weights' own)."),
+    ref_size: int | None = ref_size_option(),
     engine: EngineName = typer.Option(EngineName.onnx, "--engine", case_sensitive=False, help="Runtime."),
     weights: Path | None = typer.Option(None, "--weights", help="Weights file (.onnx, .safetensors or official .ckpt)."),
     model: str | None = model_option(),

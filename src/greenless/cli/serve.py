@@ -7,7 +7,7 @@ from pathlib import Path
 
 import typer
 
-from greenless.cli import app, guide_option, model_option
+from greenless.cli import app, guide_option, model_option, ref_size_option
 
 
 @app.command()
@@ -19,7 +19,7 @@ def serve(
     model: str | None = model_option(),
     guide: str | None = guide_option(),
     engine: str = typer.Option("onnx", "--engine", help="onnx (default) or torch."),
-    ref_size: int | None = typer.Option(None, "--ref-size", help="Default short side the network sees."),
+    ref_size: int | None = ref_size_option("Default short side the network sees (default: the weights' own)."),
     threads: int | None = typer.Option(None, "--threads", min=1, help="onnxruntime threads per worker."),
     max_upload_mb: float = typer.Option(20.0, "--max-upload-mb", min=0.001, help="Largest request body (413 above)."),
     max_pixels: int = typer.Option(40_000_000, "--max-pixels", min=1, help="Largest image, width x height (413 above)."),

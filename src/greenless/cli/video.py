@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from greenless.cli import app, guide_option, model_option
+from greenless.cli import app, guide_option, model_option, ref_size_option
 
 
 def progress_bar():  # noqa: ANN201 - rich type imported lazily
@@ -33,7 +33,7 @@ def video(
     temporal: str | None = typer.Option(None, "--temporal",
                                         help="prev-alpha | ofd | none (default: prev-alpha for 4-channel weights such as the default model, else ofd)."),
     ofd_tol: float = typer.Option(0.1, "--ofd-tol", help="OFD tolerance on alpha in [0, 1]."),
-    ref_size: int | None = typer.Option(None, "--ref-size", help="Short side the network sees (default: the weights')."),
+    ref_size: int | None = ref_size_option(),
     engine: str = typer.Option("onnx", "--engine", help="onnx (default) or torch."),
     weights: Path | None = typer.Option(None, "--weights", help="Weights file (.onnx, .safetensors); default: packaged."),
     model: str | None = model_option(),

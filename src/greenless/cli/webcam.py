@@ -9,7 +9,7 @@ from typing import Any
 
 import typer
 
-from greenless.cli import app, guide_option, model_option
+from greenless.cli import app, guide_option, model_option, ref_size_option
 
 WINDOW = "greenless"
 
@@ -73,7 +73,7 @@ def webcam(
                                        help="Also record the result (.mp4/.webm/.mov/.mkv, or a folder of PNGs)."),
     max_frames: int | None = typer.Option(None, "--max-frames", help="Stop after this many frames."),
     no_ofd: bool = typer.Option(False, "--no-ofd", help="Turn off one-frame-delay flicker removal."),
-    ref_size: int | None = typer.Option(None, "--ref-size", help="Short side the network sees (smaller is faster)."),
+    ref_size: int | None = ref_size_option("Short side the network sees (smaller is faster; default: the weights' own)."),
     engine: str = typer.Option("onnx", "--engine", help="onnx (default) or torch."),
     weights: Path | None = typer.Option(None, "--weights", help="Weights file; default: packaged."),
     model: str | None = model_option(),

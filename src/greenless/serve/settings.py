@@ -6,6 +6,8 @@ import json
 import os
 from dataclasses import asdict, dataclass
 
+from greenless.pipeline.preprocess import MAX_REF_SIZE
+
 ENV_VAR = "GREENLESS_SERVE_SETTINGS"
 
 
@@ -23,7 +25,7 @@ class ServeSettings:
     timeout: float = 60.0  # seconds from arrival to response, queue wait included -> 504
     max_concurrency: int = 1  # images matted at once per worker process
     queue_size: int = 16  # requests allowed to wait for a slot; more -> 503
-    max_ref_size: int = 2048  # largest ref_size a client may ask for
+    max_ref_size: int = MAX_REF_SIZE  # largest ref_size a client may ask for (the CLI's --ref-size bound)
 
     @property
     def max_upload_bytes(self) -> int:
