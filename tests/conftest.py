@@ -46,11 +46,13 @@ def tiny_set() -> Path:
 
 
 def run_greenless(*args: str, cwd: Path | None = None, stdin: bytes | None = None,
-                  timeout: float = 300, memory_limit: int | None = None) -> subprocess.CompletedProcess:
+                  timeout: float = 300, memory_limit: int | None = None,
+                  stdout: Any = None) -> subprocess.CompletedProcess:
     """Run ``python -m greenless ARGS`` with this checkout's src/ first on the path; bytes in, bytes out.
 
     ``memory_limit`` (bytes) caps the child's address space (RLIMIT_AS), so a run that would need far
-    more memory than a photo fails there instead of slowly swamping the test machine.
+    more memory than a photo fails there instead of slowly swamping the test machine. ``stdout`` (an open
+    file) replaces the captured stdout, e.g. /dev/full; stderr is captured either way.
     """
     env = dict(os.environ)
     env["PYTHONPATH"] = str(REPO / "src") + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
@@ -62,8 +64,8 @@ def run_greenless(*args: str, cwd: Path | None = None, stdin: bytes | None = Non
         resource.setrlimit(resource.RLIMIT_AS, (memory_limit, memory_limit))
 
     return subprocess.run([sys.executable, "-m", "greenless", *args], cwd=cwd, input=stdin,
-                          capture_output=True, timeout=timeout, env=env,
-                          stdin=None if stdin is not None else subprocess.DEVNULL,
+                          stdout=stdout if stdout is not None else subprocess.PIPE, stderr=subprocess.PIPE,
+                          timeout=timeout, env=env, stdin=None if stdin is not None else subprocess.DEVNULL,
                           preexec_fn=limit_memory if memory_limit is not None else None)
 
 

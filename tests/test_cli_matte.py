@@ -242,6 +242,8 @@ def test_output_naming_rules(tmp_path: Path) -> None:
     assert names == ["a.jpg.png", "a.png.png", "b.png", "c.cutout.png"]
     loose = batch_outputs([jpg, folder / "b.jpg"], [str(jpg), str(folder / "b.jpg")], None, OutputKind.alpha)
     assert [p.name for p in loose] == ["a.alpha.png", "b.alpha.png"]
+    loose = batch_outputs([jpg, png], [str(jpg), str(png)], None, OutputKind.rgba)  # a.jpg's a.png is an input
+    assert [p.name for p in loose] == ["a.cutout.png", "a.cutout-2.png"]
     other = tmp_path / "g"
     other.mkdir()
     (other / "b.jpg").write_bytes(b"x")
@@ -251,6 +253,62 @@ def test_output_naming_rules(tmp_path: Path) -> None:
     files, problems, many = expand_inputs([str(folder / "*.jpg"), str(tmp_path / "none*.jpg")])
     assert [f.name for f in files] == ["a.jpg", "b.jpg"] and many
     assert len(problems) == 1 and "no images match" in problems[0]
+
+
+def test_output_that_is_the_input_is_refused(photos: Path, tmp_path: Path) -> None:
+    """-o naming the input (itself, through ``..``, a symlink or a hard link) or the background image is one
+    error line and a non-zero exit before any work; these used to overwrite the input and exit 0."""
+    jpg = photos / "doctor-5871743_640.jpg"
+    png = photos / "x.png"
+    Image.open(jpg).save(png)
+    (photos / "link.png").symlink_to(png.name)
+    (photos / "hard.png").hardlink_to(png)
+    before = {p.name: p.read_bytes() for p in photos.iterdir()}
+    cases = [
+        ([str(png), "-o", str(png)], str(png)),
+        ([str(jpg), "-o", str(jpg), "--output", "composite"], str(jpg)),
+        (["in/x.png", "-o", "in/../in/x.png"], "in/../in/x.png"),
+        ([str(png), "-o", str(photos / "link.png")], "link.png"),
+        ([str(png), "-o", str(photos / "hard.png")], "hard.png"),
+        ([str(jpg), "--output", "composite", "--background", str(png), "-o", str(png)], "background image"),
+    ]
+    for args, words in cases:
+        proc = run_greenless("matte", *args, *FAST, cwd=tmp_path)
+        assert proc.returncode != 0, args
+        line = _one_error_line(proc)
+        assert "output would overwrite" in line and words in line, (args, line)
+        assert {p.name: p.read_bytes() for p in photos.iterdir()} == before, args
+
+
+def test_folder_runs_never_write_onto_an_input(photos: Path, tmp_path: Path) -> None:
+    """Loose a.jpg and a.png: a.jpg's default name (a.png) is the other input, so it takes another name;
+    an output folder holding a hard link of an input under a result's name refuses the run."""
+    a_jpg = photos / "a.jpg"
+    (photos / "doctor-5871743_640.jpg").rename(a_jpg)
+    a_png = photos / "a.png"
+    Image.open(photos / "girl-919048_1280.jpg").save(a_png)
+    kept = a_png.read_bytes()
+    proc = run_greenless("matte", str(a_jpg), str(a_png), *FAST)
+    assert proc.returncode == 0, proc.stderr.decode()
+    assert a_png.read_bytes() == kept
+    assert {"a.cutout.png", "a.cutout-2.png"} <= _files(photos)
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "woman-5883428_1280.png").hardlink_to(photos / "woman-5883428_1280.jpg")
+    jpeg = (photos / "woman-5883428_1280.jpg").read_bytes()
+    proc = run_greenless("matte", str(photos), "-o", str(out), *FAST)
+    assert proc.returncode != 0
+    line = _one_error_line(proc)
+    assert "output would overwrite the input" in line and "woman-5883428_1280.jpg" in line
+    assert _files(out) == {"woman-5883428_1280.png"} and (photos / "woman-5883428_1280.jpg").read_bytes() == jpeg
+
+
+def test_unwritable_stdout_is_one_line(photos: Path) -> None:
+    """``-o - > /dev/full``: one error line and a non-zero exit, not a traceback (and no second one at exit)."""
+    with open("/dev/full", "wb") as full:
+        proc = run_greenless("matte", str(photos / "doctor-5871743_640.jpg"), "-o", "-", *FAST, stdout=full)
+    assert proc.returncode != 0
+    assert "standard output" in _one_error_line(proc)
 
 
 def test_packaged_models_by_name(photos: Path, tmp_path: Path) -> None:

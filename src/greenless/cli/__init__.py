@@ -5,7 +5,9 @@ Command modules import heavy libraries inside their functions so ``greenless mat
 
 from __future__ import annotations
 
+import os
 import sys
+from pathlib import Path
 from typing import Any
 
 import typer
@@ -42,6 +44,31 @@ def ref_size_option(help: str = "Short side the network sees (default: the weigh
     allocation failure (a traceback) deep inside the engine; out of range is now one usage error line.
     """
     return typer.Option(None, "--ref-size", min=32, max=MAX_REF_SIZE, help=f"{help} Between 32 and {MAX_REF_SIZE}.")
+
+
+def same_file(a: str | os.PathLike[str], b: str | os.PathLike[str]) -> bool:
+    """True when ``a`` and ``b`` name one file: the same path once symlinks and ``..`` are resolved, or,
+    when both exist, the same file on disk (hard links, case-insensitive file systems)."""
+    if Path(a).resolve() == Path(b).resolve():
+        return True
+    try:
+        return os.path.samefile(a, b)
+    except OSError:  # one of them does not exist (yet): different files
+        return False
+
+
+def refuse_overwrite(output: str | os.PathLike[str], inputs: dict[str, str | os.PathLike[str] | None]) -> None:
+    """Raise ``GreenlessError`` ("output would overwrite the input") when ``output`` is one of ``inputs``.
+
+    ``inputs`` maps a description ("the input", "the background image") to a path (None: nothing to check).
+    Checked before any work, so the file the user asked to read is never replaced by its own result.
+    """
+    from greenless.errors import GreenlessError
+
+    for what, path in inputs.items():
+        if path is not None and same_file(output, path):
+            shown = "" if Path(path) == Path(output) else f" {path}"
+            raise GreenlessError(f"{output}: output would overwrite {what}{shown}")
 
 
 @app.callback()

@@ -4,9 +4,11 @@ Output naming. One input without ``-o``: the rgba cut-out goes next to the photo
 (``PHOTO.cutout.png`` when the photo is itself a .png, so it is never overwritten); other kinds are
 ``PHOTO.alpha.png``, ``PHOTO.foreground.png``, ``PHOTO.composite.png``. With ``-o``: one input writes
 that file (or into that folder if it exists, ends with ``/`` or has no suffix); several inputs or a
-folder write ``OUT/STEM.png`` each (``STEM.EXT.png`` when two inputs share a stem, ``-2`` etc. when even
-that clashes). A folder given without ``-o`` writes into ``FOLDER/greenless/``; loose files without
-``-o`` are named as a lone input's would be. No input is ever overwritten by a default name.
+folder write ``OUT/STEM.png`` each (``STEM.EXT.png`` when two inputs share a stem, ``STEM.cutout.png``
+when the name is an input's, ``-2`` etc. when even that clashes). A folder given without ``-o`` writes
+into ``FOLDER/greenless/``; loose files without ``-o`` are named as a lone input's would be. No input is
+ever overwritten by a default name, and an explicit output that is an input (the same path, a symlink
+to it or a hard link of it), or the background image, is refused before any work.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from pathlib import Path
 
 import typer
 
-from greenless.cli import app, guide_option, model_option, ref_size_option
+from greenless.cli import app, guide_option, model_option, ref_size_option, refuse_overwrite
 
 
 class OutputKind(str, Enum):
@@ -138,13 +140,40 @@ def batch_outputs(files: list[Path], inputs: list[str], out: str | None, kind: O
             target = folder / f"{f.stem}.cutout.png"
         result.append(target)
     taken: set[str] = set()
-    for i, target in enumerate(result):  # same file name from different folders: number the later ones
-        n = 1
-        while _key(result[i]) in taken:
+    for i, target in enumerate(result):
+        if _key(target) in inputs_resolved:  # e.g. loose a.jpg and a.png: a.jpg's a.png is an input
+            target = result[i] = target.with_name(f"{target.name[:-4]}.cutout.png")
+        n = 1  # the same name from different folders, or an input's name: number the later ones
+        while _key(result[i]) in taken or _key(result[i]) in inputs_resolved:
             n += 1
             result[i] = target.with_name(f"{target.name[:-4]}-{n}.png")
         taken.add(_key(result[i]))
     return result
+
+
+def refuse_batch_overwrites(targets: list[Path], files: list[Path], background_file: Path | None) -> None:
+    """One ``GreenlessError`` when an existing target is the same file on disk as an input or the
+    background image (a hard link, or a symlink the names do not show), before anything is matted.
+
+    ``batch_outputs`` already never picks an input's path; this catches what paths cannot tell.
+    """
+    from greenless.errors import GreenlessError
+
+    on_disk: dict[tuple[int, int], str] = {}
+    sources = [(f, "the input") for f in files] + ([(background_file, "the background image")] if background_file else [])
+    for path, what in sources:
+        try:
+            st = os.stat(path)
+        except OSError:
+            continue  # a missing input is reported when it is read
+        on_disk[(st.st_dev, st.st_ino)] = f"{what} {path}"
+    for target in targets:
+        try:
+            st = os.stat(target)
+        except OSError:
+            continue
+        if (st.st_dev, st.st_ino) in on_disk:
+            raise GreenlessError(f"{target}: output would overwrite {on_disk[(st.st_dev, st.st_ino)]}")
 
 
 def _output_format(target: Path | None, kind: OutputKind) -> str:
@@ -191,14 +220,15 @@ def matte(
     settings = dict(weights=weights, engine=engine.value, ref_size=ref_size, threads=threads, guide=guide)
     # A bad --background would fail every photo: check (and decode) it once, before anything else.
     bg = prepare_background(background, max_pixels) if kind is OutputKind.composite else background
+    bg_file = Path(background) if kind is OutputKind.composite and not isinstance(bg, tuple) else None
     if "-" in inputs:
         if len(inputs) > 1:
             raise GreenlessError("- (stdin) must be the only input")
-        _run_one(None, output, kind, bg, fg_estimate, max_pixels, settings)
+        _run_one(None, output, kind, bg, fg_estimate, max_pixels, settings, bg_file)
         return
     files, problems, many = expand_inputs(inputs)
     if not many and not problems:
-        _run_one(files[0], output, kind, bg, fg_estimate, max_pixels, settings)
+        _run_one(files[0], output, kind, bg, fg_estimate, max_pixels, settings, bg_file)
         return
     if output == "-":
         raise GreenlessError("-o - (stdout) takes a single input")
@@ -208,7 +238,7 @@ def matte(
         raise GreenlessError(f"{output}: with several inputs -o must be a folder, not an image file name")
     if not files:
         raise GreenlessError("; ".join(problems))
-    failures = _run_many(files, inputs, output, kind, bg, fg_estimate, max_pixels, settings, problems)
+    failures = _run_many(files, inputs, output, kind, bg, fg_estimate, max_pixels, settings, problems, bg_file)
     if failures:
         # SystemExit, not typer.Exit: main() runs the app with standalone_mode=False, where Exit codes are returned, not raised.
         raise SystemExit(1)
@@ -235,10 +265,11 @@ def _make_matter(settings: dict):
 
 
 def _run_one(src: Path | None, output: str | None, kind: OutputKind, background: object, fg_estimate: bool,
-             max_pixels: int, settings: dict) -> None:
+             max_pixels: int, settings: dict, background_file: Path | None = None) -> None:
     """One photo (``src`` None: stdin): decode first so bad input fails before the model loads, then write.
 
-    The result goes to stdout when ``-o -`` is given, or when reading stdin without ``-o``.
+    The result goes to stdout when ``-o -`` is given, or when reading stdin without ``-o``. A target that
+    is the input or the background image is refused before anything is read.
     """
     from greenless.errors import GreenlessError
     from greenless.media.images import encode_image, load_rgb, save_image_atomic, write_stdout
@@ -253,6 +284,8 @@ def _run_one(src: Path | None, output: str | None, kind: OutputKind, background:
         target = Path(output)  # type: ignore[arg-type]
     else:
         target = single_output(src, kind, output)
+    if target is not None:
+        refuse_overwrite(target, {"the input": src, "the background image": background_file})
     fmt = _output_format(target, kind)
     if src is None:
         if sys.stdin.isatty():
@@ -270,8 +303,12 @@ def _run_one(src: Path | None, output: str | None, kind: OutputKind, background:
 
 
 def _run_many(files: list[Path], inputs: list[str], output: str | None, kind: OutputKind, background: object,
-              fg_estimate: bool, max_pixels: int, settings: dict, problems: list[str]) -> int:
-    """Several photos with a progress bar; a bad file is one error line and is skipped. Returns the failure count."""
+              fg_estimate: bool, max_pixels: int, settings: dict, problems: list[str],
+              background_file: Path | None = None) -> int:
+    """Several photos with a progress bar; a bad file is one error line and is skipped. Returns the failure count.
+
+    A target that is an input or the background image on disk refuses the whole run before any work.
+    """
     from concurrent.futures import Future, ThreadPoolExecutor
 
     from rich.console import Console
@@ -290,6 +327,7 @@ def _run_many(files: list[Path], inputs: list[str], output: str | None, kind: Ou
             return Text(f"{speed:.2f} files/s" if speed else "- files/s", style="progress.data.speed")
 
     targets = batch_outputs(files, inputs, output, kind)
+    refuse_batch_overwrites(targets, files, background_file)
     fmt = "PNG"
     console = Console(stderr=True)
     failures = len(problems)

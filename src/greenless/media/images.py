@@ -232,7 +232,21 @@ def save_png_atomic(path: str | os.PathLike[str], array: np.ndarray) -> Path:
 
 
 def write_stdout(data: bytes) -> None:
-    """Write encoded image bytes to standard output in one go (binary, flushed)."""
+    """Write encoded image bytes to standard output in one go (binary, flushed).
+
+    A stdout that cannot take them (a full disk, ``> /dev/full``, a closed pipe) is one ``GreenlessError``
+    instead of a traceback. Stdout is then pointed at /dev/null, so the bytes still buffered cannot make
+    Python's own flush at exit print a second error.
+    """
     out = sys.stdout.buffer
-    out.write(data)
-    out.flush()
+    try:
+        out.write(data)
+        out.flush()
+    except OSError as exc:
+        try:
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, out.fileno())
+            os.close(devnull)
+        except (OSError, ValueError):  # no real file descriptor behind stdout: nothing is flushed at exit
+            pass
+        raise GreenlessError(f"cannot write the result to standard output: {exc.strerror or exc}") from None
