@@ -294,6 +294,43 @@ def test_bad_inputs_give_one_line_and_no_output(shared_data: Path, asl: Path, tm
     bad(["video", asl / "yes.mkv", "-o", out, "--output", "matte", *FAST], capsys, tmp_path, "--output")
 
 
+@pytest.mark.parametrize("option, value", [
+    ("--max-frames", "-1"), ("--max-frames", "0"), ("--fps", "nan"), ("--fps", "inf"), ("--fps", "-inf"),
+    ("--fps", "0"), ("--fps", "-25"), ("--fps", "1e-9"), ("--ofd-tol", "5"), ("--ofd-tol", "-0.1"),
+    ("--ofd-tol", "nan"), ("--batch", "0"), ("--ref-size", "4096"), ("--ref-size", "100000"), ("--ref-size", "16"),
+])
+def test_bad_numbers_give_one_line_and_no_output(shared_data: Path, asl: Path, tmp_path: Path, option: str,
+                                                 value: str, capsys: pytest.CaptureFixture[str]) -> None:
+    """Out-of-range numbers, on a clip and on a folder of frames: one line naming the option, no partial
+    output. ``--max-frames -1`` was a traceback that left a 0-byte .part file; ``--fps nan``/``inf`` were
+    tracebacks; ``--ofd-tol 5`` was accepted silently; ``--ref-size 4096`` ran out of memory."""
+    from PIL import Image
+
+    frames = tmp_path / "frames"
+    frames.mkdir()
+    photo = Image.open(shared_data / "photos" / "doctor-5871743_640.jpg").convert("RGB").resize((64, 48))
+    for i in range(2):
+        photo.save(frames / f"f{i}.png")
+    for source in (asl / "bird.mkv", frames):  # the option comes last, so it wins over FAST's --ref-size 64
+        bad(["video", source, "-o", tmp_path / "out.mp4", "--max-frames", "2", *FAST, option, value],
+            capsys, tmp_path, option)
+
+
+def test_output_that_is_an_input_is_refused(asl: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A hard link of the input, or the background video, as the output: one line, nothing written."""
+    clip = tmp_path / "clip.mkv"
+    clip.write_bytes((asl / "bird.mkv").read_bytes())
+    same = tmp_path / "same.mkv"
+    same.hardlink_to(clip)
+    before = clip.read_bytes()
+    bad(["video", clip, "-o", same, "--max-frames", "2", *FAST], capsys, tmp_path, "output would overwrite the input")
+    backdrop = tmp_path / "backdrop.mkv"
+    backdrop.write_bytes((asl / "milk.mkv").read_bytes())
+    bad(["video", clip, "-o", backdrop, "--background", backdrop, "--max-frames", "2", *FAST], capsys, tmp_path,
+        "output would overwrite the background")
+    assert clip.read_bytes() == before and backdrop.read_bytes() == (asl / "milk.mkv").read_bytes()
+
+
 def test_ctrl_c_leaves_a_playable_file_or_none(shared_data: Path, tmp_path: Path) -> None:
     out = tmp_path / "out.mp4"
     env = dict(os.environ, PYTHONPATH=str(SRC))

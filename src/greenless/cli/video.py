@@ -6,7 +6,9 @@ from pathlib import Path
 
 import typer
 
-from greenless.cli import app, guide_option, model_option, ref_size_option
+from greenless.cli import app, guide_option, model_option, ref_size_option, refuse_overwrite
+
+MIN_FPS, MAX_FPS = 0.001, 1000.0  # what the writers turn into a usable time base (1/1000 s .. 1000 s a frame)
 
 
 def progress_bar():  # noqa: ANN201 - rich type imported lazily
@@ -39,8 +41,8 @@ def video(
     model: str | None = model_option(),
     guide: str | None = guide_option(),
     batch: int = typer.Option(2, "--batch", help="Frames per engine call."),
-    fps: float | None = typer.Option(None, "--fps", help="Frame rate of a folder of frames (default 25)."),
-    max_frames: int | None = typer.Option(None, "--max-frames", help="Stop after this many frames."),
+    fps: float | None = typer.Option(None, "--fps", help=f"Frame rate of a folder of frames (default 25; {MIN_FPS:g} to {MAX_FPS:g})."),
+    max_frames: int | None = typer.Option(None, "--max-frames", help="Stop after this many frames (at least 1)."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
 ) -> None:
     """Matte a video: person composited on a background, the alpha matte, a transparent video, or the foreground."""
@@ -49,20 +51,21 @@ def video(
     from greenless.errors import GreenlessError
     from greenless.matter import REALTIME_MODEL, Matter, resolve_weights
     from greenless.media.video import choose_encoder, is_video_output, open_video, open_writer
+    from greenless.pipeline.compose import parse_color
     from greenless.pipeline.video import OUTPUT_MODES, Background, VideoPipeline, resolve_temporal
 
     # Streams default to the real-time network (4 channels: previous-alpha feedback).
     weights = resolve_weights(weights, model, engine, default=REALTIME_MODEL)
     if mode not in OUTPUT_MODES:
         raise GreenlessError(f"unknown --output {mode!r}; choose one of {', '.join(OUTPUT_MODES)}")
-    if batch < 1:
-        raise GreenlessError("--batch must be at least 1")
+    check_numbers(batch=batch, fps=fps, max_frames=max_frames, ofd_tol=ofd_tol)
     if not input.exists():
         raise GreenlessError(f"{input}: file not found")
     if is_video_output(output):
         choose_encoder(output, alpha=mode == "rgba")  # fail on e.g. rgba -> .mp4 before any work
-    if output.resolve() == input.resolve():
-        raise GreenlessError(f"{output}: output would overwrite the input")
+    background_file = (Path(background) if mode == "composite" and background.lower() != "blur"
+                       and parse_color(background) is None and Path(background).is_file() else None)
+    refuse_overwrite(output, {"the input": input, "the background": background_file})
 
     reader = open_video(input, fps=fps)
     try:
@@ -72,13 +75,13 @@ def video(
         audio = input if is_video_output(output) and reader.audio_streams else None
         writer = open_writer(output, reader.width, reader.height, reader.fps, alpha=mode == "rgba",
                              time_base=reader.time_base, audio_source=audio)
-        if reader.audio_streams and not is_video_output(output):
-            writer.notes.append("a PNG sequence holds no audio; the input's audio was not kept")
-        total = reader.frame_count or None
-        if max_frames is not None:
-            total = min(total or max_frames, max_frames)
-        frames = itertools.islice(iter(reader), max_frames) if max_frames is not None else iter(reader)
-        try:
+        try:  # from here on any failure drops the partial output (the writer's .part file or folder)
+            if reader.audio_streams and not is_video_output(output):
+                writer.notes.append("a PNG sequence holds no audio; the input's audio was not kept")
+            total = reader.frame_count or None
+            if max_frames is not None:
+                total = min(total or max_frames, max_frames)
+            frames = itertools.islice(iter(reader), max_frames) if max_frames is not None else iter(reader)
             with progress_bar() if not quiet else _NoProgress() as progress:
                 task = progress.add_task(input.name, total=total, fps=0.0)
                 clock = {"start": 0.0, "done": 0}
@@ -115,6 +118,27 @@ def video(
         typer.echo(f"wrote {output} ({stats.frames} frames, {stats.fps:.1f} fps, temporal: {method})", err=True)
     finally:
         reader.close()
+
+
+def check_numbers(batch: int, fps: float | None, max_frames: int | None, ofd_tol: float) -> None:
+    """One ``GreenlessError`` for a numeric option out of range, before any file is opened or created.
+
+    Typer's own ranges let ``nan`` through (every comparison with it is false), and these values used to
+    surface as tracebacks deep in the reader or writer (``--fps nan``/``inf``, ``--max-frames -1``, which
+    also left a 0-byte .part file) or, for ``--ofd-tol 5``, as a silently meaningless setting.
+    """
+    import math
+
+    from greenless.errors import GreenlessError
+
+    if batch < 1:
+        raise GreenlessError(f"--batch must be at least 1, not {batch}")
+    if fps is not None and not (math.isfinite(fps) and MIN_FPS <= fps <= MAX_FPS):
+        raise GreenlessError(f"--fps must be a number from {MIN_FPS:g} to {MAX_FPS:g}, not {fps:g}")
+    if max_frames is not None and max_frames < 1:
+        raise GreenlessError(f"--max-frames must be at least 1, not {max_frames}")
+    if not (math.isfinite(ofd_tol) and 0.0 <= ofd_tol <= 1.0):
+        raise GreenlessError(f"--ofd-tol is a tolerance on alpha and must be between 0 and 1, not {ofd_tol:g}")
 
 
 class _NoProgress:
