@@ -160,7 +160,9 @@ def refuse_batch_overwrites(targets: list[Path], files: list[Path], background_f
     from greenless.errors import GreenlessError
 
     on_disk: dict[tuple[int, int], str] = {}
-    sources = [(f, "the input") for f in files] + ([(background_file, "the background image")] if background_file else [])
+    sources: list[tuple[Path, str]] = [(f, "the input") for f in files]
+    if background_file is not None:
+        sources.append((background_file, "the background image"))
     for path, what in sources:
         try:
             st = os.stat(path)

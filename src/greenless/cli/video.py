@@ -41,7 +41,8 @@ def video(
     model: str | None = model_option(),
     guide: str | None = guide_option(),
     batch: int = typer.Option(2, "--batch", help="Frames per engine call."),
-    fps: float | None = typer.Option(None, "--fps", help=f"Frame rate of a folder of frames (default 25; {MIN_FPS:g} to {MAX_FPS:g})."),
+    fps: float | None = typer.Option(None, "--fps",
+                                     help=f"Frame rate of a folder of frames (default 25; {MIN_FPS:g} to {MAX_FPS:g})."),
     max_frames: int | None = typer.Option(None, "--max-frames", help="Stop after this many frames (at least 1)."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
 ) -> None:
