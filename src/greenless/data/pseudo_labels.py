@@ -175,11 +175,12 @@ def cast_shadow(rgb: np.ndarray, plate: np.ndarray, coarse: np.ndarray, floor_fr
 
 
 def plate_trimap(diff: np.ndarray, scale: float, coarse: np.ndarray | None = None, low: float = 4.0,
-                 high: float = 12.0, band: float = 0.006) -> np.ndarray:
+                 mid: float = 6.0, high: float = 12.0, band: float = 0.006) -> np.ndarray:
     """Trimap from the difference to a backdrop plate (in units of the backdrop's residual scale).
 
-    Definite foreground: the large connected region that differs strongly (``high``), holes filled (a
-    grey shirt on a grey backdrop still lies inside the person), union the coarse mask if given, eroded.
+    Definite foreground: the large connected region that differs strongly (``high``), with the coarse
+    mask's core and what differs moderately (``mid``) just inside the coarse mask, holes filled (a grey
+    shirt on a grey backdrop still lies inside the person) unless a hole is backdrop-coloured, eroded.
     Definite background: pixels that do not differ even weakly (``low``), away from the person by a
     thin band. Everything else (hair, soft edges, motion blur) is unknown and left to closed-form matting.
     """
@@ -188,10 +189,17 @@ def plate_trimap(diff: np.ndarray, scale: float, coarse: np.ndarray | None = Non
     kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * k + 1, 2 * k + 1))
     strong = largest_components(diff > high * scale, keep_fraction=0.05)
     strong = cv2.morphologyEx(strong, cv2.MORPH_CLOSE, kernel)
-    if coarse is not None:  # its core only: the coarse mask's own edge is far rougher than the plate's
-        core = cv2.erode((coarse > 0.5).astype(np.uint8), cv2.getStructuringElement(
-            cv2.MORPH_ELLIPSE, (8 * k + 1, 8 * k + 1)), borderType=cv2.BORDER_REPLICATE)
-        strong = np.maximum(strong, core)
+    if coarse is not None:
+        # The coarse mask's own edge is far rougher than the plate's: its deep core counts as person,
+        # and so does what differs moderately (``mid``) a little inside its edge (legs and arms in skin
+        # tones on a light floor differ less than ``high``, and are too thin for a deep core).
+        person = (coarse > 0.5).astype(np.uint8)
+        ellipse = cv2.MORPH_ELLIPSE
+        core = cv2.erode(person, cv2.getStructuringElement(ellipse, (8 * k + 1, 8 * k + 1)),
+                         borderType=cv2.BORDER_REPLICATE)
+        inner = cv2.erode(person, cv2.getStructuringElement(ellipse, (2 * k + 1, 2 * k + 1)),
+                          borderType=cv2.BORDER_REPLICATE)
+        strong = np.maximum(strong, np.maximum(core, inner & (diff > mid * scale)))
     solid = binary_fill_holes(strong).astype(np.uint8)
     # A hole that is mostly backdrop-coloured is a gap (between the legs, under an arm), not a grey shirt.
     n, labels, stats, _ = cv2.connectedComponentsWithStats((solid & (1 - strong)).astype(np.uint8), 4)
