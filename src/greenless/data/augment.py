@@ -204,8 +204,12 @@ def corrupt_guide(rng: np.random.Generator, guide: np.ndarray, blank_p: float = 
         out = cv2.dilate(out, kernel) if rng.random() < 0.5 else cv2.erode(out, kernel)
     if rng.random() < 0.2:
         out = np.maximum(out, _random_blobs(rng, (h, w), int(rng.integers(1, 4)), 0.3) * rng.uniform(0.5, 1.0))
-    if rng.random() < 0.2:
-        out = out * (1.0 - _random_blobs(rng, (h, w), int(rng.integers(1, 4)), 0.15) * rng.uniform(0.5, 1.0))
+    if rng.random() < 0.1:  # rarer than blotches: the segmenter seldom leaves holes in a person
+        out = out * (1.0 - _random_blobs(rng, (h, w), int(rng.integers(1, 3)), 0.1) * rng.uniform(0.5, 1.0))
+    if rng.random() < 0.5:  # at run time the guide of a whole (letterboxed) photo is coarser than the network input
+        side = int(min(h, w) * rng.uniform(0.35, 0.75))
+        out = cv2.resize(cv2.resize(out, (side, side), interpolation=cv2.INTER_AREA), (w, h),
+                         interpolation=cv2.INTER_LINEAR)
     if rng.random() < 0.25:
         small = max(8, int(min(h, w) * rng.uniform(0.1, 0.3)))
         out = cv2.resize(cv2.resize(out, (small, small), interpolation=cv2.INTER_AREA), (w, h),
