@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import cv2
 import numpy as np
 import pytest
 
@@ -110,3 +111,27 @@ def test_guided_training_samples_carry_the_segmenter_mask(tiny_set: Path) -> Non
     assert whole["image"].shape[0] == 4 and float(whole["image"][3].max()) > 0.5  # the guide of the whole image
     with pytest.raises(GreenlessError, match="unknown hint"):
         CompositionDataset(find_foregrounds(tiny_set), find_backgrounds(tiny_set / "bg"), size=64, hint="trimap")[0]
+
+
+def test_the_guide_bounds_the_matte() -> None:
+    from greenless.pipeline.guide import GUIDE_MARGIN, bound_by_guide
+
+    guide = np.zeros((200, 300), np.float32)
+    guide[50:200, 100:200] = 1.0
+    matte = np.full(guide.shape, 0.4, np.float32)  # a hazy matte: 0.4 everywhere
+    out = bound_by_guide(matte, guide)
+    band = int(GUIDE_MARGIN * 200)
+    assert out[10, 10] == 0.0 and out[100, 20] == 0.0  # far outside the guide's person: exactly 0
+    assert out[150, 150] == 1.0  # deep inside a confident guide: exactly 1
+    assert out[100, 100 - band // 2] == pytest.approx(0.4) and out[100, 100 + band // 2] == pytest.approx(0.4)
+    unsure = guide * 0.8  # a guide that is not confident never forces 1
+    assert bound_by_guide(matte, unsure)[150, 150] == pytest.approx(0.4)
+    assert bound_by_guide(np.zeros_like(matte), np.zeros_like(guide)).max() == 0.0  # no person: nothing forced
+
+
+def test_guided_matte_is_zero_far_from_the_person(shared_data: Path) -> None:
+    """The haze a small network leaves on large backgrounds is gone where the guide sees no one."""
+    rgb, alpha = _portrait(shared_data, "p_09ba26b4")
+    matte = Matter(model="modnet", guide="selfie").matte(rgb)
+    far = cv2.distanceTransform((alpha <= 0).astype(np.uint8), cv2.DIST_L2, 5) > 0.05 * np.hypot(*alpha.shape)
+    assert far.mean() > 0.2 and float(matte[far].max()) < 1 / 255

@@ -10,6 +10,7 @@ import numpy as np
 
 from greenless.engines import Engine, make_engine
 from greenless.errors import GreenlessError
+from greenless.pipeline.guide import bound_by_guide
 from greenless.pipeline.preprocess import inference_size, matte_to_size, to_network_input
 
 # The weight sets that ship inside the package, by the name ``--model`` takes.
@@ -148,11 +149,13 @@ class Matter:
         for (h, w), idxs in groups.items():
             size = inference_size(h, w, self.ref_size)
             batch = np.concatenate([to_network_input(rgbs[i], size) for i in idxs])
+            guides: dict[int, np.ndarray] = {}
             if self.engine.in_channels == 4:
-                batch = np.concatenate([batch, self._hint_channel(rgbs, prev_alphas, idxs, size)], axis=1)
+                batch = np.concatenate([batch, self._hint_channel(rgbs, prev_alphas, idxs, size, guides)], axis=1)
             out = self.engine.run(batch)
             for j, i in enumerate(idxs):
-                results[i] = matte_to_size(out[j, 0], h, w)
+                matte = out[j, 0] if i not in guides else bound_by_guide(np.clip(out[j, 0], 0.0, 1.0), guides[i])
+                results[i] = matte_to_size(matte, h, w)
         return results  # type: ignore[return-value]
 
     def hint(self, rgb: np.ndarray, size: tuple[int, int] | None = None) -> np.ndarray | None:
@@ -160,12 +163,15 @@ class Matter:
         return None if self._segmenter is None else self._segmenter(rgb, mode="pad", size=size)
 
     def _hint_channel(self, rgbs: list[np.ndarray], prev_alphas: list[np.ndarray | None] | None, idxs: list[int],
-                      size: tuple[int, int]) -> np.ndarray:
-        """The 4th input in [-1, 1] per image: a given previous alpha, else the guide, else blank (zero alpha)."""
+                      size: tuple[int, int], guides: dict[int, np.ndarray]) -> np.ndarray:
+        """The 4th input in [-1, 1] per image: a given previous alpha, else the guide (kept in ``guides`` by
+        image index, to bound the matte with), else blank (zero alpha)."""
         from greenless.pipeline.preprocess import prev_alpha_channel
 
         hints = []
         for i in idxs:
-            given = None if prev_alphas is None else prev_alphas[i]
-            hints.append(prev_alpha_channel(given if given is not None else self.hint(rgbs[i], size), size))
+            hint = None if prev_alphas is None else prev_alphas[i]
+            if hint is None and self._segmenter is not None:
+                hint = guides[i] = self.hint(rgbs[i], size)
+            hints.append(prev_alpha_channel(hint, size))
         return np.concatenate(hints)

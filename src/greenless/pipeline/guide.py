@@ -6,6 +6,14 @@ it into a matte: the guide says where the person is, the network says how much o
 (hair, edges) and overrules the guide where the image disagrees with it (training feeds it shifted,
 eroded, dilated, holed, blotched and missing guides, and the model's own mistakes on composites).
 
+The guide also bounds the matte (``bound_by_guide``): far outside the guide's person (more than twice
+``GUIDE_MARGIN`` of the short side) alpha is 0, and deep inside where the guide is confident it is 1; the
+network's matte decides the band between, where hair and edges are. This is the trimap a classical
+matting pipeline would draw from the mask, with the network in place of closed-form matting; it removes
+the faint haze and the stray blobs a small network leaves on large backgrounds, and the holes it punches
+in dark, plain clothing. On the four validation portraits it cut the packaged real-time model's mean MAD
+from 0.052 to 0.026 (``benchmarks/guide_compare.py``).
+
 ``mode='pad'`` letterboxes the image into the model's square input (the aspect ratio is kept: the mode
 guides use); ``mode='squash'`` stretches the whole image to 256x256, which is how the reference is scored
 in the project's comparison tables.
@@ -24,6 +32,7 @@ from greenless.errors import GreenlessError
 
 SIZE = 256  # the selfie model's square input side
 GUIDES = ("selfie", "none")  # what --guide takes
+GUIDE_MARGIN = 0.02  # of the short side: the band around the guide's edge where the network decides alone
 
 
 def packaged_segmenter_path() -> Path:
@@ -86,6 +95,22 @@ class SelfieSegmenter:
         with self._lock:
             out = self.session.run(None, {self.input_name: x})[0]
         return out[0, :, :, 0].astype(np.float32)
+
+
+def bound_by_guide(matte: np.ndarray, guide: np.ndarray, margin: float = GUIDE_MARGIN) -> np.ndarray:
+    """The network's ``matte`` bounded by the ``guide`` (both HxW float in [0, 1], same size).
+
+    Outside the guide's person (guide <= 0.5) alpha fades to 0 between ``margin`` and twice ``margin`` of
+    the short side from its edge; inside, where the guide is above 0.9, it rises to 1 over the same
+    distances. Within ``margin`` of the edge the matte is the network's own.
+    """
+    short = min(matte.shape)
+    person = (guide > 0.5).astype(np.uint8)
+    outside = cv2.distanceTransform(1 - person, cv2.DIST_L2, 5) / (short * margin)
+    inside = cv2.distanceTransform(person, cv2.DIST_L2, 5) / (short * margin)
+    keep = np.clip(2.0 - outside, 0.0, 1.0)
+    solid = np.clip(inside - 1.0, 0.0, 1.0) * (guide > 0.9)
+    return np.maximum(matte * keep, solid).astype(np.float32, copy=False)
 
 
 _SHARED: dict[str, SelfieSegmenter] = {}

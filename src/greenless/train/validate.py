@@ -16,12 +16,13 @@ from greenless.pipeline.preprocess import inference_size, matte_to_size, prev_al
 def predict_full(model: torch.nn.Module, rgb_uint8: np.ndarray, ref_size: int = 512,
                  device: torch.device | None = None, hint: str = "prev-alpha") -> np.ndarray:
     """The matte a deployed model would give for one image (same resizing and hint channel as ``Matter``:
-    the packaged guide for guided networks, a blank previous alpha for the others)."""
+    the packaged guide for guided networks, which also bounds their matte; a blank previous alpha for the
+    others)."""
     h, w = rgb_uint8.shape[:2]
     size = inference_size(h, w, ref_size)
+    guide = None
     x = torch.from_numpy(to_network_input(rgb_uint8, size))
     if model.config.in_channels == 4:
-        guide = None
         if hint == "guide":
             from greenless.pipeline.guide import shared_segmenter
 
@@ -29,8 +30,12 @@ def predict_full(model: torch.nn.Module, rgb_uint8: np.ndarray, ref_size: int = 
         x = torch.cat([x, torch.from_numpy(prev_alpha_channel(guide, size))], dim=1)
     if device is not None:
         x = x.to(device)
-    matte = model(x, all_outputs=False)
-    return matte_to_size(matte[0, 0].float().cpu().numpy(), h, w)
+    matte = np.clip(model(x, all_outputs=False)[0, 0].float().cpu().numpy(), 0.0, 1.0)
+    if guide is not None:
+        from greenless.pipeline.guide import bound_by_guide
+
+        matte = bound_by_guide(matte, guide)
+    return matte_to_size(matte, h, w)
 
 
 def validate(model: torch.nn.Module, folder: str | Path, ref_size: int = 512,
