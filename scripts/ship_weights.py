@@ -4,7 +4,7 @@ The ONNX is exported from the fp16-rounded weights, so both engines run exactly 
 The card records the architecture, reference size, training data and licences, the training run and
 the validation figures (measured here on ../shared/data/portraits, which training never saw).
 
-    python scripts/ship_weights.py runs/modnet-guided/final.safetensors --name modnet --ref-size 288 \
+    python scripts/ship_weights.py runs/modnet-guided/final.safetensors --name modnet --ref-size 288 --photo-ref-size 384 \
         --machine "this project's CPU machine: 2 cores, no GPU"
 
 ``--name`` is the file stem under src/greenless/weights and the name ``--model`` takes (see
@@ -80,7 +80,9 @@ def main() -> None:
     parser.add_argument("--portraits", type=Path,
                         default=Path(__file__).resolve().parents[1].parent / "shared" / "data" / "portraits")
     parser.add_argument("--out", type=Path, default=WEIGHTS_DIR)
-    parser.add_argument("--ref-size", type=int, default=256)
+    parser.add_argument("--ref-size", type=int, default=256, help="Reference size for streams (video, webcam).")
+    parser.add_argument("--photo-ref-size", type=int, default=None,
+                        help="Reference size for stills (default: --ref-size); chosen with benchmarks/guide_compare.py.")
     parser.add_argument("--name", default="modnet", help="File stem: modnet or modnet-paper (or any name, for a comparison).")
     parser.add_argument("--machine", default="this project's CPU machine: 2 cores, no GPU",
                         help="Where the run trained, for the card.")
@@ -91,6 +93,8 @@ def main() -> None:
     # The networks are trained on 256 px crops, so they see people at the scale they learnt when the
     # short side is near that at inference too; 512 stays one --ref-size away.
     card["ref_size"] = args.ref_size
+    if args.photo_ref_size:
+        card["photo_ref_size"] = args.photo_ref_size
     card["training_data"] = TRAINING_DATA
     hint = card.get("hint", "prev-alpha" if model.config.in_channels == 4 else "none")
     if hint == "guide":
@@ -100,7 +104,7 @@ def main() -> None:
     model, _ = load_weights(tmp)  # the fp16-rounded numbers, in fp32
     card["validation"] = {"data": "../shared/data/portraits (4 P3M demo portraits, MIT)",
                           **{f"ref_size_{r}": validate(model, args.portraits, r, hint=hint)
-                             for r in (args.ref_size, 512)}}
+                             for r in sorted({args.ref_size, args.photo_ref_size or args.ref_size, 512})}}
     save_weights(model, args.out / f"{args.name}.safetensors", card, half=True)
     export_onnx(model, args.out / f"{args.name}.onnx", card)
     print(json.dumps(card["validation"], indent=2))

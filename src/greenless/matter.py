@@ -15,14 +15,14 @@ from greenless.pipeline.preprocess import inference_size, matte_to_size, to_netw
 
 # The weight sets that ship inside the package, by the name ``--model`` takes.
 MODELS = {
-    "modnet": "real-time network (BatchNorm, separable convolutions, half-resolution semantics) with the "
-              "previous frame's alpha as an optional 4th input; the default for video and webcam",
-    "modnet-paper": "the paper's architecture (IBNorm, full convolutions) on EfficientNet-Lite0; the default "
-                    "for photos, where it makes fewer large mistakes",
+    "modnet": "real-time MODNet (BatchNorm, separable convolutions, half-resolution semantics) guided by the "
+              "packaged segmentation model's mask in a 4th input channel; the default for every job",
+    "modnet-paper": "the paper's architecture (IBNorm, full convolutions) on EfficientNet-Lite0, unguided",
 }
-#: Photos (matte, serve, batch, eval, export, the Python API) default to the sturdier network; streams
-#: (video, webcam) and the speed benchmark to the real-time one. See the README, "Models".
-DEFAULT_MODEL = "modnet-paper"
+#: Every job defaults to the guided real-time network; photos run it at the card's ``photo_ref_size``
+#: (384: better mattes, a still has time) and streams at its ``ref_size`` (288: real time on 2 cores).
+#: See the README, "Models".
+DEFAULT_MODEL = "modnet"
 REALTIME_MODEL = "modnet"
 DEFAULT_ONNX = f"{DEFAULT_MODEL}.onnx"
 DEFAULT_SAFETENSORS = f"{DEFAULT_MODEL}.safetensors"
@@ -83,12 +83,13 @@ class Matter:
     """Loads a matting engine once and turns images into full-resolution alpha mattes.
 
     ``weights`` (a file) or ``model`` (a packaged set from MODELS) default to the packaged default model; ``engine`` is ``onnx`` (default) or ``torch``;
-    ``ref_size`` is the short side the network sees (default: the weights' own, else 512).
+    ``ref_size`` is the short side the network sees (default: the weights' own, else 512: the card's
+    ``photo_ref_size`` for stills, its ``ref_size`` when ``stream`` is set, as video and webcam do).
     """
 
     def __init__(self, weights: str | Path | None = None, engine: str = "onnx", ref_size: int | None = None,
                  threads: int | None = None, device: str | None = None, model: str | None = None,
-                 guide: str | None = None) -> None:
+                 guide: str | None = None, stream: bool = False) -> None:
         path = resolve_weights(weights, model, engine, default=DEFAULT_MODEL)
         if not path.is_file():
             raise GreenlessError(f"{path}: weights file not found")
@@ -99,7 +100,8 @@ class Matter:
         self.weights = path
         self.engine: Engine = make_engine(engine, path, threads=threads, device=device)
         card = self._card()
-        self.ref_size = int(ref_size or card.get("ref_size") or 512)
+        own = card.get("ref_size") if stream else card.get("photo_ref_size", card.get("ref_size"))
+        self.ref_size = int(ref_size or own or 512)
         if self.ref_size < 32:
             raise GreenlessError("--ref-size must be at least 32")
         self.guide = self._resolve_guide(guide, card)

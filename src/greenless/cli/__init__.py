@@ -26,8 +26,8 @@ app = typer.Typer(
 
 def model_option() -> Any:
     """``--model NAME``: one of the weight sets that ship inside the package."""
-    return typer.Option(None, "--model", "-m", help="Packaged weights: modnet-paper (the photo default) or modnet "
-                        "(real-time; the video and webcam default). --weights takes a file instead.")
+    return typer.Option(None, "--model", "-m", help="Packaged weights: modnet (guided, real-time; the default) or modnet-paper "
+                        "(the paper's architecture, unguided). --weights takes a file instead.")
 
 
 def guide_option() -> Any:

@@ -70,7 +70,7 @@ def video(
 
     reader = open_video(input, fps=fps)
     try:
-        matter = Matter(weights, engine=engine, ref_size=ref_size, guide=guide)
+        matter = Matter(weights, engine=engine, ref_size=ref_size, guide=guide, stream=True)
         method = resolve_temporal(temporal, matter.engine.in_channels, ofd=not no_ofd, weights=weights)
         bg = Background(background, reader.width, reader.height) if mode == "composite" else None
         audio = input if is_video_output(output) and reader.audio_streams else None

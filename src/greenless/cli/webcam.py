@@ -117,7 +117,7 @@ def webcam(
         fps = fps if 1.0 <= fps <= 240.0 else 30.0
         # Live video defaults to the real-time network.
         matter = Matter(resolve_weights(weights, model, engine, default=REALTIME_MODEL), engine=engine, ref_size=ref_size,
-                        guide=guide)
+                        guide=guide, stream=True)
         bg = Background(background, width, height)
         ofd = None if no_ofd else OneFrameDelay()
         camera = open_virtual_camera(width, height, fps) if virtual_camera else None
