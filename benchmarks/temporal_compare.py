@@ -85,7 +85,8 @@ def main() -> None:
     parser.add_argument("--guided", action="store_true",
                         help="Guided model (--four, default the packaged modnet): the guide on every frame vs feedback.")
     args = parser.parse_args()
-    four = Matter(args.four, model=None if args.four else "modnet", guide="selfie" if args.guided else None)
+    four = Matter(args.four, model=None if args.four else "modnet", guide="selfie" if args.guided else None,
+                  stream=True)
     three = four if args.guided else Matter(args.three, model=None if args.three else "modnet-paper")
     if args.guided:
         print('"3-ch" rows: the guide on every frame; "prev-alpha" rows: the previous matte as the hint\n')
