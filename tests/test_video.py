@@ -247,8 +247,12 @@ def test_previous_alpha_is_fed_back_with_four_channel_weights(asl: Path, tmp_pat
     code, err = run_cli(["video", asl / "yes.mkv", "-o", tmp_path / "x.mp4", "--temporal", "prev-alpha",
                          "--model", "modnet-paper", *FAST], capsys)
     assert code == 2 and "4-channel" in err and err.count("\n") == 1
-    # The packaged default takes the previous alpha, so video uses it without being asked.
+    # The packaged default is guided: video gives it the guide on every frame, with OFD (measured steadier
+    # than feeding back its previous matte); --guide none brings the previous-alpha feedback back.
     code, err = run_cli(["video", asl / "yes.mkv", "-o", tmp_path / "packaged.mp4", "--max-frames", "3", *FAST], capsys)
+    assert code == 0 and "temporal: ofd" in err
+    code, err = run_cli(["video", asl / "yes.mkv", "-o", tmp_path / "unguided.mp4", "--max-frames", "3",
+                         "--guide", "none", *FAST], capsys)
     assert code == 0 and "temporal: prev-alpha" in err
 
 

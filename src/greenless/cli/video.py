@@ -33,7 +33,9 @@ def video(
                                    help="Colour (name, #rrggbb, r,g,b), image, or video (loops) behind the person."),
     no_ofd: bool = typer.Option(False, "--no-ofd", help="Turn off one-frame-delay flicker removal."),
     temporal: str | None = typer.Option(None, "--temporal",
-                                        help="prev-alpha | ofd | none (default: prev-alpha for 4-channel weights such as the default model, else ofd)."),
+                                        help="prev-alpha | ofd | none (default: ofd for guided weights such as the default model, "
+                                             "which then get the guide on every frame; prev-alpha for other "
+                                             "4-channel weights; else ofd)."),
     ofd_tol: float = typer.Option(0.1, "--ofd-tol", help="OFD tolerance on alpha in [0, 1]."),
     ref_size: int | None = ref_size_option(),
     engine: str = typer.Option("onnx", "--engine", help="onnx (default) or torch."),
@@ -71,7 +73,8 @@ def video(
     reader = open_video(input, fps=fps)
     try:
         matter = Matter(weights, engine=engine, ref_size=ref_size, guide=guide, stream=True)
-        method = resolve_temporal(temporal, matter.engine.in_channels, ofd=not no_ofd, weights=weights)
+        method = resolve_temporal(temporal, matter.engine.in_channels, ofd=not no_ofd, weights=weights,
+                                  guided=matter.guide != "none")
         bg = Background(background, reader.width, reader.height) if mode == "composite" else None
         audio = input if is_video_output(output) and reader.audio_streams else None
         writer = open_writer(output, reader.width, reader.height, reader.fps, alpha=mode == "rgba",

@@ -145,7 +145,8 @@ def webcam(
                     return False
             return True
 
-        feedback = matter.engine.in_channels == 4  # previous-alpha weights see the last frame's matte
+        # previous-alpha weights see the last frame's matte; guided ones their guide on every frame (steadier)
+        feedback = matter.engine.in_channels == 4 and matter.guide == "none"
         prev = None
         try:
             while bgr is not None and (max_frames is None or count < max_frames):
