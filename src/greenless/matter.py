@@ -112,7 +112,8 @@ class Matter:
             self._segmenter = shared_segmenter()
 
     def _card(self) -> dict[str, Any]:
-        """The weights' card: the torch engine's own, else the JSON file beside an ONNX file (may be empty)."""
+        """The weights' card: the engine's own (torch files, ONNX metadata), else the JSON file beside an ONNX
+        file (may be empty)."""
         card = getattr(self.engine, "card", None)
         if card is None and self.weights.suffix == ".onnx":
             card_file = self.weights.with_suffix(".json")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -38,6 +39,9 @@ class OnnxEngine:
             self.session = ort.InferenceSession(str(path), sess_options=opts, providers=pick_providers(device))
         except Exception as exc:  # onnxruntime raises several unrelated types for unreadable models
             raise GreenlessError(f"{path}: cannot load ONNX model ({str(exc).splitlines()[0]})") from exc
+        meta = self.session.get_modelmeta().custom_metadata_map
+        #: The weights' card (reference sizes, hint, training record) when the file carries one, as exports do.
+        self.card: dict | None = json.loads(meta["greenless_card"]) if "greenless_card" in meta else None
         inp = self.session.get_inputs()[0]
         self.input_name = inp.name
         self.in_channels = int(inp.shape[1]) if isinstance(inp.shape[1], int) else 3
