@@ -73,6 +73,17 @@ def distance(a: dict, b: dict) -> float:
     return float(sum(((a[k] - b[k]) ** 2).sum() for k in a) ** 0.5)
 
 
+
+def kill_after_checkpoint(config: Path, last: Path, step: int) -> Path:
+    """Start ``greenless train config``, SIGKILL it once its checkpoint ``last`` holds ``step`` or more."""
+    proc = run_cli("greenless", "train", str(config))
+    deadline = time.time() + 600
+    while time.time() < deadline and not (last.exists() and torch.load(last, weights_only=True)["step"] >= step):
+        time.sleep(0.1)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    return last
+
 def test_config_rejects_typos(tmp_path: Path, tiny_set: Path) -> None:
     from greenless.errors import GreenlessError
 
@@ -88,13 +99,7 @@ def test_training_resumes_after_being_killed(tmp_path: Path, tiny_set: Path) -> 
     assert proc.wait(timeout=600) == 0, proc.stderr.read().decode()[-2000:]
 
     killed = write_config(tmp_path, tiny_set, "killed", steps, 2)
-    proc = run_cli("greenless", "train", str(killed))
-    last = tmp_path / "killed" / "last.pt"
-    deadline = time.time() + 600
-    while time.time() < deadline and not (last.exists() and torch.load(last, weights_only=True)["step"] >= 2):
-        time.sleep(0.2)
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
+    last = kill_after_checkpoint(killed, tmp_path / "killed" / "last.pt", 2)
     stopped_at = torch.load(last, weights_only=True)["step"]
     assert 2 <= stopped_at < steps and not (tmp_path / "killed" / "final.safetensors").exists()
 
@@ -200,13 +205,7 @@ def test_budget_clock_plans_the_last_step() -> None:
 
 def test_budgeted_run_resumes_with_the_rest_of_its_budget(tmp_path: Path, tiny_set: Path) -> None:
     cfg = write_config(tmp_path, tiny_set, "resumed", 1000, 2, every=2, extra="minutes = 0.1")
-    proc = run_cli("greenless", "train", str(cfg))
-    last = tmp_path / "resumed" / "last.pt"
-    deadline = time.time() + 600
-    while time.time() < deadline and not (last.exists() and torch.load(last, weights_only=True)["step"] >= 2):
-        time.sleep(0.1)
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
+    last = kill_after_checkpoint(cfg, tmp_path / "resumed" / "last.pt", 2)
     state = torch.load(last, weights_only=True)
     assert not state["finished"] and state["elapsed_s"] > 0
 
