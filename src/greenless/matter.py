@@ -10,7 +10,7 @@ import numpy as np
 
 from greenless.engines import Engine, make_engine
 from greenless.errors import GreenlessError
-from greenless.pipeline.guide import bound_by_guide
+from greenless.pipeline.guide import bound_by_guide, check_guide, shared_segmenter
 from greenless.pipeline.preprocess import inference_size, matte_to_size, to_network_input
 
 # The weight sets that ship inside the package, by the name ``--model`` takes.
@@ -107,8 +107,6 @@ class Matter:
         self.guide = self._resolve_guide(guide, card)
         self._segmenter = None
         if self.guide == "selfie":
-            from greenless.pipeline.guide import shared_segmenter
-
             self._segmenter = shared_segmenter()
 
     def _card(self) -> dict[str, Any]:
@@ -129,8 +127,6 @@ class Matter:
         Default: ``selfie`` for weights trained with the guide (card ``hint = "guide"``), else ``none``, so
         3-channel weights and converted official checkpoints run unguided as the paper does.
         """
-        from greenless.pipeline.guide import check_guide
-
         if guide is None:
             return "selfie" if card.get("hint") == "guide" and self.engine.in_channels == 4 else "none"
         check_guide(guide)
