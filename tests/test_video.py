@@ -3,10 +3,6 @@
 from __future__ import annotations
 
 import os
-import signal
-import subprocess
-import sys
-import time
 from fractions import Fraction
 from pathlib import Path
 
@@ -19,7 +15,6 @@ from greenless.errors import GreenlessError
 from greenless.media.video import VideoReader, open_video
 from greenless.pipeline.video import Background
 
-SRC = Path(__file__).resolve().parents[1] / "src"
 FAST = ["--ref-size", "64", "--quiet"]
 
 
@@ -333,29 +328,6 @@ def test_output_that_is_an_input_is_refused(asl: Path, tmp_path: Path, capsys: p
     bad(["video", clip, "-o", backdrop, "--background", backdrop, "--max-frames", "2", *FAST], capsys, tmp_path,
         "output would overwrite the background")
     assert clip.read_bytes() == before and backdrop.read_bytes() == (asl / "milk.mkv").read_bytes()
-
-
-def test_ctrl_c_leaves_a_playable_file_or_none(shared_data: Path, tmp_path: Path) -> None:
-    out = tmp_path / "out.mp4"
-    env = dict(os.environ, PYTHONPATH=str(SRC))
-    proc = subprocess.Popen([sys.executable, "-m", "greenless", "video", str(shared_data / "videos" / "thoughtful-35590.mp4"),
-                             "-o", str(out), "--ref-size", "64"], env=env, stderr=subprocess.PIPE, text=True)
-    deadline = time.time() + 60
-    while time.time() < deadline and not any(p.name.endswith(".part") and p.stat().st_size > 0
-                                             for p in tmp_path.iterdir()):
-        time.sleep(0.05)
-    time.sleep(1.5)  # let a few packets reach the file
-    proc.send_signal(signal.SIGINT)
-    err = proc.communicate(timeout=120)[1]
-    assert proc.returncode in (0, 130), err
-    assert [p.name for p in tmp_path.iterdir()] in ([], ["out.mp4"])
-    if out.exists():
-        frames = decode(out)  # raises on a corrupt or unfinished container
-        assert len(frames) > 0
-        if proc.returncode == 130:
-            assert f"first {len(frames)} frames" in err
-        with VideoReader(out) as reader:
-            assert reader.frame_count == len(frames)
 
 
 @pytest.mark.needs_trained_weights

@@ -71,8 +71,18 @@ def refuse_overwrite(output: str | os.PathLike[str], inputs: dict[str, str | os.
             raise GreenlessError(f"{output}: output would overwrite {what}{shown}")
 
 
+def _print_version(value: bool) -> None:
+    """``--version``: print ``greenless X.Y.Z`` on stdout and stop."""
+    if value:
+        from greenless import __version__
+
+        typer.echo(f"greenless {__version__}")
+        raise typer.Exit()
+
+
 @app.callback()
-def _root() -> None:
+def _root(version: bool = typer.Option(False, "--version", callback=_print_version, is_eager=True,
+                                       help="Print the version and exit.")) -> None:
     """Trimap-free portrait matting (MODNet): cut people out of photos, videos and webcams."""
 
 
@@ -91,21 +101,25 @@ def fail(message: str, code: int = 2) -> None:
 
 def main(argv: list[str] | None = None) -> None:
     """Entry point: runs the app, turning user errors into one line and a non-zero exit."""
+    from greenless.cli.signals import interruption, signals_as_interrupts
     from greenless.errors import GreenlessError
 
     try:
-        code = app(args=argv, standalone_mode=False)
+        with signals_as_interrupts():  # SIGTERM and SIGHUP stop a command as Ctrl-C does: cleanups run
+            code = app(args=argv, standalone_mode=False)
     except GreenlessError as exc:
         fail(str(exc))
-    except KeyboardInterrupt:
-        fail("interrupted", 130)
+    except KeyboardInterrupt as exc:
+        name, status = interruption(exc)
+        fail(f"interrupted ({name})", status)
     except Exception as exc:
         # Typer's (vendored) click raises UsageError/Exit/Abort; recognise them by shape, not import path.
         kind = type(exc).__name__
         if kind == "Exit":
             raise SystemExit(getattr(exc, "exit_code", 0)) from None
-        if kind == "Abort":
-            fail("interrupted", 130)
+        if kind == "Abort":  # click turns a KeyboardInterrupt (our signals included) into Abort
+            name, status = interruption(exc)
+            fail(f"interrupted ({name})", status)
         if hasattr(exc, "format_message") and hasattr(exc, "exit_code"):
             if kind == "NoArgsIsHelpError":
                 raise SystemExit(0) from None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any, NoReturn
 
 import typer
 
@@ -69,6 +70,7 @@ def video(
     background_file = (Path(background) if mode == "composite" and background.lower() != "blur"
                        and parse_color(background) is None and Path(background).is_file() else None)
     refuse_overwrite(output, {"the input": input, "the background": background_file})
+    existed = output.exists()  # an interrupted run must never replace it
 
     reader = open_video(input, fps=fps)
     try:
@@ -104,12 +106,7 @@ def video(
                 stats = pipeline.run(frames, writer, gray_as_rgb=is_video_output(output))
                 progress.update(task, total=stats.frames, completed=stats.frames)
             if stats.interrupted:
-                if stats.frames == 0:
-                    writer.abort()
-                    raise GreenlessError(f"interrupted before any frame was written; {output} not created")
-                writer.close()
-                typer.echo(f"greenless: interrupted: wrote the first {stats.frames} frames to {output}", err=True)
-                raise SystemExit(130)
+                finish_interrupted(writer, output, existed, stats.frames, total)
             writer.close()
         except BaseException:
             writer.abort()
@@ -122,6 +119,28 @@ def video(
         typer.echo(f"wrote {output} ({stats.frames} frames, {stats.fps:.1f} fps, temporal: {method})", err=True)
     finally:
         reader.close()
+
+
+def finish_interrupted(writer: Any, output: Path, existed: bool, frames: int, total: int | None) -> NoReturn:
+    """End a run stopped by Ctrl-C, SIGTERM or SIGHUP: one line on stderr, the signal's exit code (130, 143, 129).
+
+    An output that existed before the run is never replaced by a partial one: the writer's hidden
+    ``.part`` file or folder is dropped and the old output stays byte for byte. A new output keeps the
+    frames written so far, finalised so it plays, and the line says it is partial.
+    """
+    from greenless.cli.signals import interruption
+
+    name, status = interruption()
+    if existed or frames == 0:
+        writer.abort()
+        kept = f"{output} left unchanged" if existed else f"{output} not created"
+        typer.echo(f"greenless: error: interrupted ({name}) after {frames} frames; {kept}", err=True)
+        raise SystemExit(status)
+    writer.close()
+    of = f" of {total}" if total else ""
+    typer.echo(f"greenless: error: interrupted ({name}); {output} is partial: the first {frames}{of} frames",
+               err=True)
+    raise SystemExit(status)
 
 
 def check_numbers(batch: int, fps: float | None, max_frames: int | None, ofd_tol: float) -> None:
