@@ -8,7 +8,6 @@ URI pyarrow understands (``s3://bucket/prefix``, ``gs://...``), read and written
 from __future__ import annotations
 
 import os
-import uuid
 from dataclasses import dataclass, field
 from pathlib import PurePosixPath
 from typing import Any, Iterator
@@ -83,18 +82,23 @@ def encode_png(array: np.ndarray) -> bytes:
 
 
 def write_atomic(filesystem: Any, path: str, data: bytes) -> None:
-    """Write ``data`` so readers never see half a file: temp file + rename locally; one PUT on object stores."""
+    """Write ``data`` so readers never see half a file: temp file + rename locally; one PUT on object stores.
+
+    A failed write (a full disk, a lost connection) is one ``GreenlessError`` for this file and leaves no
+    temporary file, as ``greenless matte`` does (the same local writer), so the job goes on with the others.
+    """
     from pyarrow import fs
 
+    from greenless.media.images import write_bytes_atomic
+
     if isinstance(filesystem, fs.LocalFileSystem):
-        folder, name = os.path.split(path)
-        tmp = os.path.join(folder, f".{name}.{uuid.uuid4().hex[:8]}.tmp")
-        with open(tmp, "wb") as fh:
-            fh.write(data)
-        os.replace(tmp, path)
-    else:
+        write_bytes_atomic(path, data)
+        return
+    try:
         with filesystem.open_output_stream(path) as stream:
             stream.write(data)
+    except OSError as exc:  # pyarrow raises OSError subclasses for store and network failures
+        raise GreenlessError(f"{path}: cannot write ({str(exc).splitlines()[0] if str(exc) else type(exc).__name__})") from None
 
 
 @dataclass
