@@ -18,7 +18,7 @@ from pathlib import Path
 
 from greenless import Matter
 from greenless.media.video import open_video, open_writer
-from greenless.pipeline.video import Background, VideoPipeline, resolve_temporal
+from greenless.pipeline.video import Background, VideoPipeline
 
 SHARED = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "videos"
 
@@ -66,7 +66,7 @@ def main() -> None:
         size = f"{reader.width}x{reader.height}"
     print(f"clip: {args.clip.name} ({size}, {len(images)} frames)  ref_size: {matter.ref_size}  "
           f"cores: {os.cpu_count()}  load avg: {os.getloadavg()[0]:.1f}")
-    temporal = resolve_temporal(None, matter.engine.in_channels)  # what greenless video would use
+    temporal = "prev-alpha" if matter.stream().policy.feedback else "ofd"  # what greenless video would use
     print(f"temporal: {temporal}")
     print("| batch | bare inference fps | pipeline fps (composite -> mp4) | ratio |")
     print("|---:|---:|---:|---:|")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -11,32 +10,22 @@ import numpy as np
 from greenless.engines import Engine, make_engine
 from greenless.errors import GreenlessError
 from greenless.pipeline.guide import bound_by_guide, check_guide, shared_segmenter
+from greenless.pipeline.stream import DEFAULT_OFD_TOL, MatteStream
 from greenless.pipeline.preprocess import inference_size, matte_to_size, to_network_input
+from greenless.registry import DEFAULT_MODEL as _REGISTRY_DEFAULT
+from greenless.registry import MODELS, PREPROCESS_RULES, job_defaults, packaged
+from greenless.registry import resolve_weights as _resolve_weights
 
-# The weight sets that ship inside the package, by the name ``--model`` takes.
-MODELS = {
-    "modnet": "real-time MODNet (BatchNorm, separable convolutions, half-resolution semantics) guided by the "
-              "packaged segmentation model's mask in a 4th input channel; the default for every job",
-    "modnet-paper": "the paper's architecture (IBNorm, full convolutions) on EfficientNet-Lite0, unguided",
-}
-#: Every job defaults to the guided real-time network; photos run it at the card's ``photo_ref_size``
-#: (384: better mattes, a still has time) and streams at its ``ref_size`` (288: real time on 2 cores).
-#: See the README, "Models".
-DEFAULT_MODEL = "modnet"
-REALTIME_MODEL = "modnet"
+# What each packaged model is and what every job runs by default live in the registry; these names stay
+# importable from here for existing code.
+REALTIME_MODEL = DEFAULT_MODEL = _REGISTRY_DEFAULT["stream"]
 DEFAULT_ONNX = f"{DEFAULT_MODEL}.onnx"
 DEFAULT_SAFETENSORS = f"{DEFAULT_MODEL}.safetensors"
 
 
 def packaged_weights(model: str = DEFAULT_MODEL, engine: str = "onnx") -> Path:
     """Path of a weight set that ships inside the package (``model`` from MODELS) for ``engine``."""
-    if model not in MODELS:
-        raise GreenlessError(f"unknown model {model!r}; choose from {', '.join(MODELS)}")
-    name = f"{model}.onnx" if engine == "onnx" else f"{model}.safetensors"
-    path = Path(str(resources.files("greenless") / "weights" / name))
-    if not path.is_file():
-        raise GreenlessError(f"the packaged weights {name} are missing; reinstall greenless")
-    return path
+    return packaged(model).path(engine)
 
 
 def default_weights(engine: str = "onnx") -> Path:
@@ -48,12 +37,9 @@ def resolve_weights(weights: str | Path | None, model: str | None, engine: str =
                     default: str | None = None) -> Path | None:
     """``--weights`` wins; else the packaged ``--model``; else the packaged ``default`` (None: no path, the
     caller's own default applies)."""
-    if weights is not None and model is not None:
-        raise GreenlessError("give --weights or --model, not both")
-    if weights is not None:
-        return Path(weights)
-    model = model if model is not None else default
-    return packaged_weights(model, engine) if model is not None else None
+    if default is not None and weights is None and model is None:
+        model = default
+    return _resolve_weights(weights, model, engine, job=None)
 
 
 def as_rgb_array(image: Any) -> np.ndarray:
@@ -82,15 +68,19 @@ def as_rgb_array(image: Any) -> np.ndarray:
 class Matter:
     """Loads a matting engine once and turns images into full-resolution alpha mattes.
 
-    ``weights`` (a file) or ``model`` (a packaged set from MODELS) default to the packaged default model; ``engine`` is ``onnx`` (default) or ``torch``;
-    ``ref_size`` is the short side the network sees (default: the weights' own, else 512: the card's
-    ``photo_ref_size`` for stills, its ``ref_size`` when ``stream`` is set, as video and webcam do).
+    ``weights`` (a file) or ``model`` (a packaged set from MODELS) default to the registry's default model;
+    ``engine`` is ``onnx`` (default) or ``torch``. Everything left unsaid comes from the registry's defaults
+    for the job (``stream`` set: video, webcam; else photos): ``ref_size``, the short side the network sees
+    (the card's ``photo_ref_size`` for stills, its ``ref_size`` for streams, else 512); ``guide``; and
+    ``preprocess``, how an image becomes the network input (``modnet-demo`` for official checkpoints, else
+    ``greenless``; see ``greenless.pipeline.preprocess``).
     """
 
     def __init__(self, weights: str | Path | None = None, engine: str = "onnx", ref_size: int | None = None,
                  threads: int | None = None, device: str | None = None, model: str | None = None,
-                 guide: str | None = None, stream: bool = False) -> None:
-        path = resolve_weights(weights, model, engine, default=DEFAULT_MODEL)
+                 guide: str | None = None, stream: bool = False, preprocess: str | None = None) -> None:
+        job = "stream" if stream else "photo"
+        path = _resolve_weights(weights, model, engine, job=job)
         if not path.is_file():
             raise GreenlessError(f"{path}: weights file not found")
         if engine == "onnx" and path.suffix != ".onnx":
@@ -99,12 +89,14 @@ class Matter:
             raise GreenlessError(f"{path}: the torch engine needs .safetensors or an official .ckpt, not .onnx")
         self.weights = path
         self.engine: Engine = make_engine(engine, path, threads=threads, device=device)
-        card = self._card()
-        own = card.get("ref_size") if stream else card.get("photo_ref_size", card.get("ref_size"))
-        self.ref_size = int(ref_size or own or 512)
+        defaults = job_defaults(self._card(), self.engine.in_channels, job)
+        self.ref_size = int(ref_size or defaults.ref_size)
         if self.ref_size < 32:
             raise GreenlessError("--ref-size must be at least 32")
-        self.guide = self._resolve_guide(guide, card)
+        self.guide = self._resolve_guide(guide, defaults.guide)
+        if preprocess is not None and preprocess not in PREPROCESS_RULES:
+            raise GreenlessError(f"unknown preprocessing {preprocess!r}; choose from {', '.join(PREPROCESS_RULES)}")
+        self.preprocess = preprocess or defaults.preprocess
         self._segmenter = None
         if self.guide == "selfie":
             self._segmenter = shared_segmenter()
@@ -121,18 +113,22 @@ class Matter:
                 card = json.loads(card_file.read_text())
         return card or {}
 
-    def _resolve_guide(self, guide: str | None, card: dict[str, Any]) -> str:
-        """``selfie`` (the packaged segmentation model's mask in the 4th input channel) or ``none``.
-
-        Default: ``selfie`` for weights trained with the guide (card ``hint = "guide"``), else ``none``, so
-        3-channel weights and converted official checkpoints run unguided as the paper does.
-        """
+    def _resolve_guide(self, guide: str | None, default: str) -> str:
+        """``selfie`` (the packaged segmentation model's mask in the 4th input channel) or ``none``; ``default``
+        (the registry's) when not given. Asking for the guide with 3-channel weights is one error line."""
         if guide is None:
-            return "selfie" if card.get("hint") == "guide" and self.engine.in_channels == 4 else "none"
+            return default
         check_guide(guide)
         if guide == "selfie" and self.engine.in_channels != 4:
             raise GreenlessError(f"{self.weights.name} takes no guide (3 input channels); use --guide none")
         return guide
+
+    def stream(self, temporal: str | None = None, ofd: bool = True, ofd_tol: float = DEFAULT_OFD_TOL) -> MatteStream:
+        """A ``MatteStream`` over this matter: push frames in order, get their mattes with the temporal policy
+        applied (``temporal``: ``prev-alpha``, ``ofd`` or ``none``; default: the registry's for these weights;
+        OFD on top unless ``ofd`` is False). Build the matter with ``stream=True`` for the stream defaults
+        (reference size), as video and webcam do."""
+        return MatteStream(self, temporal=temporal, ofd=ofd, ofd_tol=ofd_tol)
 
     def matte(self, image: Any, prev_alpha: np.ndarray | None = None) -> np.ndarray:
         """Alpha matte of one image as float32 HxW in [0, 1], at the image's own resolution."""
@@ -146,15 +142,15 @@ class Matter:
         for idx, rgb in enumerate(rgbs):
             groups.setdefault(rgb.shape[:2], []).append(idx)
         for (h, w), idxs in groups.items():
-            size = inference_size(h, w, self.ref_size)
-            batch = np.concatenate([to_network_input(rgbs[i], size) for i in idxs])
+            size = inference_size(h, w, self.ref_size, self.preprocess)
+            batch = np.concatenate([to_network_input(rgbs[i], size, self.preprocess) for i in idxs])
             guides: dict[int, np.ndarray] = {}
             if self.engine.in_channels == 4:
                 batch = np.concatenate([batch, self._hint_channel(rgbs, prev_alphas, idxs, size, guides)], axis=1)
             out = self.engine.run(batch)
             for j, i in enumerate(idxs):
                 matte = out[j, 0] if i not in guides else bound_by_guide(np.clip(out[j, 0], 0.0, 1.0), guides[i])
-                results[i] = matte_to_size(matte, h, w)
+                results[i] = matte_to_size(matte, h, w, self.preprocess)
         return results  # type: ignore[return-value]
 
     def hint(self, rgb: np.ndarray, size: tuple[int, int] | None = None) -> np.ndarray | None:

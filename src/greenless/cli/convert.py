@@ -35,5 +35,6 @@ def convert(
     except Exception as exc:
         raise GreenlessError(f"{checkpoint}: not a MODNet checkpoint ({str(exc).splitlines()[0][:200]})") from exc
     card["ref_size"] = ref_size
+    card["preprocess"] = "modnet-demo"  # the registry runs official weights as the official demo does
     save_weights(model, output, card, half=False)
     typer.echo(f"wrote {output}")

@@ -34,9 +34,10 @@ def video(
                                    help="Colour (name, #rrggbb, r,g,b), image, or video (loops) behind the person."),
     no_ofd: bool = typer.Option(False, "--no-ofd", help="Turn off one-frame-delay flicker removal."),
     temporal: str | None = typer.Option(None, "--temporal",
-                                        help="prev-alpha | ofd | none (default: ofd for guided weights such as the default model, "
-                                             "which then get the guide on every frame; prev-alpha for other "
-                                             "4-channel weights; else ofd)."),
+                                        help="prev-alpha (feed back the previous matte) | ofd | none; OFD runs on "
+                                             "top of prev-alpha unless --no-ofd (default: ofd for guided weights such "
+                                             "as the default model, which then get the guide on every frame; "
+                                             "prev-alpha for other 4-channel weights; else ofd)."),
     ofd_tol: float = typer.Option(0.1, "--ofd-tol", help="OFD tolerance on alpha in [0, 1]."),
     ref_size: int | None = ref_size_option(),
     engine: str = typer.Option("onnx", "--engine", help="onnx (default) or torch."),
@@ -53,13 +54,13 @@ def video(
     import itertools
 
     from greenless.errors import GreenlessError
-    from greenless.matter import REALTIME_MODEL, Matter, resolve_weights
+    from greenless.matter import Matter
+    from greenless.registry import resolve_weights
     from greenless.media.video import choose_encoder, is_video_output, open_video, open_writer
     from greenless.pipeline.compose import parse_color
-    from greenless.pipeline.video import OUTPUT_MODES, Background, VideoPipeline, resolve_temporal
+    from greenless.pipeline.video import OUTPUT_MODES, Background, VideoPipeline
 
-    # Streams default to the real-time network (4 channels: previous-alpha feedback).
-    weights = resolve_weights(weights, model, engine, default=REALTIME_MODEL)
+    weights = resolve_weights(weights, model, engine, job="stream")  # the registry's stream default
     if mode not in OUTPUT_MODES:
         raise GreenlessError(f"unknown --output {mode!r}; choose one of {', '.join(OUTPUT_MODES)}")
     check_numbers(batch=batch, fps=fps, max_frames=max_frames, ofd_tol=ofd_tol)
@@ -74,9 +75,10 @@ def video(
 
     reader = open_video(input, fps=fps)
     try:
+        # The stream job's defaults (model, reference size, guide, temporal policy) come from the registry.
         matter = Matter(weights, engine=engine, ref_size=ref_size, guide=guide, stream=True)
-        method = resolve_temporal(temporal, matter.engine.in_channels, ofd=not no_ofd, weights=weights,
-                                  guided=matter.guide != "none")
+        stream = matter.stream(temporal, ofd=not no_ofd, ofd_tol=ofd_tol)
+        method = stream.label
         bg = Background(background, reader.width, reader.height) if mode == "composite" else None
         audio = input if is_video_output(output) and reader.audio_streams else None
         writer = open_writer(output, reader.width, reader.height, reader.fps, alpha=mode == "rgba",
@@ -101,8 +103,8 @@ def video(
                     elapsed = now - clock["start"]
                     progress.update(task, advance=n, fps=(clock["done"] - 1) / elapsed if elapsed > 0 else 0.0)
 
-                pipeline = VideoPipeline(matter, mode=mode, background=bg, temporal=method, batch=batch,
-                                         ofd_tol=ofd_tol, on_frame=on_frame)
+                pipeline = VideoPipeline(matter, mode=mode, background=bg, batch=batch, on_frame=on_frame,
+                                         stream=stream)
                 stats = pipeline.run(frames, writer, gray_as_rgb=is_video_output(output))
                 progress.update(task, total=stats.frames, completed=stats.frames)
             if stats.interrupted:

@@ -73,6 +73,8 @@ def webcam(
                                        help="Also record the result (.mp4/.webm/.mov/.mkv, or a folder of PNGs)."),
     max_frames: int | None = typer.Option(None, "--max-frames", help="Stop after this many frames."),
     no_ofd: bool = typer.Option(False, "--no-ofd", help="Turn off one-frame-delay flicker removal."),
+    temporal: str | None = typer.Option(None, "--temporal",
+                                        help="prev-alpha | ofd | none, as for greenless video (default: the weights' own)."),
     ref_size: int | None = ref_size_option("Short side the network sees (smaller is faster; default: the weights' own)."),
     engine: str = typer.Option("onnx", "--engine", help="onnx (default) or torch."),
     weights: Path | None = typer.Option(None, "--weights", help="Weights file; default: packaged."),
@@ -84,9 +86,9 @@ def webcam(
     from fractions import Fraction
 
     from greenless.errors import GreenlessError
-    from greenless.matter import REALTIME_MODEL, Matter, resolve_weights
+    from greenless.matter import Matter
     from greenless.media.video import choose_encoder, is_video_output, open_writer
-    from greenless.pipeline.video import Background, OneFrameDelay, render
+    from greenless.pipeline.video import Background, render
 
     if window is None:
         window = output is None and not virtual_camera  # a window by default only when there is no other sink
@@ -115,11 +117,11 @@ def webcam(
         height, width = first.shape[:2]
         fps = capture.get(cv2.CAP_PROP_FPS) or 30.0
         fps = fps if 1.0 <= fps <= 240.0 else 30.0
-        # Live video defaults to the real-time network.
-        matter = Matter(resolve_weights(weights, model, engine, default=REALTIME_MODEL), engine=engine, ref_size=ref_size,
-                        guide=guide, stream=True)
+        # The stream job's defaults (model, reference size, guide, temporal policy) come from the registry;
+        # the stream holds the frame-to-frame state, exactly as for greenless video.
+        matter = Matter(weights, engine=engine, ref_size=ref_size, guide=guide, model=model, stream=True)
+        stream = matter.stream(temporal, ofd=not no_ofd)
         bg = Background(background, width, height)
-        ofd = None if no_ofd else OneFrameDelay()
         camera = open_virtual_camera(width, height, fps) if virtual_camera else None
         if camera is not None:
             sinks.append(camera)
@@ -145,22 +147,16 @@ def webcam(
                     return False
             return True
 
-        # previous-alpha weights see the last frame's matte; guided ones their guide on every frame (steadier)
-        feedback = matter.engine.in_channels == 4 and matter.guide == "none"
-        prev = None
         try:
             while bgr is not None and (max_frames is None or count < max_frames):
                 rgb = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
-                alpha = matter.matte(rgb, prev_alpha=prev)
-                prev = alpha if feedback else None
                 count += 1
-                ready = ofd.push(alpha, rgb) if ofd is not None else [(alpha, rgb)]
-                if not all(emit(f, a) for a, f in ready):
+                if not all(emit(f, a) for a, f in stream.push([rgb])):
                     break
                 ok, bgr = capture.read()
                 if not ok:
                     bgr = None
-            for a, f in (ofd.flush() if ofd is not None else []):
+            for a, f in stream.flush():
                 emit(f, a)
         except KeyboardInterrupt:
             pass  # stop the live loop; the recording is finalised below

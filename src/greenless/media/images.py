@@ -21,6 +21,7 @@ from typing import IO, Any
 import numpy as np
 
 from greenless.errors import GreenlessError
+from greenless.media.files import default_mode
 
 #: Default decoded-size limit (pixels); anything larger is treated as a decompression bomb.
 DEFAULT_MAX_PIXELS = 100_000_000
@@ -202,7 +203,7 @@ def write_bytes_atomic(path: str | os.PathLike[str], data: bytes) -> Path:
     try:
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)
-        os.chmod(tmp, 0o666 & ~_umask())
+        os.chmod(tmp, default_mode())  # what a plain open() would give it; the umask is read, never changed
         os.replace(tmp, path)
     except BaseException as exc:
         try:
@@ -213,12 +214,6 @@ def write_bytes_atomic(path: str | os.PathLike[str], data: bytes) -> Path:
             raise GreenlessError(f"{path}: cannot write ({exc.strerror or exc})") from None
         raise
     return path
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
 
 
 def save_image_atomic(path: str | os.PathLike[str], array: np.ndarray, fmt: str | None = None, quality: int = 92) -> Path:

@@ -302,9 +302,9 @@ def choose_encoder(path: str | Path, alpha: bool) -> EncoderChoice:
 
 def _default_mode(directory: bool) -> int:
     """Permissions a normally created file/folder gets (temp files start private; outputs should not)."""
-    umask = os.umask(0)
-    os.umask(umask)
-    return (0o777 if directory else 0o666) & ~umask
+    from greenless.media.files import default_mode
+
+    return default_mode(directory)
 
 
 def _check_writable_folder(folder: Path, target: Path) -> None:

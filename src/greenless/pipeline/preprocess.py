@@ -1,4 +1,17 @@
-"""Reference-size resizing (both sides multiples of 32, the long side bounded) and [-1, 1] normalisation for the network."""
+"""Reference-size resizing (both sides multiples of 32, the long side bounded) and [-1, 1] normalisation for the network.
+
+Two rules (``greenless.registry.PREPROCESS_RULES``; the registry says which weights use which):
+
+- ``greenless`` (every weight set greenless trains and ships): sizes rounded to the *nearest* multiple of
+  32, OpenCV area resizing when shrinking and bilinear when enlarging, the matte brought back bilinearly.
+  Rounding keeps the aspect ratio closest to the image's; bilinear enlarging and a bilinear matte are
+  smooth where area resizing (an adaptive average pool) enlarges in blocks.
+- ``modnet-demo`` (converted official MODNet checkpoints): exactly the official demo
+  (``demo/image_matting/colab/inference.py``): sizes *truncated* to multiples of 32, the input and the matte
+  resized with PyTorch's ``mode='area'`` both ways (here in numpy, so the onnx engine needs no torch). For
+  57 % of image sizes the two rules pick different network sizes; official weights' users get the mattes
+  they know from the demo.
+"""
 
 from __future__ import annotations
 
@@ -21,12 +34,14 @@ def max_long_side(ref_size: int) -> int:
     return max(32, LONG_SIDE_FACTOR * ref_size // 32 * 32)
 
 
-def inference_size(height: int, width: int, ref_size: int = 512) -> tuple[int, int]:
+def inference_size(height: int, width: int, ref_size: int = 512, rule: str = "greenless") -> tuple[int, int]:
     """Size (h, w) the network sees for an image of ``height`` x ``width``: both sides multiples of 32.
 
     The short side becomes ``ref_size``; images whose short side is within ``ref_size`` and whose long
-    side is at least ``ref_size`` keep their size (rounded), as in MODNet's demo. Then the long side is
-    capped at ``max_long_side(ref_size)`` (4 x ``ref_size``), scaling both sides down together.
+    side is at least ``ref_size`` keep their size (MODNet's demo decides when to scale the same way). Then
+    the long side is capped at ``max_long_side(ref_size)`` (4 x ``ref_size``), scaling both sides down
+    together, and each side is rounded to the nearest multiple of 32 (``rule="greenless"``) or truncated to
+    one as the official demo does (``rule="modnet-demo"``, see ``demo_inference_size``); never below 32.
 
     Why the cap: without it, scaling the short side up to ``ref_size`` makes a thin strip enormous (a
     255x1 PNG became a 512x130,560 input and needed over 8 GB; 1x2047 at ref 2048 asked OpenCV for
@@ -43,6 +58,10 @@ def inference_size(height: int, width: int, ref_size: int = 512) -> tuple[int, i
         raise ValueError("ref_size must be at least 32")
     if height < 1 or width < 1:
         raise ValueError(f"image size must be positive, not {height}x{width}")
+    if rule == "modnet-demo":
+        return demo_inference_size(height, width, ref_size)
+    if rule != "greenless":
+        raise ValueError(f"unknown preprocessing rule {rule!r}")
     short, long = min(height, width), max(height, width)
     scale = 1.0
     if long < ref_size or short > ref_size:
@@ -55,9 +74,64 @@ def inference_size(height: int, width: int, ref_size: int = 512) -> tuple[int, i
     return new_h, new_w
 
 
-def to_network_input(rgb: np.ndarray, size: tuple[int, int]) -> np.ndarray:
-    """HxWx3 uint8 RGB -> 1x3xhxw float32 in [-1, 1] at ``size`` (h, w), area-resized when shrinking."""
+def demo_inference_size(height: int, width: int, ref_size: int = 512) -> tuple[int, int]:
+    """The official MODNet demo's network size: when the long side is below ``ref_size`` or the short side
+    above it, the short side becomes ``ref_size`` and the long side ``int(long / short * ref_size)``; else the
+    size is kept; then each side is truncated to a multiple of 32.
+
+    Two guards the demo lacks, which change nothing within 4:1 aspect ratios and sides of at least 32: the
+    long side is capped at ``max_long_side(ref_size)`` as in ``inference_size`` (the demo would ask for
+    gigabytes on a thin strip), and no side goes below 32 (the demo fails on a side under 32).
+    """
+    short, long = min(height, width), max(height, width)
+    if long < ref_size or short > ref_size:
+        if width >= height:
+            new_h, new_w = ref_size, int(width / height * ref_size)
+        else:
+            new_h, new_w = int(height / width * ref_size), ref_size
+    else:
+        new_h, new_w = height, width
+    cap = max_long_side(ref_size)
+    if max(new_h, new_w) > cap:
+        scale = cap / max(new_h, new_w)
+        new_h, new_w = int(new_h * scale), int(new_w * scale)
+    return max(32, new_h - new_h % 32), max(32, new_w - new_w % 32)
+
+
+def area_resize(image: np.ndarray, height: int, width: int) -> np.ndarray:
+    """PyTorch's ``F.interpolate(mode='area')`` (an adaptive average pool) on an HxW or HxWxC array: output
+    pixel i averages input pixels ``floor(i * n / m)`` to ``ceil((i + 1) * n / m)``, shrinking or enlarging.
+
+    OpenCV's ``INTER_AREA`` weighs partial pixels and enlarges differently, so the official demo's numbers
+    need this. Computed with cumulative sums (exact integers for uint8 input); returns float64.
+    """
+    out = np.asarray(image)
+    for axis, size in ((0, height), (1, width)):
+        n = out.shape[axis]
+        if size == n and out.dtype == np.float64:
+            continue
+        idx = np.arange(size)
+        start = idx * n // size
+        end = -(-(idx + 1) * n // size)
+        acc = np.int64 if out.dtype.kind in "ui" else np.float64
+        padded = list(out.shape)
+        padded[axis] = n + 1
+        sums = np.zeros(padded, acc)  # sums[k] = sum of the first k pixels along the axis
+        np.cumsum(out, axis=axis, dtype=acc, out=sums[1:] if axis == 0 else sums[:, 1:])
+        shape = [1] * out.ndim
+        shape[axis] = size
+        counts = (end - start).reshape(shape)
+        out = (np.take(sums, end, axis=axis) - np.take(sums, start, axis=axis)) / counts
+    return out
+
+
+def to_network_input(rgb: np.ndarray, size: tuple[int, int], rule: str = "greenless") -> np.ndarray:
+    """HxWx3 uint8 RGB -> 1x3xhxw float32 in [-1, 1] at ``size`` (h, w): area-resized when shrinking and
+    bilinear when enlarging (``greenless``), or area-resized both ways as the official demo (``modnet-demo``)."""
     h, w = size
+    if rule == "modnet-demo":
+        x = (area_resize(rgb, h, w) * (2.0 / 255.0) - 1.0).astype(np.float32)
+        return np.ascontiguousarray(x.transpose(2, 0, 1)[None])
     interp = cv2.INTER_AREA if h * w < rgb.shape[0] * rgb.shape[1] else cv2.INTER_LINEAR
     resized = cv2.resize(rgb, (w, h), interpolation=interp) if (h, w) != rgb.shape[:2] else rgb
     x = resized.astype(np.float32) * (2.0 / 255.0) - 1.0
@@ -83,8 +157,11 @@ def network_input(rgb: np.ndarray, size: tuple[int, int], channels: int = 3,
     return np.concatenate([x, prev_alpha_channel(prev, size)], axis=1) if channels == 4 else x
 
 
-def matte_to_size(matte: np.ndarray, height: int, width: int) -> np.ndarray:
-    """Bilinear upsampling of a network matte back to the original image size, clipped to [0, 1]."""
-    if matte.shape != (height, width):
+def matte_to_size(matte: np.ndarray, height: int, width: int, rule: str = "greenless") -> np.ndarray:
+    """A network matte back at the original image size, clipped to [0, 1]: bilinear (``greenless``) or area
+    resizing as the official demo (``modnet-demo``)."""
+    if rule == "modnet-demo" and matte.shape != (height, width):
+        matte = area_resize(matte, height, width)
+    elif matte.shape != (height, width):
         matte = cv2.resize(matte, (width, height), interpolation=cv2.INTER_LINEAR)
     return np.clip(matte, 0.0, 1.0).astype(np.float32, copy=False)

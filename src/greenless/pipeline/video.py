@@ -1,8 +1,8 @@
-"""Streaming video matting: decode thread -> inference (batched) -> OFD -> compose + encode thread.
+"""Streaming video matting: decode thread -> inference (batched, through ``Matter.stream()``) -> compose + encode thread.
 
 Bounded queues between the stages keep memory constant in the video's length while decoding,
-inference and encoding overlap. OFD (one-frame delay) removes one-frame alpha flicker; with a
-4-channel model the previous frame's alpha is fed back to the network instead.
+inference and encoding overlap. The temporal policy (previous-alpha feedback, OFD) is the stream's
+(``greenless.pipeline.stream``); its names stay importable from here.
 """
 
 from __future__ import annotations
@@ -19,84 +19,20 @@ import numpy as np
 
 from greenless.errors import GreenlessError
 
-from greenless.pipeline.compose import composite, cutout, estimate_foreground
+from greenless.pipeline.compose import composite, cover_resize, cutout, estimate_foreground, parse_color
+from greenless.pipeline.stream import (DEFAULT_OFD_TOL, TEMPORAL_MODES, MatteStream, OneFrameDelay,  # noqa: F401
+                                       TemporalPolicy, apply_ofd, ofd_step, resolve_temporal)
 
 OUTPUT_MODES = ("composite", "alpha", "rgba", "foreground")
-TEMPORAL_MODES = ("prev-alpha", "ofd", "none")
-DEFAULT_OFD_TOL = 0.1
 DEFAULT_BACKGROUND = "green"
 _END = object()
 
 
-def ofd_step(prev: np.ndarray, cur: np.ndarray, nxt: np.ndarray, tol: float = DEFAULT_OFD_TOL) -> np.ndarray:
-    """OFD on one frame: where prev and next agree within ``tol`` and cur differs from both by more, use their mean."""
-    spike = (np.abs(prev - nxt) <= tol) & (np.abs(cur - prev) > tol) & (np.abs(cur - nxt) > tol)
-    if not spike.any():
-        return cur
-    return np.where(spike, (prev + nxt) * 0.5, cur).astype(cur.dtype, copy=False)
-
-
-class OneFrameDelay:
-    """Streaming OFD: push alphas in order, get them back one frame later with single-frame spikes removed.
-
-    Each alpha travels with an opaque ``item`` (the frame it belongs to). The first and last frames
-    pass unchanged since they lack a neighbour; ``flush()`` returns what is still held at the end.
-    """
-
-    def __init__(self, tol: float = DEFAULT_OFD_TOL) -> None:
-        self.tol = tol
-        self._prev: np.ndarray | None = None  # alpha already emitted, as emitted originally (raw)
-        self._held: tuple[np.ndarray, Any] | None = None
-
-    def push(self, alpha: np.ndarray, item: Any) -> list[tuple[np.ndarray, Any]]:
-        """Add frame t+1; returns frame t (filtered) once its successor is known."""
-        out: list[tuple[np.ndarray, Any]] = []
-        if self._held is not None:
-            cur, cur_item = self._held
-            if self._prev is None or self._prev.shape != cur.shape or alpha.shape != cur.shape:
-                out.append((cur, cur_item))
-            else:
-                out.append((ofd_step(self._prev, cur, alpha, self.tol), cur_item))
-            self._prev = cur
-        self._held = (alpha, item)
-        return out
-
-    def flush(self) -> list[tuple[np.ndarray, Any]]:
-        """The last held frame, unchanged."""
-        held, self._held = self._held, None
-        return [held] if held is not None else []
-
-
-def apply_ofd(alphas: Iterable[np.ndarray], tol: float = DEFAULT_OFD_TOL) -> list[np.ndarray]:
-    """OFD over a whole sequence (for evaluation and benchmarks); same result as the streaming filter."""
-    ofd = OneFrameDelay(tol)
-    out = [a for alpha in alphas for a, _ in ofd.push(alpha, None)]
-    return out + [a for a, _ in ofd.flush()]
-
-
-def parse_color(text: str) -> tuple[int, int, int] | None:
-    """'green', '#00ff00' or '0,255,0' -> (r, g, b); None when ``text`` is not a colour."""
-    from PIL import ImageColor
-
-    parts = text.split(",")
-    if len(parts) == 3 and all(p.strip().isdigit() for p in parts):
-        values = tuple(int(p) for p in parts)
-        if all(0 <= v <= 255 for v in values):
-            return values  # type: ignore[return-value]
-        return None
-    try:
-        rgb = ImageColor.getrgb(text)
-    except ValueError:
-        return None
-    return rgb[:3]  # type: ignore[return-value]
-
-
 class Background:
-    """A background the size of the frames: a colour, an image (resized), a looping video, or 'blur' of the frame."""
+    """A background the size of the frames: a colour, an image or a looping video (each scaled to cover the frame
+    and centre-cropped, as photos do: ``compose.cover_resize``), or 'blur' of the frame."""
 
     def __init__(self, spec: str | None, width: int, height: int) -> None:
-        import cv2
-
         self.width, self.height = width, height
         self.spec = spec or DEFAULT_BACKGROUND
         self._still: np.ndarray | None = None
@@ -105,7 +41,7 @@ class Background:
         self.blur = self.spec.lower() == "blur"
         if self.blur:
             return
-        color = parse_color(self.spec)
+        color = parse_color(self.spec)  # the one colour rule: "300,0,0" is an error line, as for photos
         if color is not None:
             self._still = np.empty((height, width, 3), np.uint8)
             self._still[:] = color
@@ -113,17 +49,11 @@ class Background:
         path = Path(self.spec)
         if not path.exists():
             raise GreenlessError(f"{self.spec}: background is neither a colour, 'blur', nor an existing image or video")
-        from greenless.media.video import IMAGE_EXTENSIONS, open_video
+        from greenless.media.images import IMAGE_SUFFIXES, load_rgb
+        from greenless.media.video import open_video
 
-        if path.suffix.lower() in IMAGE_EXTENSIONS:
-            from PIL import Image, ImageOps
-
-            try:
-                with Image.open(path) as im:
-                    image = np.asarray(ImageOps.exif_transpose(im).convert("RGB"))
-            except Exception as exc:
-                raise GreenlessError(f"{path}: cannot read background image ({str(exc).splitlines()[0]})") from exc
-            self._still = cv2.resize(image, (width, height), interpolation=cv2.INTER_AREA)
+        if path.suffix.lower() in IMAGE_SUFFIXES:
+            self._still = cover_resize(load_rgb(path), height, width)
             return
         self._video = open_video(path)
         self._frames = iter(self._video)
@@ -136,7 +66,7 @@ class Background:
             return cv2.GaussianBlur(rgb, (0, 0), sigmaX=max(rgb.shape[:2]) / 40.0)
         if self._still is not None:
             if self._still.shape[:2] != rgb.shape[:2]:
-                self._still = cv2.resize(self._still, (rgb.shape[1], rgb.shape[0]), interpolation=cv2.INTER_AREA)
+                self._still = cover_resize(self._still, rgb.shape[0], rgb.shape[1])
             return self._still
         try:
             frame = next(self._frames)
@@ -145,7 +75,7 @@ class Background:
             frame = next(self._frames)
         image = frame.image
         if image.shape[:2] != rgb.shape[:2]:
-            image = cv2.resize(image, (rgb.shape[1], rgb.shape[0]), interpolation=cv2.INTER_AREA)
+            image = cover_resize(image, rgb.shape[0], rgb.shape[1])
         return image
 
     def close(self) -> None:
@@ -174,27 +104,6 @@ def render(mode: str, rgb: np.ndarray, alpha: np.ndarray, background: Background
     if mode == "foreground":
         return estimate_foreground(rgb, alpha, max_pixels=VIDEO_FG_MAX_PIXELS)
     raise GreenlessError(f"unknown --output {mode!r}; choose one of {', '.join(OUTPUT_MODES)}")
-
-
-def resolve_temporal(temporal: str | None, in_channels: int, ofd: bool = True, weights: Any = None,
-                     guided: bool = False) -> str:
-    """Pick the temporal method: explicit choice, else the guide on every frame plus OFD for guided weights,
-    prev-alpha for other 4-channel weights, OFD otherwise.
-
-    Guided weights measured steadier with their guide on every frame than with their own previous matte as
-    the hint (flicker 0.00060 with OFD against 0.00073; ``benchmarks/temporal_compare.py --guided``).
-    """
-    if temporal is None:
-        temporal = "prev-alpha" if in_channels == 4 and not guided else "ofd"
-    if temporal not in TEMPORAL_MODES:
-        raise GreenlessError(f"unknown --temporal {temporal!r}; choose one of {', '.join(TEMPORAL_MODES)}")
-    if temporal == "prev-alpha" and in_channels != 4:
-        raise GreenlessError(f"--temporal prev-alpha needs 4-channel (previous-alpha) weights (--model modnet, the video "
-                             f"default, or a 4-channel --weights file); {weights or 'the default weights'} take {in_channels} "
-                             f"input channels")
-    if temporal == "ofd" and not ofd:
-        return "none"
-    return temporal
 
 
 @dataclass
@@ -232,8 +141,9 @@ class VideoPipeline:
     """
 
     def __init__(self, matter: Any, mode: str = "composite", background: Background | None = None,
-                 temporal: str = "ofd", batch: int = 4, ofd_tol: float = DEFAULT_OFD_TOL, queue_size: int | None = None,
-                 on_frame: Callable[[int], None] | None = None) -> None:
+                 temporal: str | None = None, batch: int = 4, ofd_tol: float = DEFAULT_OFD_TOL,
+                 queue_size: int | None = None, on_frame: Callable[[int], None] | None = None, ofd: bool = True,
+                 stream: MatteStream | None = None) -> None:
         if mode not in OUTPUT_MODES:
             raise GreenlessError(f"unknown --output {mode!r}; choose one of {', '.join(OUTPUT_MODES)}")
         if batch < 1:
@@ -241,15 +151,17 @@ class VideoPipeline:
         self.matter = matter
         self.mode = mode
         self.background = background
-        self.temporal = temporal
-        self.batch = 1 if temporal == "prev-alpha" else batch
-        self.ofd_tol = ofd_tol
+        #: Frame-to-frame state and policy: ``stream`` when given, else ``matter.stream(temporal, ofd, ofd_tol)``.
+        self.stream = stream if stream is not None else MatteStream(matter, temporal, ofd, ofd_tol)
+        self.temporal = self.stream.label
+        self.batch = min(batch, self.stream.max_batch or batch)
         self.queue_size = queue_size or max(4, 2 * self.batch)
         self.on_frame = on_frame
 
     def run(self, frames: Iterable[Any], writer: Any, gray_as_rgb: bool = True) -> VideoStats:
         """Matte every frame of ``frames`` (media.video.Frame objects) and write the rendered result."""
         stats = VideoStats(temporal=self.temporal)
+        self.stream.reset()
         stop = threading.Event()
         errors: list[BaseException] = []
         q_in: queue.Queue = queue.Queue(self.queue_size)
@@ -325,9 +237,8 @@ class VideoPipeline:
                 return
 
     def _infer(self, q_in: queue.Queue, q_out: queue.Queue, stop: threading.Event, errors: list[BaseException]) -> None:
-        """Inference stage (calling thread): batches frames, applies the temporal method, feeds the encoder."""
-        ofd = OneFrameDelay(self.ofd_tol) if self.temporal == "ofd" else None
-        prev_alpha: np.ndarray | None = None
+        """Inference stage (calling thread): batches frames into the stream (which applies the temporal policy)
+        and feeds the encoder the frames it hands back."""
         finished = False
         while not finished:
             batch: list[Any] = []
@@ -346,17 +257,8 @@ class VideoPipeline:
                 return
             if not batch:
                 break
-            images = [f.image for f in batch]
-            if self.temporal == "prev-alpha":
-                alphas = self.matter.matte_batch(images, [prev_alpha])
-                prev_alpha = alphas[-1]
-            else:
-                alphas = self.matter.matte_batch(images)
-            for frame, alpha in zip(batch, alphas):
-                ready = ofd.push(alpha, frame) if ofd is not None else [(alpha, frame)]
-                for a, f in ready:
-                    if not _put(q_out, (f, a), stop):
-                        return
-        if ofd is not None:
-            for a, f in ofd.flush():
-                _put(q_out, (f, a), stop)
+            for a, f in self.stream.push([f.image for f in batch], batch):
+                if not _put(q_out, (f, a), stop):
+                    return
+        for a, f in self.stream.flush():
+            _put(q_out, (f, a), stop)

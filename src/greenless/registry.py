@@ -1,0 +1,148 @@
+"""The model registry: what each packaged weight set is, and what every job runs a set of weights with.
+
+One place answers "which file, which reference size, which inputs, which guide, which temporal method,
+which preprocessing" for the packaged models (by name) and for any other weights file (through its card,
+the JSON the weights carry). ``Matter`` and ``Matter.stream()`` ask it; nothing else decides these.
+
+Jobs: ``photo`` (one still at a time: the API, ``greenless matte``, batch, the server, evaluation) and
+``stream`` (frames in order: ``greenless video``, ``greenless webcam``, ``Matter.stream()``).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from functools import lru_cache
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from greenless.errors import GreenlessError
+
+JOBS = ("photo", "stream")
+#: Reference size for weights whose card names none: MODNet's own.
+FALLBACK_REF_SIZE = 512
+#: How an image becomes the network input (see ``greenless.pipeline.preprocess``): ``greenless`` rounds
+#: sizes to the nearest multiple of 32 and resizes linearly up / by area down; ``modnet-demo`` is the
+#: official MODNet demo's rule (truncate to multiples of 32, area resizing both ways), for converted
+#: official checkpoints so their users get the mattes they know.
+PREPROCESS_RULES = ("greenless", "modnet-demo")
+
+
+@dataclass(frozen=True)
+class JobDefaults:
+    """What a job runs a set of weights with when the caller does not say."""
+
+    ref_size: int  # short side the network sees
+    guide: str  # "selfie" (the segmentation guide in the 4th channel) or "none"
+    temporal: str | None  # streams: "prev-alpha" (feed back the previous matte) or "ofd"; photos: None
+    preprocess: str  # one of PREPROCESS_RULES
+
+
+@dataclass(frozen=True)
+class PackagedModel:
+    """A weight set that ships inside the package: ``<name>.onnx`` (+ ``.json`` card) and ``<name>.safetensors``."""
+
+    name: str
+    summary: str
+
+    def path(self, engine: str = "onnx") -> Path:
+        """The file the ``engine`` loads (``.onnx`` for onnx, ``.safetensors`` for torch)."""
+        file = f"{self.name}.onnx" if engine == "onnx" else f"{self.name}.safetensors"
+        path = Path(str(resources.files("greenless") / "weights" / file))
+        if not path.is_file():
+            raise GreenlessError(f"the packaged weights {file} are missing; reinstall greenless")
+        return path
+
+    def card(self) -> dict[str, Any]:
+        """The card shipped beside the ONNX file (reference sizes, hint, model config, training record)."""
+        return _read_card(self.path("onnx").with_suffix(".json"))
+
+    @property
+    def in_channels(self) -> int:
+        """Input channels of the network: 3 (RGB) or 4 (RGB + guide or previous alpha)."""
+        return int(self.card().get("model", {}).get("in_channels", 3))
+
+    def defaults(self, job: str) -> JobDefaults:
+        """What ``job`` runs this model with by default."""
+        return job_defaults(self.card(), self.in_channels, job)
+
+
+PACKAGED: dict[str, PackagedModel] = {m.name: m for m in (
+    PackagedModel("modnet", "real-time MODNet (BatchNorm, separable convolutions, half-resolution semantics) guided by "
+                            "the packaged segmentation model's mask in a 4th input channel; the default for every job"),
+    PackagedModel("modnet-paper", "the paper's architecture (IBNorm, full convolutions) on EfficientNet-Lite0, unguided"),
+)}
+#: Packaged model names and one-line summaries, the names ``--model`` takes.
+MODELS = {name: m.summary for name, m in PACKAGED.items()}
+#: The packaged model each job runs when neither ``--weights`` nor ``--model`` is given: the guided
+#: real-time network for every job; photos run it at its card's ``photo_ref_size`` (384: better mattes, a
+#: still has time), streams at its ``ref_size`` (288: real time on 2 cores). See the README, "Models".
+DEFAULT_MODEL = {"photo": "modnet", "stream": "modnet"}
+
+
+@lru_cache(maxsize=16)
+def _read_card_text(path: str, mtime: float) -> str:
+    return Path(path).read_text()
+
+
+def _read_card(path: Path) -> dict[str, Any]:
+    if not path.is_file():
+        return {}
+    return json.loads(_read_card_text(str(path), path.stat().st_mtime))
+
+
+def packaged(name: str) -> PackagedModel:
+    """The packaged model called ``name``; one error line naming the choices when there is none."""
+    if name not in PACKAGED:
+        raise GreenlessError(f"unknown model {name!r}; choose from {', '.join(PACKAGED)}")
+    return PACKAGED[name]
+
+
+def check_job(job: str) -> str:
+    """``job`` if it is one of JOBS, else a one-line error."""
+    if job not in JOBS:
+        raise GreenlessError(f"unknown job {job!r}; choose from {', '.join(JOBS)}")
+    return job
+
+
+def resolve_weights(weights: str | Path | None, model: str | None, engine: str = "onnx",
+                    job: str | None = "photo") -> Path | None:
+    """``--weights`` wins; else the packaged ``--model``; else the packaged default of ``job`` (None: no
+    default, the caller's own applies)."""
+    if weights is not None and model is not None:
+        raise GreenlessError("give --weights or --model, not both")
+    if weights is not None:
+        return Path(weights)
+    name = model if model is not None else (DEFAULT_MODEL[check_job(job)] if job is not None else None)
+    return packaged(name).path(engine) if name is not None else None
+
+
+def is_official(card: dict[str, Any]) -> bool:
+    """True for converted official MODNet checkpoints (and the ``.ckpt`` files themselves): their card says
+    ``preprocess = "modnet-demo"`` (``greenless convert`` writes it) or comes from ``official checkpoint``."""
+    return card.get("preprocess") == "modnet-demo" or str(card.get("source", "")).startswith("official checkpoint")
+
+
+def default_temporal(in_channels: int, guided: bool) -> str:
+    """The temporal method a stream uses unless told: ``prev-alpha`` (feed the previous matte back through the
+    4th channel) for 4-channel weights running without their guide, else ``ofd`` (guided weights get the guide
+    on every frame: measured steadier than feedback, ``benchmarks/temporal_compare.py --guided``). OFD runs on
+    top of either unless turned off (``Matter.stream(ofd=False)``, ``--no-ofd``)."""
+    return "prev-alpha" if in_channels == 4 and not guided else "ofd"
+
+
+def job_defaults(card: dict[str, Any], in_channels: int, job: str) -> JobDefaults:
+    """Defaults of ``job`` for weights with this ``card`` and this many input channels.
+
+    Reference size: the card's ``ref_size`` for streams, its ``photo_ref_size`` (else ``ref_size``) for
+    photos, else 512. Guide: ``selfie`` for 4-channel weights trained with it (card ``hint = "guide"``), else
+    none, so 3-channel weights and official checkpoints run unguided as the paper does. Preprocessing: the
+    official demo's for official checkpoints, greenless's otherwise.
+    """
+    check_job(job)
+    own = card.get("ref_size") if job == "stream" else card.get("photo_ref_size", card.get("ref_size"))
+    guide = "selfie" if card.get("hint") == "guide" and in_channels == 4 else "none"
+    temporal = default_temporal(in_channels, guide != "none") if job == "stream" else None
+    preprocess = "modnet-demo" if is_official(card) else "greenless"
+    return JobDefaults(int(own or FALLBACK_REF_SIZE), guide, temporal, preprocess)
