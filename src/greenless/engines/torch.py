@@ -1,4 +1,8 @@
-"""PyTorch engine: eager MODNet on CPU or CUDA (fp16 on CUDA), for our weights or official checkpoints."""
+"""PyTorch engine: MODNet on CPU or CUDA (fp16 and channels-last on CUDA), for our weights or official checkpoints.
+
+How the network runs (eager, ``torch.compile``, CUDA graphs) is :class:`greenless.engines.accel.TensorRunner`'s
+job; this class adapts it to the numpy protocol ``Matter`` speaks.
+"""
 
 from __future__ import annotations
 
@@ -10,36 +14,42 @@ from greenless.errors import GreenlessError
 
 
 class TorchEngine:
-    """Runs the network in PyTorch; needs the ``torch`` extra."""
+    """Runs the network in PyTorch; needs the ``torch`` extra.
+
+    ``device`` None picks CUDA when available; ``mode`` (eager, compile, cudagraph) defaults to eager on CPU
+    and ``CUDA_DEFAULT_MODE`` on CUDA.
+    """
 
     name = "torch"
 
-    def __init__(self, path: Path, device: str | None = None, threads: int | None = None) -> None:
+    def __init__(self, path: Path, device: str | None = None, threads: int | None = None,
+                 mode: str | None = None) -> None:
         try:
             import torch
         except ImportError as exc:
             raise GreenlessError("the torch engine needs PyTorch: pip install 'greenless[torch]'") from exc
-        from greenless.model.checkpoint import load_weights
+        from greenless.engines.accel import CUDA_DEFAULT_MODE, TensorRunner, resolve_device
+        from greenless.model.checkpoint import is_torchscript, load_torchscript, load_weights
 
         self.torch = torch
         if threads:
             torch.set_num_threads(threads)
-        self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+        self.device = resolve_device(device)
         try:
-            model, self.card = load_weights(path)
+            scripted = is_torchscript(path)  # a `greenless export --torchscript` file: the traced network
+            model, self.card = (load_torchscript if scripted else load_weights)(path)
         except GreenlessError:
             raise
         except Exception as exc:
             raise GreenlessError(f"{path}: cannot load weights ({str(exc).splitlines()[0]})") from exc
-        self.half = self.device.type == "cuda"
-        model = model.to(self.device)
-        self.model = model.half() if self.half else model
+        mode = mode or (CUDA_DEFAULT_MODE if self.device.type == "cuda" else "eager")
+        # A traced network keeps the dtype and layout it was traced in (fp32, contiguous) and cannot be compiled.
+        self.runner = (TensorRunner(model, self.device, mode="eager", half=False, channels_last=False) if scripted
+                       else TensorRunner(model, self.device, mode=mode))
+        self.half = self.runner.half
+        self.model = self.runner.model
         self.in_channels = int(self.card.get("model", {}).get("in_channels", 3))
 
     def run(self, batch: np.ndarray) -> np.ndarray:
-        torch = self.torch
-        with torch.inference_mode():
-            x = torch.from_numpy(np.ascontiguousarray(batch)).to(self.device)
-            x = x.half() if self.half else x.float()
-            out = self.model(x)
+        out = self.runner(self.torch.from_numpy(np.ascontiguousarray(batch)))
         return out.float().cpu().numpy()

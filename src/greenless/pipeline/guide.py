@@ -97,19 +97,27 @@ class SelfieSegmenter:
         return out[0, :, :, 0].astype(np.float32)
 
 
-def bound_by_guide(matte: np.ndarray, guide: np.ndarray, margin: float = GUIDE_MARGIN) -> np.ndarray:
-    """The network's ``matte`` bounded by the ``guide`` (both HxW float in [0, 1], same size).
+def guide_bounds(guide: np.ndarray, margin: float = GUIDE_MARGIN) -> tuple[np.ndarray, np.ndarray]:
+    """``(keep, solid)`` for a ``guide`` (HxW float in [0, 1]): the bounded matte is ``max(matte * keep, solid)``.
 
-    Outside the guide's person (guide <= 0.5) alpha fades to 0 between ``margin`` and twice ``margin`` of
-    the short side from its edge; inside, where the guide is above 0.9, it rises to 1 over the same
-    distances. Within ``margin`` of the edge the matte is the network's own.
+    Outside the guide's person (guide <= 0.5) ``keep`` fades from 1 to 0 between ``margin`` and twice
+    ``margin`` of the short side from its edge; inside, where the guide is above 0.9, ``solid`` rises to 1
+    over the same distances. Within ``margin`` of the edge the matte is the network's own. Both depend on
+    the guide alone, so a batched video path computes them on the CPU beside the network and applies them
+    on the device.
     """
-    short = min(matte.shape)
+    short = min(guide.shape)
     person = (guide > 0.5).astype(np.uint8)
     outside = cv2.distanceTransform(1 - person, cv2.DIST_L2, 5) / (short * margin)
     inside = cv2.distanceTransform(person, cv2.DIST_L2, 5) / (short * margin)
     keep = np.clip(2.0 - outside, 0.0, 1.0)
     solid = np.clip(inside - 1.0, 0.0, 1.0) * (guide > 0.9)
+    return keep.astype(np.float32, copy=False), solid.astype(np.float32, copy=False)
+
+
+def bound_by_guide(matte: np.ndarray, guide: np.ndarray, margin: float = GUIDE_MARGIN) -> np.ndarray:
+    """The network's ``matte`` bounded by the ``guide`` (both HxW float in [0, 1], same size); see ``guide_bounds``."""
+    keep, solid = guide_bounds(guide, margin)
     return np.maximum(matte * keep, solid).astype(np.float32, copy=False)
 
 
