@@ -79,6 +79,8 @@ def export(
     console = Console(stderr=True)
     try:
         model, card = load_weights(weights)
+    except GreenlessError:
+        raise
     except Exception as exc:
         raise GreenlessError(f"{weights}: cannot load weights ({str(exc).splitlines()[0][:200]})") from exc
     size = ref_size or int(card.get("ref_size", 512))

@@ -383,5 +383,15 @@ def _run_many(files: list[Path], inputs: list[str], output: str | None, kind: Ou
             finish(pending)
             pending = pool.submit(save_image_atomic, target, result, fmt)
         finish(pending)
-    print(f"wrote {written} of {len(files)} file(s)" + (f" to {output}" if output else ""), file=sys.stderr)
+    print(f"wrote {written} of {len(files)} file(s) to {_where(targets, output)}", file=sys.stderr)
     return failures
+
+
+def _where(targets: list[Path], output: str | None) -> str:
+    """Where a multi-photo run wrote: ``-o``'s folder, else the folder(s) the default names chose
+    (``FOLDER/greenless``, or beside loose photos), so ``matte .`` tells the user where to look."""
+    if output:
+        return output
+    folders = list(dict.fromkeys(str(t.parent) for t in targets))
+    shown = ", ".join(folders[:3]) + (f" and {len(folders) - 3} more folders" if len(folders) > 3 else "")
+    return shown

@@ -47,7 +47,8 @@ def open_image(source: str | os.PathLike[str] | bytes | IO[bytes], max_pixels: i
     """Open and fully decode an image (path, bytes or binary file), EXIF orientation applied; returns a PIL image.
 
     ``max_pixels`` (None = no limit) rejects decompression bombs before any pixel is decoded; truncated
-    files are errors, never silently grey-filled. ``name`` is what error messages call the source.
+    files are errors, never silently grey-filled, and so are animations (an animated GIF, WebP or PNG),
+    never silently their first frame. ``name`` is what error messages call the source.
     """
     from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError
 
@@ -82,6 +83,10 @@ def open_image(source: str | os.PathLike[str] | bytes | IO[bytes], max_pixels: i
                     raise GreenlessError(
                         f"{label}: image is {width}x{height} = {width * height / 1e6:.1f} MP, over the "
                         f"{max_pixels / 1e6:g} MP limit (possible decompression bomb; raise it with --max-pixels)")
+                frames = getattr(img, "n_frames", 1) if getattr(img, "is_animated", False) else 1
+                if frames > 1:  # Pillow would silently give the first frame
+                    raise GreenlessError(f"{label}: animated image ({frames} frames), not a still photo; "
+                                         f"`greenless video` mattes every frame")
                 img.load()
             finally:
                 Image.MAX_IMAGE_PIXELS = saved_limit

@@ -113,6 +113,7 @@ class VideoReader:
         self.width, self.height = (h, w) if self.rotation % 180 else (w, h)
         self.frame_count, self.frame_count_exact = self._count()
         self.audio_streams = list(self.container.streams.audio)
+        self._probe_end()
         meta = {k.lower(): v for k, v in (self.stream.metadata or {}).items()}
         self._libvpx_alpha = rgba and ctx.name == "vp9" and meta.get("alpha_mode") == "1"
 
@@ -127,6 +128,36 @@ class VideoReader:
         except Exception:
             rotation = 0
         return rotation
+
+    def _probe_end(self) -> None:
+        """Refuse a file cut short before any frame is matted, not after all of them.
+
+        Seeks to the last second or so and demuxes it (no decoding; a tenth of a second on a long file):
+        when the packets stop clearly before the duration the header promises (a copy or download cut
+        off), the video is truncated. A file that cannot be probed this way is left to the decoder and
+        the frame count check at the end.
+        """
+        duration = self.duration
+        if not duration or duration <= 0:
+            return
+        tb = self.time_base
+        start = float(self.stream.start_time * tb) if self.stream.start_time is not None else 0.0
+        slack = max(3.0 / float(self.fps), (0.02 if self.frame_count_exact else 0.1) * duration)
+        end = None
+        try:
+            self.container.seek(int((start + max(0.0, duration - max(1.0, 2 * slack))) / tb), stream=self.stream,
+                                backward=True)
+            for packet in self.container.demux(self.stream):
+                if packet.size and packet.pts is not None:
+                    ptb = packet.time_base or tb
+                    end = max(end or 0.0, float((packet.pts + (packet.duration or 0)) * ptb))
+        except Exception:
+            return  # cannot tell from here; the decoder reports damage where it meets it
+        if end is None or end < start + duration - slack:
+            where = f"its data stops at {end - start:.1f} s" if end is not None else "its data stops early"
+            self.container.close()
+            raise GreenlessError(f"{self.path}: video is truncated: {where}, but its header promises "
+                                 f"{duration:.1f} s; nothing was matted")
 
     def _reopen(self) -> None:
         av = _av()

@@ -63,6 +63,11 @@ def load_weights(path: str | Path, map_location: str = "cpu") -> tuple[MODNet, d
     Accepts our safetensors files and official ``.ckpt``/``.pth`` checkpoints.
     """
     path = Path(path)
+    if is_torchscript(path):
+        from greenless.errors import GreenlessError
+
+        raise GreenlessError(f"{path}: a TorchScript export holds a traced network, not weights to rebuild; "
+                             f"run it with --engine torch, or start from the .safetensors it was exported from")
     if path.suffix == ".safetensors":
         from safetensors.torch import load_file
 
@@ -77,6 +82,40 @@ def load_weights(path: str | Path, map_location: str = "cpu") -> tuple[MODNet, d
     state = {k: v.to(reference[k].dtype) if k in reference else v for k, v in state.items()}
     model.load_state_dict(state, strict=True)
     return model.eval(), card
+
+
+def is_torchscript(path: str | Path) -> bool:
+    """True for a TorchScript archive (``greenless export --torchscript``): a zip holding compiled code and
+    ``constants.pkl``, which a plain ``torch.save`` checkpoint never has."""
+    import zipfile
+
+    try:
+        if not zipfile.is_zipfile(path):
+            return False
+        with zipfile.ZipFile(path) as archive:
+            return any(name.endswith("/constants.pkl") for name in archive.namelist())
+    except OSError:
+        return False
+
+
+def load_torchscript(path: str | Path, map_location: str = "cpu") -> tuple[torch.nn.Module, dict[str, Any]]:
+    """Load a TorchScript export and the card saved inside it; returns (module in eval mode, card).
+
+    The module is the traced network (image batch in, matte out), so it runs where a rebuilt MODNet
+    runs for inference (the torch engine) but cannot be trained or exported again.
+    """
+    from greenless.errors import GreenlessError
+
+    extra = {"greenless_card.json": ""}
+    try:
+        module = torch.jit.load(str(path), map_location=map_location, _extra_files=extra)
+    except Exception as exc:
+        raise GreenlessError(f"{path}: cannot load TorchScript ({str(exc).strip().splitlines()[0][:200]})") from None
+    try:
+        card = json.loads(extra["greenless_card.json"] or "{}")
+    except ValueError:
+        card = {}
+    return module.eval(), card
 
 
 def official_to_ours(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
