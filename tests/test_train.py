@@ -74,15 +74,47 @@ def distance(a: dict, b: dict) -> float:
 
 
 
+# Runs ``greenless train CONFIG`` with the trainer paused for good when it is about to start step PAUSE + 1
+# (PAUSE steps done, the last checkpoint older), after touching MARKER: the test's SIGKILL then always
+# lands mid-run, however loaded the machine is (a poll on the checkpoint used to let the run finish first).
+_PAUSED_TRAIN = """
+import sys, time
+from pathlib import Path
+import greenless.train.supervised as supervised
+config, pause, marker = sys.argv[1], int(sys.argv[2]), Path(sys.argv[3])
+real = supervised.lr_factor
+def lr_factor(step, *args, **kwargs):
+    if step == pause:
+        marker.touch()
+        while True:
+            time.sleep(60)
+    return real(step, *args, **kwargs)
+supervised.lr_factor = lr_factor
+from greenless.cli import main
+main(["train", config])
+"""
+
+
 def kill_after_checkpoint(config: Path, last: Path, step: int) -> Path:
-    """Start ``greenless train config``, SIGKILL it once its checkpoint ``last`` holds ``step`` or more."""
-    proc = run_cli("greenless", "train", str(config))
-    deadline = time.time() + 600
-    while time.time() < deadline and not (last.exists() and torch.load(last, weights_only=True)["step"] >= step):
-        time.sleep(0.1)
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
+    """Run ``greenless train config`` until its checkpoint ``last`` holds ``step`` and one more step is done
+    (lost to the kill), then SIGKILL it; fails if the run ends on its own or never gets there."""
+    marker = last.parent.parent / f"{config.stem}.paused"
+    env = dict(os.environ, PYTHONPATH=str(REPO / "src"), OMP_NUM_THREADS="1")
+    with open(last.parent.parent / f"{config.stem}.stderr", "w+") as err:
+        proc = subprocess.Popen([sys.executable, "-c", _PAUSED_TRAIN, str(config), str(step + 1), str(marker)],
+                                env=env, stdout=subprocess.DEVNULL, stderr=err)
+        deadline = time.time() + 600
+        while not marker.exists():
+            if proc.poll() is not None or time.time() > deadline:
+                proc.kill()
+                err.seek(0)
+                pytest.fail(f"the training run ended or stalled before step {step + 1}: {err.read()[-2000:]}")
+            time.sleep(0.1)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+    assert torch.load(last, weights_only=True)["step"] == step
     return last
+
 
 def test_config_rejects_typos(tmp_path: Path, tiny_set: Path) -> None:
     from greenless.errors import GreenlessError
@@ -99,7 +131,7 @@ def test_training_resumes_after_being_killed(tmp_path: Path, tiny_set: Path) -> 
     assert proc.wait(timeout=600) == 0, proc.stderr.read().decode()[-2000:]
 
     killed = write_config(tmp_path, tiny_set, "killed", steps, 2)
-    last = kill_after_checkpoint(killed, tmp_path / "killed" / "last.pt", 2)
+    last = kill_after_checkpoint(killed, tmp_path / "killed" / "last.pt", 2)  # killed after step 3, saved at 2
     stopped_at = torch.load(last, weights_only=True)["step"]
     assert 2 <= stopped_at < steps and not (tmp_path / "killed" / "final.safetensors").exists()
 
