@@ -117,18 +117,23 @@ def test_guided_training_samples_carry_the_segmenter_mask(tiny_set: Path) -> Non
 
 
 def test_the_guide_bounds_the_matte() -> None:
-    from greenless.pipeline.guide import GUIDE_MARGIN, bound_by_guide
+    from greenless.pipeline.guide import GUIDE_INNER_MARGIN, GUIDE_MARGIN, bound_by_guide
 
-    guide = np.zeros((200, 300), np.float32)
-    guide[50:200, 100:200] = 1.0
+    guide = np.zeros((400, 600), np.float32)
+    guide[100:400, 200:400] = 1.0
+    guide[20:35, 500:515] = 1.0  # a speck of "person" on the background (under 5% of the person)
     matte = np.full(guide.shape, 0.4, np.float32)  # a hazy matte: 0.4 everywhere
     out = bound_by_guide(matte, guide)
-    band = int(GUIDE_MARGIN * 200)
-    assert out[10, 10] == 0.0 and out[100, 20] == 0.0  # far outside the guide's person: exactly 0
-    assert out[150, 150] == 1.0  # deep inside a confident guide: exactly 1
-    assert out[100, 100 - band // 2] == pytest.approx(0.4) and out[100, 100 + band // 2] == pytest.approx(0.4)
+    band, inner = int(GUIDE_MARGIN * 400), int(GUIDE_INNER_MARGIN * 400)
+    assert out[10, 10] == 0.0 and out[200, 40] == 0.0  # far outside the guide's person: exactly 0
+    assert out[27, 507] == 0.0  # the speck is not a person
+    assert out[300, 300] == 1.0 and out[200, 200 + 3 * inner] == 1.0  # deep inside a confident guide: exactly 1
+    assert out[200, 200 - band // 2] == pytest.approx(0.4) and out[200, 200 + inner // 2] == pytest.approx(0.4)
+    second = guide.copy()
+    second[20:80, 500:560] = 1.0  # a second person, small but not a speck, is kept
+    assert bound_by_guide(matte, second)[50, 530] == 1.0
     unsure = guide * 0.8  # a guide that is not confident never forces 1
-    assert bound_by_guide(matte, unsure)[150, 150] == pytest.approx(0.4)
+    assert bound_by_guide(matte, unsure)[300, 300] == pytest.approx(0.4)
     assert bound_by_guide(np.zeros_like(matte), np.zeros_like(guide)).max() == 0.0  # no person: nothing forced
 
 

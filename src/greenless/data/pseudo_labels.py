@@ -21,6 +21,8 @@ import cv2
 import numpy as np
 from scipy.ndimage import binary_fill_holes
 
+from greenless.pipeline.guide import largest_components  # one rule for specks, shared with the guide's bounds
+
 
 def read_frames(path: Path, every: int, start: int = 0, limit: int | None = None) -> list[tuple[int, np.ndarray]]:
     """Every ``every``-th decoded frame of a video as RGB uint8, with its index."""
@@ -47,16 +49,6 @@ def trimap_from_mask(mask: np.ndarray, band_fraction: float = 0.012) -> np.ndarr
     trimap[fg == 1] = 1.0
     trimap[bg == 1] = 0.0
     return trimap
-
-
-def largest_components(mask: np.ndarray, keep_fraction: float = 0.15) -> np.ndarray:
-    """Drop specks: keep connected components at least ``keep_fraction`` of the largest one."""
-    n, labels, stats, _ = cv2.connectedComponentsWithStats(mask.astype(np.uint8), 8)
-    if n <= 1:
-        return mask.astype(np.uint8)
-    areas = stats[1:, cv2.CC_STAT_AREA]
-    keep = np.flatnonzero(areas >= keep_fraction * areas.max()) + 1
-    return np.isin(labels, keep).astype(np.uint8)
 
 
 def matte_trimap(rgb: np.ndarray, trimap: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
