@@ -123,9 +123,9 @@ def convert_fp16(src: str | Path, dst: str | Path) -> Path:
     try:
         from onnxconverter_common import float16
     except ImportError:
-        from greenless.errors import GreenlessError
+        from greenless.errors import GreenlessError, install_hint
 
-        raise GreenlessError("--fp16 needs onnxconverter-common: pip install onnxconverter-common") from None
+        raise GreenlessError(f"--fp16 needs onnxconverter-common: {install_hint('export')}") from None
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # one warning per weight clipped to the fp16 range
         half = float16.convert_float_to_float16(onnx.load(str(src)), keep_io_types=True)

@@ -44,7 +44,7 @@ def batch(
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-    from greenless.errors import GreenlessError
+    from greenless.errors import GreenlessError, install_hint
 
     if not use_ray:
         raise GreenlessError("batch runs on Ray: add --ray (without Ray, `greenless matte FOLDER -o OUT` does the same)")
@@ -53,7 +53,7 @@ def batch(
 
         from greenless.distributed.ray_batch import run_batch
     except ImportError:
-        raise GreenlessError("batch --ray needs Ray: pip install 'greenless[ray]'") from None
+        raise GreenlessError(f"batch --ray needs Ray: {install_hint('ray')}") from None
     if kind not in KINDS:
         raise GreenlessError(f"--output must be one of {', '.join(KINDS)}, not {kind!r}")
     bg: object = background

@@ -18,12 +18,12 @@ def convert(
                                  help=f"Reference size stored in the card (32 to {MAX_REF_SIZE})."),
 ) -> None:
     """Convert an official MODNet checkpoint into greenless weights (safetensors + JSON card)."""
-    from greenless.errors import GreenlessError
+    from greenless.errors import GreenlessError, install_hint
 
     try:
         import torch  # noqa: F401
     except ImportError:
-        raise GreenlessError("convert needs PyTorch: pip install 'greenless[torch]'") from None
+        raise GreenlessError(f"convert needs PyTorch: {install_hint('torch')}") from None
     from greenless.model.checkpoint import load_weights, save_weights
 
     if not checkpoint.is_file():

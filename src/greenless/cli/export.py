@@ -40,7 +40,7 @@ def export(
     """Export the model and check it on real images: matte difference to PyTorch and MSE/MAD before and after."""
     from rich.console import Console
 
-    from greenless.errors import GreenlessError
+    from greenless.errors import GreenlessError, install_hint
 
     from greenless.matter import default_weights, resolve_weights
 
@@ -48,6 +48,11 @@ def export(
     if sum((torchscript, fp16, int8)) > 1:
         raise GreenlessError("choose one of --torchscript, --fp16 and --int8 per export")
     variant = "torchscript" if torchscript else "fp16" if fp16 else "int8" if int8 else "onnx"
+    if fp16:
+        import importlib.util
+
+        if importlib.util.find_spec("onnxconverter_common") is None:  # before any work, not after the export
+            raise GreenlessError(f"--fp16 needs onnxconverter-common: {install_hint('export')}")
     want_suffix = ".pt" if torchscript else ".onnx"
     if output.suffix != want_suffix:
         raise GreenlessError(f"{output}: a {variant} export must end in {want_suffix}")
@@ -72,7 +77,7 @@ def export(
     try:
         import torch  # noqa: F401
     except ImportError:
-        raise GreenlessError("export needs PyTorch: pip install 'greenless[torch]'") from None
+        raise GreenlessError(f"export needs PyTorch: {install_hint('torch')}") from None
     from greenless.export import export_checked
     from greenless.model.checkpoint import load_weights
 

@@ -10,12 +10,12 @@ from greenless.cli import app
 
 
 def _need_torch(what: str) -> None:
-    from greenless.errors import GreenlessError
+    from greenless.errors import GreenlessError, install_hint
 
     try:
         import torch  # noqa: F401
     except ImportError:
-        raise GreenlessError(f"{what} needs PyTorch: pip install 'greenless[train]'") from None
+        raise GreenlessError(f"{what} needs PyTorch: {install_hint('train')}") from None
 
 
 @app.command()

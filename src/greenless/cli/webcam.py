@@ -28,12 +28,12 @@ def gui_available() -> bool:
 
 def open_virtual_camera(width: int, height: int, fps: float) -> Any:
     """A pyvirtualcam camera, or one GreenlessError line saying what is missing."""
-    from greenless.errors import GreenlessError
+    from greenless.errors import GreenlessError, install_hint
 
     try:
         import pyvirtualcam
     except ImportError:
-        raise GreenlessError("--virtual-camera needs pyvirtualcam: pip install 'greenless[webcam]'") from None
+        raise GreenlessError(f"--virtual-camera needs pyvirtualcam: {install_hint('webcam')}") from None
     try:
         return pyvirtualcam.Camera(width=width, height=height, fps=fps)
     except Exception as exc:

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-from greenless.errors import GreenlessError
+from greenless.errors import GreenlessError, install_hint
 
 
 class TorchEngine:
@@ -27,7 +27,7 @@ class TorchEngine:
         try:
             import torch
         except ImportError as exc:
-            raise GreenlessError("the torch engine needs PyTorch: pip install 'greenless[torch]'") from exc
+            raise GreenlessError(f"the torch engine needs PyTorch: {install_hint('torch')}") from exc
         from greenless.engines.accel import CUDA_DEFAULT_MODE, TensorRunner, resolve_device
         from greenless.model.checkpoint import is_torchscript, load_torchscript, load_weights
 
