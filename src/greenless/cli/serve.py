@@ -8,6 +8,9 @@ from pathlib import Path
 import typer
 
 from greenless.cli import app, guide_option, model_option, ref_size_option
+from greenless.serve.settings import ServeSettings
+
+DEFAULTS = ServeSettings()  # one copy of every limit's default: the flags below show these
 
 
 @app.command()
@@ -21,23 +24,40 @@ def serve(
     engine: str = typer.Option("onnx", "--engine", help="onnx (default) or torch."),
     ref_size: int | None = ref_size_option("Default short side the network sees (default: the weights' own)."),
     threads: int | None = typer.Option(None, "--threads", min=1, help="onnxruntime threads per worker."),
-    max_upload_mb: float = typer.Option(20.0, "--max-upload-mb", min=0.001, help="Largest request body (413 above)."),
-    max_pixels: int = typer.Option(40_000_000, "--max-pixels", min=1, help="Largest image, width x height (413 above)."),
-    timeout: float = typer.Option(60.0, "--timeout", min=0.1, help="Seconds per request, queueing included (504 after)."),
-    max_concurrency: int = typer.Option(1, "--max-concurrency", min=1, help="Images matted at once per worker."),
-    queue_size: int = typer.Option(16, "--queue-size", min=0, help="Requests that may wait per worker (503 beyond)."),
+    max_upload_mb: float = typer.Option(DEFAULTS.max_upload_mb, "--max-upload-mb", min=0.001,
+                                        help="Largest request body (413 above)."),
+    max_pixels: int = typer.Option(DEFAULTS.max_pixels, "--max-pixels", min=1,
+                                   help="Largest image, width x height (413 above)."),
+    timeout: float = typer.Option(DEFAULTS.timeout, "--timeout", min=0.1,
+                                  help="Seconds per request, queueing included (504 after)."),
+    max_concurrency: int = typer.Option(DEFAULTS.max_concurrency, "--max-concurrency", min=1,
+                                        help="Images matted at once per worker."),
+    queue_size: int = typer.Option(DEFAULTS.queue_size, "--queue-size", min=0,
+                                   help="Requests that may wait per worker (503 beyond)."),
+    idle_timeout: float = typer.Option(DEFAULTS.idle_timeout, "--idle-timeout", min=0.1,
+                                       help="Seconds a connection may stay open with no request in progress "
+                                       "(before its first, between two, or while its headers trickle in)."),
+    max_connections: int = typer.Option(DEFAULTS.max_connections, "--max-connections", min=1,
+                                        help="Open connections per worker (kept under the open-file limit); over "
+                                        "it the connection idle the longest is closed."),
     log_level: str = typer.Option("info", "--log-level", help="uvicorn log level."),
 ) -> None:
-    """Serve POST /v1/matte (image in, PNG out), GET /healthz, the API docs at /docs and a web page at /."""
-    from greenless.errors import GreenlessError
+    """Serve POST /v1/matte (image in, PNG out), GET /healthz, the API docs at /docs and a web page at /.
+
+    Everything is served from the package (the docs pages too: no CDN). Idle and slow connections are
+    closed after --idle-timeout and at most --max-connections stay open per worker, so a flood of idle
+    sockets cannot use up the open-file limit.
+    """
+    from greenless.errors import GreenlessError, install_hint
 
     try:
         import uvicorn
 
         from greenless.serve.app import create_app
-        from greenless.serve.settings import ENV_VAR, ServeSettings
+        from greenless.serve.connections import connection_cap, uvicorn_options
+        from greenless.serve.settings import ENV_VAR
     except ImportError as exc:
-        raise GreenlessError(f"serve needs the serve extra ({exc.name} is missing): pip install 'greenless[serve]'") from None
+        raise GreenlessError(f"serve needs the serve extra ({exc.name} is missing): {install_hint('serve')}") from None
     from greenless.matter import resolve_weights
 
     weights = resolve_weights(weights, model, engine)
@@ -45,19 +65,24 @@ def serve(
         raise GreenlessError(f"{weights}: weights file not found")
     if not 1 <= port <= 65535:
         raise GreenlessError(f"--port must be between 1 and 65535, not {port}")
+    cap = connection_cap(max_connections)
+    if cap < max_connections:
+        typer.echo(f"note: --max-connections lowered from {max_connections} to {cap} per worker to stay under the "
+                   "open-file limit (raise it with ulimit -n)", err=True)
     settings = ServeSettings(
         weights=str(weights) if weights else None, engine=engine, ref_size=ref_size, threads=threads, guide=guide,
         max_upload_mb=max_upload_mb, max_pixels=max_pixels, timeout=timeout, max_concurrency=max_concurrency,
-        queue_size=queue_size,
+        queue_size=queue_size, idle_timeout=idle_timeout, max_connections=cap,
     )
     # Load the model once here so a bad weights file fails now, with one line, not in every worker.
     from greenless.matter import Matter
 
     matter = Matter(settings.weights, engine=engine, ref_size=ref_size, threads=threads, guide=guide)
     if workers == 1:
-        uvicorn.run(create_app(settings, matter=matter), host=host, port=port, log_level=log_level)
+        uvicorn.run(create_app(settings, matter=matter), host=host, port=port, log_level=log_level,
+                    **uvicorn_options(settings))
     else:
         del matter  # each worker process loads its own
         os.environ[ENV_VAR] = settings.to_env()
         uvicorn.run("greenless.serve.app:app_from_env", factory=True, host=host, port=port, workers=workers,
-                    log_level=log_level)
+                    log_level=log_level, **uvicorn_options(settings))

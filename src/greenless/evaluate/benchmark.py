@@ -158,9 +158,10 @@ def default_reference() -> Path | None:
 
 def plan(reference: Path | None, skip: set[str], paper_onnx: Path | None) -> tuple[list[ModelSpec], list[ModelResult]]:
     """The models to time (default fp32, variants, torch, reference, paper) and the skipped ones with a note."""
-    from greenless.matter import REALTIME_MODEL as DEFAULT_MODEL, packaged_weights
+    from greenless.registry import DEFAULT_MODEL as JOB_MODELS, packaged
 
-    onnx_path = packaged_weights(DEFAULT_MODEL, "onnx")  # the real-time default first; the photo default follows
+    DEFAULT_MODEL = JOB_MODELS["stream"]
+    onnx_path = packaged(DEFAULT_MODEL).path("onnx")  # the real-time default first; the photo default follows
     specs = [ModelSpec(f"greenless {DEFAULT_MODEL}", "onnx", str(onnx_path), "fp32")]
     skipped: list[ModelResult] = []
     if "variants" not in skip:
@@ -195,14 +196,10 @@ def plan(reference: Path | None, skip: set[str], paper_onnx: Path | None) -> tup
 
 
 def default_ref_size() -> int:
-    """The real-time default's reference size (from its card), else MODNet's 512."""
-    from greenless.matter import REALTIME_MODEL, packaged_weights
+    """The stream job's reference size for its default model, as the registry says (288 for ``modnet``)."""
+    from greenless.registry import DEFAULT_MODEL, packaged
 
-    card = packaged_weights(REALTIME_MODEL, "onnx").with_suffix(".json")
-    try:
-        return int(json.loads(card.read_text()).get("ref_size") or 512)
-    except (OSError, ValueError):
-        return 512
+    return packaged(DEFAULT_MODEL["stream"]).defaults("stream").ref_size
 
 
 def machine_info() -> dict[str, Any]:

@@ -21,9 +21,10 @@ from typing import Any
 import numpy as np
 
 from greenless.errors import GreenlessError
+from greenless.media.images import IMAGE_SUFFIXES
 
 VIDEO_EXTENSIONS = (".mp4", ".m4v", ".mkv", ".mov", ".webm", ".avi", ".gif")
-IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
+IMAGE_EXTENSIONS = IMAGE_SUFFIXES  # the one list of still-image suffixes (media.images)
 OUTPUT_EXTENSIONS = (".mp4", ".m4v", ".mkv", ".mov", ".webm")
 DEFAULT_SEQUENCE_FPS = Fraction(25)
 # Demuxers that turn any text file into "video" (ANSI art); a text file is not a video input.
@@ -552,18 +553,15 @@ class SequenceWriter:
         self._closed = False
 
     def write(self, image: np.ndarray, pts: int | None = None) -> None:
-        """Save the next frame as a PNG."""
-        import cv2
+        """Save the next frame as a PNG (the package's one encoder, ``media.images.encode_png``)."""
+        from greenless.media.images import encode_png
 
-        if image.ndim == 3 and image.shape[2] == 4:
-            data = cv2.cvtColor(image, cv2.COLOR_RGBA2BGRA)
-        elif image.ndim == 3 and image.shape[2] == 3:
-            data = cv2.cvtColor(image, cv2.COLOR_RGB2BGR)
-        else:
-            data = image.reshape(image.shape[:2])
         target = self.tmp / f"{self.frames_written:06d}.png"
-        if not cv2.imwrite(str(target), data, [cv2.IMWRITE_PNG_COMPRESSION, 3]):
-            raise GreenlessError(f"{target}: cannot write PNG (disk full?)")
+        data = encode_png(image if image.ndim == 3 and image.shape[2] in (3, 4) else image.reshape(image.shape[:2]))
+        try:
+            target.write_bytes(data)
+        except OSError as exc:
+            raise GreenlessError(f"{target}: cannot write PNG ({exc.strerror or exc})") from None
         self.frames_written += 1
 
     def close(self) -> Path:

@@ -16,7 +16,6 @@ from dataclasses import dataclass
 from importlib import resources
 from typing import Any, AsyncIterator, Literal, Mapping
 
-import cv2
 import numpy as np
 from fastapi import FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
@@ -146,15 +145,10 @@ def decode_upload(data: bytes, what: str, settings: ServeSettings) -> np.ndarray
 
 
 def encode_png(array: np.ndarray) -> bytes:
-    """RGB, RGBA or grey uint8 array -> PNG bytes (fast compression)."""
-    if array.ndim == 3 and array.shape[2] == 4:
-        array = cv2.cvtColor(array, cv2.COLOR_RGBA2BGRA)
-    elif array.ndim == 3:
-        array = cv2.cvtColor(array, cv2.COLOR_RGB2BGR)
-    ok, buf = cv2.imencode(".png", array, [cv2.IMWRITE_PNG_COMPRESSION, 3])
-    if not ok:
-        raise RuntimeError("PNG encoding failed")
-    return buf.tobytes()
+    """RGB, RGBA or grey uint8 array -> PNG bytes, with the package's one encoder (``media.images.encode_png``)."""
+    from greenless.media.images import encode_png as _encode
+
+    return _encode(array)
 
 
 def render(matter: Any, image: bytes, background_image: bytes | None, options: MatteOptions, settings: ServeSettings) -> bytes:

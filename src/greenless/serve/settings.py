@@ -26,6 +26,8 @@ class ServeSettings:
     max_concurrency: int = 1  # images matted at once per worker process
     queue_size: int = 16  # requests allowed to wait for a slot; more -> 503
     max_ref_size: int = MAX_REF_SIZE  # largest ref_size a client may ask for (the CLI's --ref-size bound)
+    idle_timeout: float = 10.0  # seconds a connection may stay open with no request in progress -> closed
+    max_connections: int = 512  # open connections per worker (lowered to fit the open-file limit)
 
     @property
     def max_upload_bytes(self) -> int:
