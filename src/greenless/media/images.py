@@ -34,6 +34,23 @@ WRITE_FORMATS = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".webp": "WEBP"
 _PIL_LIMIT_LOCK = threading.Lock()
 
 
+class ImageTooLarge(GreenlessError):
+    """An image over the pixel limit (a possible decompression bomb), refused from its header before decoding.
+
+    A ``GreenlessError`` like any other; its own type and fields let an entry point word the refusal its way
+    (the HTTP server answers 413 and names its own limit instead of a CLI flag).
+    """
+
+    def __init__(self, message: str, width: int, height: int, limit: int) -> None:
+        super().__init__(message)
+        self.width, self.height, self.limit = width, height, limit
+
+    @property
+    def pixels(self) -> int:
+        """Width x height."""
+        return self.width * self.height
+
+
 def _describe(source: Any, name: str | None) -> str:
     if name:
         return name
@@ -80,9 +97,10 @@ def open_image(source: str | os.PathLike[str] | bytes | IO[bytes], max_pixels: i
                 img = Image.open(io.BytesIO(data))
                 width, height = img.size
                 if max_pixels is not None and width * height > max_pixels:
-                    raise GreenlessError(
+                    raise ImageTooLarge(
                         f"{label}: image is {width}x{height} = {width * height / 1e6:.1f} MP, over the "
-                        f"{max_pixels / 1e6:g} MP limit (possible decompression bomb; raise it with --max-pixels)")
+                        f"{max_pixels / 1e6:g} MP limit (possible decompression bomb; raise it with --max-pixels)",
+                        width, height, max_pixels)
                 frames = getattr(img, "n_frames", 1) if getattr(img, "is_animated", False) else 1
                 if frames > 1:  # Pillow would silently give the first frame
                     raise GreenlessError(f"{label}: animated image ({frames} frames), not a still photo; "

@@ -3,21 +3,23 @@
 A thin shell around one ``Matter`` per worker process. Requests pass an upload limit, a pixel limit and a
 bounded queue in front of a fixed number of inference slots; the work itself (decode, matte, compose,
 encode) runs in a thread so the event loop keeps answering. Every failure is JSON ``{"error": "..."}``.
+Everything served is local: the API docs page (``/docs``) loads Swagger UI from the ``fastapi-offline``
+package, never from a CDN, and the web page is one self-contained file.
 """
 
 from __future__ import annotations
 
 import asyncio
 import copy
-import io
 import time
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from importlib import resources
-from typing import Any, AsyncIterator, Literal, Mapping
+from typing import Any, AsyncIterator, Mapping
 
 import numpy as np
-from fastapi import FastAPI, Query, Request
+from fastapi import FastAPI, Request
+from fastapi_offline import FastAPIOffline
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 from starlette.concurrency import run_in_threadpool
@@ -26,7 +28,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from greenless.errors import GreenlessError
 from greenless.serve.settings import ServeSettings
 
-from greenless.media.images import load_rgb
+from greenless.media.images import ImageTooLarge, load_rgb
 from greenless.pipeline.compose import parse_color
 from greenless.pipeline.compose import render as render_output
 
@@ -53,7 +55,12 @@ class MatteOptions:
 
 
 def parse_options(values: Mapping[str, Any], settings: ServeSettings, has_background_image: bool) -> MatteOptions:
-    """Validate ``output``, ``background`` and ``ref_size`` (from the query string or form fields); 400 when wrong."""
+    """Validate ``output``, ``background`` and ``ref_size``; 400 when wrong.
+
+    The one rule for both ways of asking: query-string values and multipart form fields arrive here as raw
+    strings, so ``output=ALPHA`` (any case, as ``greenless matte --output`` takes it) or ``ref_size=big`` get
+    the same answer whichever way they were sent.
+    """
     output = (values.get("output") or "").strip().lower() or None
     background = (values.get("background") or "").strip() or None
     if output is not None and output not in OUTPUTS:
@@ -119,27 +126,19 @@ class Gate:
         self._sem.release()
 
 
-def _pixel_count(data: bytes) -> int | None:
-    """Width x height from the image header alone (no decoding), or None when Pillow cannot tell."""
-    from PIL import Image
-
-    try:
-        with Image.open(io.BytesIO(data)) as im:
-            width, height = im.size
-            return int(width) * int(height)
-    except Exception:  # any header Pillow cannot parse is left to the real decoder to judge
-        return None
-
-
 def decode_upload(data: bytes, what: str, settings: ServeSettings) -> np.ndarray:
-    """Upload bytes -> HxWx3 uint8 RGB; 400 when empty, 413 over the pixel limit, 415 when not a readable image."""
+    """Upload bytes -> HxWx3 uint8 RGB; 400 when empty, 413 over the pixel limit, 415 when not a readable image.
+
+    The pixel limit is ``load_rgb``'s own check, made from the header before any pixel is decoded, at any
+    size (Pillow's fixed ~179 MP bomb guard is not what decides); its refusal is worded for an HTTP client.
+    """
     if not data:
         raise ApiError(400, f"the {what} is empty")
-    pixels = _pixel_count(data)
-    if pixels is not None and pixels > settings.max_pixels:
-        raise ApiError(413, f"the {what} has {pixels} pixels, more than the limit of {settings.max_pixels}")
     try:
         return load_rgb(data, max_pixels=settings.max_pixels, name=what)
+    except ImageTooLarge as exc:
+        raise ApiError(413, f"the {what} is {exc.width}x{exc.height} = {exc.pixels} pixels, more than this "
+                            f"server's limit of {exc.limit}") from None
     except GreenlessError as exc:
         raise ApiError(415, f"cannot decode the upload: {exc}") from None
 
@@ -207,7 +206,23 @@ def error_response(status: int, message: str, headers: dict[str, str] | None = N
     return JSONResponse({"error": message}, status_code=status, headers=headers)
 
 
+# The three request options, documented once for both ways of sending them (query string, form fields).
+# The server reads them as raw strings and parse_options validates them (so `output` is taken in any case).
+_OPTIONS: dict[str, dict[str, Any]] = {
+    "output": {"type": "string", "enum": list(OUTPUTS), "description":
+               "rgba: cut-out with transparency (default); alpha: the matte as greyscale; foreground: the person's "
+               "colours with the old background removed from soft edges (RGB; pair with alpha); composite: the "
+               "person over `background` (default when a background is given)."},
+    "background": {"type": "string", "example": "#00ff00", "description":
+                   "Background colour for output=composite, e.g. `#00ff00` (write `%2300ff00` or `00ff00` in a URL) "
+                   "or `white`."},
+    "ref_size": {"type": "integer", "minimum": 32, "description":
+                 "Short side the network sees (default: the model's own)."},
+}
+
 _MATTE_BODY = {
+    "parameters": [{"name": name, "in": "query", "required": False, "description": spec["description"],
+                    "schema": {k: v for k, v in spec.items() if k != "description"}} for name, spec in _OPTIONS.items()],
     "requestBody": {
         "required": True,
         "description": "The photo, either as multipart/form-data (part `file`, optional `background_image`, and "
@@ -221,9 +236,7 @@ _MATTE_BODY = {
                         "file": {"type": "string", "format": "binary", "description": "The photo (JPEG, PNG, WebP, ...)."},
                         "background_image": {"type": "string", "format": "binary",
                                              "description": "Optional background photo for output=composite (scaled to cover)."},
-                        "output": {"type": "string", "enum": list(OUTPUTS)},
-                        "background": {"type": "string", "example": "#00ff00"},
-                        "ref_size": {"type": "integer", "minimum": 32},
+                        **_OPTIONS,
                     },
                 }
             },
@@ -259,8 +272,13 @@ def create_app(settings: ServeSettings | None = None, matter: Any = None) -> Fas
             app.state.matter = matter
         yield
 
-    app = FastAPI(title="greenless", summary="Trimap-free portrait matting (MODNet) over HTTP.",
-                  version=_version(), lifespan=lifespan)
+    # FastAPIOffline serves Swagger UI (/docs) from files inside the fastapi-offline package (MIT; Swagger UI
+    # itself Apache-2.0): greenless works offline, so no page may load a script, style or font from a CDN.
+    # validatorUrl None: Swagger UI would otherwise send the schema to an online validator for a badge. ReDoc
+    # is off: its bundle always loads the Redocly logo from a CDN, and /docs already shows the same schema.
+    app = FastAPIOffline(title="greenless", summary="Trimap-free portrait matting (MODNet) over HTTP.",
+                         version=_version(), lifespan=lifespan, redoc_url=None,
+                         swagger_ui_parameters={"validatorUrl": None})
 
     @app.exception_handler(ApiError)
     async def _api_error(request: Request, exc: ApiError) -> JSONResponse:
@@ -296,24 +314,15 @@ def create_app(settings: ServeSettings | None = None, matter: Any = None) -> Fas
 
     @app.post("/v1/matte", summary="Cut the person out of a photo", openapi_extra=_MATTE_BODY,
               response_class=Response)
-    async def matte(
-        request: Request,
-        output: Literal["rgba", "alpha", "foreground", "composite"] | None = Query(
-            None, description="rgba: cut-out with transparency (default); alpha: the matte as greyscale; "
-            "foreground: the person's colours with the old background removed from soft edges (RGB; pair with "
-            "alpha); composite: the person over `background` "
-            "(default when a background is given)."),
-        background: str | None = Query(None, description="Background colour for output=composite, e.g. `#00ff00` "
-                                       "(write `%2300ff00` or `00ff00` in a URL) or `white`."),
-        ref_size: int | None = Query(None, description="Short side the network sees (default: the model's own)."),
-    ) -> Response:
+    async def matte(request: Request) -> Response:
         """Image in (multipart part `file`, or the raw body), PNG out. Form fields override query options."""
         started = time.perf_counter()
         try:
             async with asyncio.timeout(settings.timeout):
                 body = await read_body(request, settings.max_upload_bytes)
                 image, bg_image, fields = await split_request(request, body)
-                values = {"output": output, "background": background, "ref_size": ref_size, **fields}
+                # Query options as raw strings, then form fields over them: parse_options is the one rule for both.
+                values = {**{name: request.query_params.get(name) for name in _OPTIONS}, **fields}
                 options = parse_options(values, settings, bg_image is not None)
                 await gate.acquire()
                 job = asyncio.ensure_future(run_in_threadpool(render, request.app.state.matter, image, bg_image,
