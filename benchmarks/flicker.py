@@ -1,4 +1,4 @@
-"""Flicker of video mattes with and without OFD (and with previous-alpha weights) on the shared clips.
+"""Flicker of video mattes with and without OFD on the shared clips, with the weights' own stream policy.
 
 Flicker = mean |alpha_t - alpha_{t-1}| on pixels whose input did not change (greenless.evaluate.temporal).
 Prints a Markdown table; run from the repository root:
@@ -23,25 +23,18 @@ SHARED = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "video
 
 
 def measure(matter: Matter, clip: Path, max_frames: int | None, tol: float, batch: int) -> dict:
-    """Flicker of one clip without OFD and with OFD (previous-alpha feedback when the weights take 4 channels)."""
-    prev_alpha = matter.engine.in_channels == 4
+    """Flicker of one clip without OFD and with OFD, the hint channel as ``greenless video`` fills it (the
+    weights' stream policy from ``Matter.stream()``: the guide every frame, or previous-alpha feedback)."""
+    stream = matter.stream(ofd=False)  # OFD is applied below, after the raw column is measured
     raw, ofd_meter, ofd = FlickerMeter(), FlickerMeter(), OneFrameDelay(tol)
     frames = 0
     with open_video(clip) as reader:
         it = itertools.islice(iter(reader), max_frames) if max_frames else iter(reader)
-        prev = None
-        while True:
-            chunk = list(itertools.islice(it, 1 if prev_alpha else batch))
-            if not chunk:
-                break
-            images = [f.image for f in chunk]
-            alphas = matter.matte_batch(images, [prev]) if prev_alpha else matter.matte_batch(images)
-            prev = alphas[-1]
-            for image, alpha in zip(images, alphas):
-                frames += 1
-                raw.update(image, alpha)
-                for a, img in ofd.push(alpha, image):
-                    ofd_meter.update(img, a)
+        for alpha, image in stream.run((f.image for f in it), batch=batch):
+            frames += 1
+            raw.update(image, alpha)
+            for a, img in ofd.push(alpha, image):
+                ofd_meter.update(img, a)
         for a, img in ofd.flush():
             ofd_meter.update(img, a)
     return {"clip": clip.name, "frames": frames, "static": raw.static_fraction, "raw": raw.value, "ofd": ofd_meter.value}
@@ -58,8 +51,8 @@ def main() -> None:
     args = parser.parse_args()
     clips = args.clips or [Path(p) for p in sorted(glob.glob(str(SHARED / "asl" / "*.mkv")))] + \
         [SHARED / "thoughtful-35590.mp4"]
-    matter = Matter(args.weights, ref_size=args.ref_size)
-    label = "prev-alpha" if matter.engine.in_channels == 4 else "none"
+    matter = Matter(args.weights, ref_size=args.ref_size, stream=True)
+    label = "prev-alpha" if matter.stream().policy.feedback else f"guide {matter.guide}"
     print(f"weights: {matter.weights}  ref_size: {matter.ref_size}  OFD tol: {args.tol}  "
           f"in_channels: {matter.engine.in_channels}")
     print(f"| clip | frames | static px | flicker ({label}) | flicker ({label} + OFD) | reduction |")

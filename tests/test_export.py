@@ -147,7 +147,7 @@ def test_cli_rejects_bad_requests(tmp_path: Path, capsys) -> None:
     for args, needle in [(["-o", str(tmp_path / "m.onnx"), "--fp16", "--int8"], "one of"),
                          (["-o", str(tmp_path / "m.onnx"), "--torchscript"], ".pt"),
                          (["-o", str(tmp_path / "m.onnx"), "--weights", str(tmp_path / "none.safetensors")], "not found"),
-                         (["-o", str(tmp_path / "m.onnx"), "--check-data", str(tmp_path)], "image/ and alpha/")]:
+                         (["-o", str(tmp_path / "m.onnx"), "--check-data", str(tmp_path)], "image/ + alpha/")]:
         with pytest.raises(SystemExit) as exit_info:
             main(["export", *args])
         err = capsys.readouterr().err

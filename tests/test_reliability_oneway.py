@@ -4,6 +4,7 @@ preprocessing for converted official checkpoints."""
 
 from __future__ import annotations
 
+import io
 import itertools
 import os
 from pathlib import Path
@@ -296,3 +297,34 @@ def test_converted_official_checkpoint_runs_the_official_demo_preprocessing(tmp_
     # greenless's own weights keep greenless's rule (the default path's numbers do not move)
     assert packaged("modnet").defaults("photo").preprocess == "greenless"
     assert Matter(model="modnet-paper").preprocess == "greenless"
+
+
+# --- one copy of each shared rule: file suffixes, PNG encoding --------------------------------------------
+
+def test_one_suffix_list_and_one_png_encoder(tmp_path: Path) -> None:
+    """Every reader of still images knows the same suffixes, and every PNG writer (photos, PNG sequences, the
+    server, Ray batch, evaluation) writes the same bytes for the same picture."""
+    from greenless import export_check
+    from greenless.distributed import ray_batch
+    from greenless.evaluate import dataset, runner
+    from greenless.media import images, video
+    from greenless.media.video import open_writer
+    from greenless.serve import app
+
+    assert video.IMAGE_EXTENSIONS is images.IMAGE_SUFFIXES
+    assert dataset.IMAGE_EXTS is ray_batch.IMAGE_SUFFIXES is export_check.IMAGE_SUFFIXES is images.IMAGE_SUFFIXES
+    assert export_check.VIDEO_SUFFIXES is video.VIDEO_EXTENSIONS
+
+    rng = np.random.default_rng(0)
+    rgb = rng.integers(0, 256, (12, 16, 3), dtype=np.uint8)
+    rgba = np.dstack([rgb, rng.integers(0, 256, (12, 16), dtype=np.uint8)])
+    grey = rgb[:, :, 0].copy()
+    for picture in (rgb, rgba, grey):
+        want = images.encode_png(picture)
+        assert np.array_equal(np.asarray(Image.open(io.BytesIO(want))), picture)
+        assert app.encode_png(picture) == ray_batch.encode_png(picture) == images.encode_image(picture, "PNG") == want
+    assert runner.encode_png(grey) == images.encode_png(grey)
+    writer = open_writer(tmp_path / "seq", 16, 12, 25, alpha=True)
+    writer.write(rgba)
+    writer.close()
+    assert (tmp_path / "seq" / "000000.png").read_bytes() == images.encode_png(rgba)

@@ -15,43 +15,22 @@ import cv2
 import numpy as np
 
 from greenless.errors import GreenlessError
+from greenless.evaluate.dataset import load_eval_set, read_alpha, read_rgb
+from greenless.media.images import IMAGE_SUFFIXES
+from greenless.media.video import VIDEO_EXTENSIONS as VIDEO_SUFFIXES
 from greenless.pipeline.preprocess import inference_size, matte_to_size, network_input
 
 Runner = Callable[[np.ndarray], np.ndarray]
-IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff"}
-VIDEO_SUFFIXES = {".mp4", ".mkv", ".avi", ".mov", ".webm"}
-
-
-def read_rgb(path: Path) -> np.ndarray:
-    """An image file as HxWx3 uint8 RGB."""
-    bgr = cv2.imread(str(path), cv2.IMREAD_COLOR)
-    if bgr is None:
-        raise GreenlessError(f"{path}: cannot read image")
-    return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
-
-
-def read_alpha(path: Path) -> np.ndarray:
-    """A ground-truth matte file as HxW float32 in [0, 1]."""
-    gray = cv2.imread(str(path), cv2.IMREAD_GRAYSCALE | cv2.IMREAD_ANYDEPTH)
-    if gray is None:
-        raise GreenlessError(f"{path}: cannot read alpha matte")
-    scale = 65535.0 if gray.dtype == np.uint16 else 255.0
-    return gray.astype(np.float32) / scale
 
 
 def load_check_set(folder: Path, limit: int | None = None) -> tuple[list[np.ndarray], list[np.ndarray], list[str]]:
-    """Images and mattes from a PPM-100 style folder (``image/`` and ``alpha/`` with the same stems)."""
-    image_dir, alpha_dir = folder / "image", folder / "alpha"
-    if not image_dir.is_dir() or not alpha_dir.is_dir():
-        raise GreenlessError(f"{folder}: check data needs image/ and alpha/ folders with the same file stems")
-    alphas = {p.stem: p for p in alpha_dir.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES}
-    pairs = [(p, alphas[p.stem]) for p in sorted(image_dir.iterdir()) if p.suffix.lower() in IMAGE_SUFFIXES and p.stem in alphas]
-    if not pairs:
-        raise GreenlessError(f"{folder}: no image/alpha pairs found")
-    pairs = pairs[:limit] if limit else pairs
+    """Images and mattes from a labelled folder in any layout ``greenless eval`` reads (PPM-100's ``image/`` +
+    ``alpha/``, P3M, AIM-500: ``greenless.evaluate.dataset``), paired by stem, at most ``limit`` of them."""
+    samples = load_eval_set(folder).samples
+    pairs = [(s.image, s.alpha) for s in (samples[:limit] if limit else samples)]
     images, mattes = [], []
     for image_path, alpha_path in pairs:
-        rgb, alpha = read_rgb(image_path), read_alpha(alpha_path)
+        rgb, alpha = read_rgb(image_path), read_alpha(alpha_path).astype(np.float32)
         if alpha.shape != rgb.shape[:2]:
             raise GreenlessError(f"{alpha_path}: size {alpha.shape[::-1]} differs from its image {rgb.shape[1::-1]}")
         images.append(rgb)
@@ -154,7 +133,7 @@ def calibration_images(sources: list[Path], max_samples: int = 24, frames_per_vi
         if source.is_file():
             files = [source]
         elif source.is_dir():
-            files = sorted(p for p in source.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES | VIDEO_SUFFIXES)
+            files = sorted(p for p in source.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES + VIDEO_SUFFIXES)
         else:
             raise GreenlessError(f"{source}: calibration data not found")
         per_source.append(files)

@@ -26,8 +26,11 @@ app = typer.Typer(
 
 def model_option() -> Any:
     """``--model NAME``: one of the weight sets that ship inside the package."""
-    return typer.Option(None, "--model", "-m", help="Packaged weights: modnet (guided, real-time; the default) or modnet-paper "
-                        "(the paper's architecture, unguided). --weights takes a file instead.")
+    from greenless.registry import DEFAULT_MODEL, MODELS
+
+    defaults = sorted(set(DEFAULT_MODEL.values()))
+    return typer.Option(None, "--model", "-m", help=f"Packaged weights: {' or '.join(MODELS)} (default: "
+                        f"{', '.join(defaults)}; see the README, Models). --weights takes a file instead.")
 
 
 def guide_option() -> Any:

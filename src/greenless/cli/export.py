@@ -27,8 +27,8 @@ def export(
     fp16: bool = typer.Option(False, "--fp16", help="fp16 ONNX with float32 input/output (for GPUs)."),
     int8: bool = typer.Option(False, "--int8", help="Static int8 ONNX (QDQ), calibrated on real images (for CPUs)."),
     opset: int = typer.Option(17, "--opset", min=13, help="ONNX opset."),
-    check_data: Path | None = typer.Option(None, "--check-data", help="Folder with image/ and alpha/ (same stems) "
-                                           "to check the export on; default: shared/data/portraits nearby."),
+    check_data: Path | None = typer.Option(None, "--check-data", help="Labelled folder to check the export on, in any layout "
+                                           "greenless eval reads (image/ + alpha/, ...); default: shared/data/portraits nearby."),
     check_limit: int | None = typer.Option(None, "--check-limit", min=1, help="Use at most this many check images."),
     calibration: list[Path] | None = typer.Option(None, "--calibration-data", help="Images/videos (files or folders) "
                                                   "for --int8; default: shared/data/photos, backgrounds and videos."),

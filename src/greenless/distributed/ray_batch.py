@@ -15,8 +15,7 @@ from typing import Any, Iterator
 import numpy as np
 
 from greenless.errors import GreenlessError
-
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff")
+from greenless.media.images import IMAGE_SUFFIXES, encode_png  # noqa: F401  (the package's one suffix list and PNG encoder)
 
 
 def filesystem_for(uri: str) -> tuple[Any, str]:
@@ -67,18 +66,6 @@ def naming_context(paths: list[str], same_folder: bool) -> tuple[frozenset[str],
     clashing = frozenset(k for k, n in counts.items() if n > 1)
     names = frozenset(PurePosixPath(p).name.casefold() for p in paths) if same_folder else frozenset()
     return clashing, names
-
-
-def encode_png(array: np.ndarray) -> bytes:
-    """RGB, RGBA or grey uint8 array -> PNG bytes."""
-    import cv2
-
-    if array.ndim == 3:
-        array = cv2.cvtColor(array, cv2.COLOR_RGBA2BGRA if array.shape[2] == 4 else cv2.COLOR_RGB2BGR)
-    ok, buf = cv2.imencode(".png", array)
-    if not ok:
-        raise GreenlessError("PNG encoding failed")
-    return buf.tobytes()
 
 
 def write_atomic(filesystem: Any, path: str, data: bytes) -> None:
@@ -218,7 +205,13 @@ def run_batch(input_uri: str, output_uri: str, kind: str = "rgba", background: A
     logging.getLogger("ray.data").setLevel(logging.ERROR)  # no execution-plan chatter on stderr; failures still show
     # Reading is I/O: it takes no CPU slot, so an actor pool that fills every CPU cannot starve it (a deadlock).
     dataset = ray.data.read_binary_files(files, include_paths=True, filesystem=in_fs, num_cpus=0)
+    # max_restarts=0: Ray Data passes every actor's constructor arguments (its data context and this map
+    # function) through the object store, and Ray core logs an error line for each actor created that way with
+    # restarts on ("If the arguments in the object store go out of scope or are lost, the actor restart will
+    # fail", ray-project/ray#53727, #57733): one per successful run. Without restarts that risk, and the line,
+    # are gone; an actor that dies (out of memory, a lost node) fails the job with one error line instead of
+    # a restart that Ray itself does not promise to be able to make.
     results = dataset.map_batches(MatteActor, fn_constructor_kwargs={"spec": spec}, batch_size=batch_size,
                                   compute=ray.data.ActorPoolStrategy(size=actors), num_cpus=cpus_per_actor,
-                                  num_gpus=gpus_per_actor or None, batch_format="numpy")
+                                  num_gpus=gpus_per_actor or None, batch_format="numpy", max_restarts=0)
     return BatchRun(len(files), actors, results)

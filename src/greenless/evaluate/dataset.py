@@ -8,8 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from greenless.errors import GreenlessError
-
-IMAGE_EXTS = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
+from greenless.media.images import IMAGE_SUFFIXES as IMAGE_EXTS
 
 # (layout name, image folder, ground-truth folder), tried in order.
 LAYOUTS = (

@@ -45,15 +45,12 @@ class EvalResult:
         return out
 
 
-def encode_png(array: np.ndarray, compression: int = 3) -> bytes:
-    """PNG bytes of a uint8 image (HxW grey or HxWx3 RGB)."""
-    import cv2
+def encode_png(array: np.ndarray, compression: int | None = None) -> bytes:
+    """PNG bytes of a uint8 image (HxW grey or HxWx3 RGB): the package's one encoder
+    (``media.images.encode_png``), at its level unless ``compression`` (zlib 0-9) is given."""
+    from greenless.media.images import PNG_LEVEL, encode_png as _encode
 
-    data = array if array.ndim == 2 else cv2.cvtColor(array, cv2.COLOR_RGB2BGR)
-    ok, buf = cv2.imencode(".png", data, [cv2.IMWRITE_PNG_COMPRESSION, compression])
-    if not ok:
-        raise GreenlessError("cannot encode PNG")
-    return buf.tobytes()
+    return _encode(array, PNG_LEVEL if compression is None else compression)
 
 
 def write_png_atomic(path: Path, array: np.ndarray) -> None:
