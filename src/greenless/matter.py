@@ -157,16 +157,25 @@ class Matter:
         """The guide mask for an RGB image (at ``size``, default the image's), or None when unguided."""
         return None if self._segmenter is None else self._segmenter(rgb, mode="pad", size=size)
 
-    def _hint_channel(self, rgbs: list[np.ndarray], prev_alphas: list[np.ndarray | None] | None, idxs: list[int],
-                      size: tuple[int, int], guides: dict[int, np.ndarray]) -> np.ndarray:
-        """The 4th input in [-1, 1] per image: a given previous alpha, else the guide (kept in ``guides`` by
-        image index, to bound the matte with), else blank (zero alpha)."""
+    def hint_input(self, rgb: np.ndarray, prev_alpha: np.ndarray | None, size: tuple[int, int],
+                   segmenter: Any = None) -> tuple[np.ndarray, np.ndarray | None]:
+        """The 4th input for one image, 1x1xhxw in [-1, 1]: a given previous alpha, else the guide, else blank
+        (zero alpha); and the guide when it was used (to bound the matte with), else None. ``segmenter``
+        replaces the shared one (a thread of a batched path may hold its own)."""
         from greenless.pipeline.preprocess import prev_alpha_channel
 
+        if prev_alpha is None and self._segmenter is not None:
+            guide = (segmenter or self._segmenter)(rgb, mode="pad", size=size)
+            return prev_alpha_channel(guide, size), guide
+        return prev_alpha_channel(prev_alpha, size), None
+
+    def _hint_channel(self, rgbs: list[np.ndarray], prev_alphas: list[np.ndarray | None] | None, idxs: list[int],
+                      size: tuple[int, int], guides: dict[int, np.ndarray]) -> np.ndarray:
+        """``hint_input`` for the images ``idxs``, concatenated; the guides used are kept in ``guides`` by index."""
         hints = []
         for i in idxs:
-            hint = None if prev_alphas is None else prev_alphas[i]
-            if hint is None and self._segmenter is not None:
-                hint = guides[i] = self.hint(rgbs[i], size)
-            hints.append(prev_alpha_channel(hint, size))
+            hint, guide = self.hint_input(rgbs[i], None if prev_alphas is None else prev_alphas[i], size)
+            if guide is not None:
+                guides[i] = guide
+            hints.append(hint)
         return np.concatenate(hints)

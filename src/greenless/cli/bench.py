@@ -93,12 +93,26 @@ def bench_command(
     resolution: list[str] = typer.Option([], "--resolution", "-r", help="Only these inputs (WxH: 512x512, 512x288, 1280x720, 1920x1080; repeatable)."),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object on stdout and nothing else."),
     markdown: bool = typer.Option(False, "--markdown", help="Print the tables as GitHub Markdown (for a README)."),
+    device: str | None = typer.Option(None, "--device", help="Time the networks on this torch device instead (cuda, "
+                                      "cuda:1, cpu): PyTorch eager/CUDA graphs/torch.compile and onnxruntime's GPU "
+                                      "providers, batch 1 and batched, at 512x512, 512x288 and 1920x1080."),
+    engine: list[str] = typer.Option([], "--engine", help="With --device: only these engines (repeatable; e.g. "
+                                     "torch-eager-fp16, torch-cudagraph-fp16, torch-compile-fp16, onnx-cuda-fp32)."),
+    batch: list[int] = typer.Option([], "--batch", help="With --device: batch sizes (repeatable; default 1 and 16 "
+                                    "on CUDA, 1 and 2 on CPU)."),
 ) -> None:
     """Time the default model per engine at 512x512, 512x288, 1280x720 and 1920x1080, beside reference and paper models."""
     from rich.console import Console
 
     from greenless.evaluate.benchmark import default_reference, run_benchmark
 
+    if device is not None:
+        _device_bench(device, engine, batch, resolution, quick, repeat, warmup, as_json, markdown)
+        return
+    if engine or batch:
+        from greenless.errors import GreenlessError, install_hint
+
+        raise GreenlessError("--engine and --batch go with --device (the CPU bench times every engine it has)")
     repeat = repeat if repeat is not None else (3 if quick else 20)
     warmup = warmup if warmup is not None else (1 if quick else 3)
     err_console = Console(stderr=True)
@@ -119,3 +133,46 @@ def bench_command(
     for table in render_tables(report):
         console.print(table)
     console.print(f"machine: {machine_line(report)}")
+
+
+def _device_bench(device: str, engines: list[str], batches: list[int], resolutions: list[str], quick: bool,
+                  repeat: int | None, warmup: int | None, as_json: bool, markdown: bool) -> None:
+    """``bench --device``: the networks on one torch device (see :mod:`greenless.evaluate.device_bench`)."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from greenless.evaluate.device_bench import (CPU_ENGINES, CUDA_ENGINES, HEADERS, QUICK_SIZES, Plan,
+                                                 render_markdown, run_device_bench, table_rows)
+
+    try:
+        import torch  # noqa: F401
+    except ImportError:
+        from greenless.errors import GreenlessError
+
+        raise GreenlessError(f"bench --device needs PyTorch: {install_hint('gpu')} (or [torch] for CPU)") from None
+    on_cuda = device.startswith("cuda")
+    plan = Plan(device=device, engines=tuple(engines) or (CUDA_ENGINES if on_cuda else CPU_ENGINES),
+                batches=tuple(batches) or ((1, 16) if on_cuda else (1, 2)),
+                warmup=warmup if warmup is not None else (3 if quick else 10),
+                repeat=repeat if repeat is not None else (10 if quick else 50))
+    if resolutions or quick:
+        plan.sizes = tuple(resolutions) or QUICK_SIZES
+    err_console = Console(stderr=True)
+    with err_console.status("benchmarking") as status:
+        report = run_device_bench(plan, on_progress=lambda text: status.update(text))
+    if as_json:
+        typer.echo(json.dumps(report, indent=2))
+        return
+    if markdown:
+        typer.echo(render_markdown(report))
+        return
+    table = Table(title=f"greenless bench --device {device}: {report['machine']['device']}")
+    for i, header in enumerate(HEADERS):
+        table.add_column(header, justify="left" if i < 4 else "right")
+    for row in table_rows(report):
+        table.add_row(*row)
+    console = Console()
+    console.print(table)
+    for best in report["fastest"]:
+        console.print(f"fastest for {best['model']} at {best['input']} batch {best['batch']}: {best['engine']} "
+                      f"({best['fps']:.1f} fps)")

@@ -76,7 +76,7 @@ def webcam(
     temporal: str | None = typer.Option(None, "--temporal",
                                         help="prev-alpha | ofd | none, as for greenless video (default: the weights' own)."),
     ref_size: int | None = ref_size_option("Short side the network sees (smaller is faster; default: the weights' own)."),
-    engine: str = typer.Option("onnx", "--engine", help="onnx (default) or torch."),
+    engine: str = typer.Option("onnx", "--engine", help="onnx (default) or torch (on a machine with CUDA: frames resized and matted on the GPU)."),
     weights: Path | None = typer.Option(None, "--weights", help="Weights file; default: packaged."),
     model: str | None = model_option(),
     guide: str | None = guide_option(),
@@ -120,6 +120,10 @@ def webcam(
         # The stream job's defaults (model, reference size, guide, temporal policy) come from the registry;
         # the stream holds the frame-to-frame state, exactly as for greenless video.
         matter = Matter(weights, engine=engine, ref_size=ref_size, guide=guide, model=model, stream=True)
+        from greenless.pipeline.device import DeviceMatter, use_device_path
+
+        if use_device_path(engine, None):  # the torch engine on CUDA: resizing, network and bounds on the GPU
+            matter = DeviceMatter(matter, workers=1)
         stream = matter.stream(temporal, ofd=not no_ofd)
         bg = Background(background, width, height)
         camera = open_virtual_camera(width, height, fps) if virtual_camera else None

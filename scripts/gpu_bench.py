@@ -1,0 +1,266 @@
+"""GPU speed in one device call: every network and engine of ``greenless bench --device cuda``, the batched video
+path end to end on a 1080p clip beside its bare network rate, and checks that the fast paths give the mattes
+the plain ones give. Writes ``gpu_bench.md`` and ``gpu_bench.json`` to ``$OUT`` (two small files of the eight
+a device call may return).
+
+The device machine gets a copy of the working tree plus at most 64 MiB of ignored paths named in ``carry``;
+the packaged weights (75 MB) do not fit, so they travel as a trimmed copy:
+
+1. ``python scripts/gpu_bench.py prepare``     copy the .safetensors, their cards, modnet.onnx and a test clip
+                                               into the ignored ``work/gpu-bench/`` (about 28 MB);
+2. ``python scripts/gpu_train.py stash-weights`` move the packaged weights out of the tree;
+3. the device call, ``carry = ["work/gpu-bench"]``, ``timeout_s = 540``:
+   ``PYTHONUNBUFFERED=1 python3 scripts/gpu_bench.py run --out "$OUT"``
+   (puts the carried weights back into the package folder of the device's copy, then times; about 6 minutes
+   on an H200, ``--budget-s`` bounds the network bench);
+4. ``python scripts/gpu_train.py restore-weights``.
+
+``run --device cpu --quick`` is the same code on CPU torch with tiny settings: the tests run it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import os
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "src"))
+
+DEST = Path("work/gpu-bench")
+WEIGHTS = Path("src/greenless/weights")
+CARRIED = ("modnet.safetensors", "modnet.json", "modnet-paper.safetensors", "modnet-paper.json", "modnet.onnx")
+CLIP = Path("../shared/data/videos/thoughtful-35590.mp4")  # 640x360, 367 frames, a person (CC-BY-4.0)
+CARRY_LIMIT = 60 * 2**20
+
+
+def prepare(repo: Path = REPO, dest: Path = DEST, clip: Path = CLIP) -> int:
+    """Copy the weights the bench needs and the clip into ``dest``; returns the bytes copied."""
+    dest = repo / dest
+    if dest.exists():
+        shutil.rmtree(dest)
+    (dest / "weights").mkdir(parents=True)
+    for name in CARRIED:
+        shutil.copy2(repo / WEIGHTS / name, dest / "weights" / name)
+    source = clip if clip.is_absolute() else repo / clip
+    shutil.copy2(source, dest / "clip.mp4")
+    total = sum(p.stat().st_size for p in dest.rglob("*") if p.is_file())
+    if total > CARRY_LIMIT:
+        raise SystemExit(f"{dest} holds {total / 2**20:.1f} MiB, over the {CARRY_LIMIT / 2**20:.0f} MiB carry limit")
+    return total
+
+
+def install_weights(repo: Path = REPO, dest: Path = DEST) -> list[str]:
+    """Put carried weights into the package folder where it lacks them (on the device's copy of the tree)."""
+    carried = repo / dest / "weights"
+    placed = []
+    if carried.is_dir():
+        for path in sorted(carried.iterdir()):
+            target = repo / WEIGHTS / path.name
+            if not target.exists():
+                shutil.copy2(path, target)
+                placed.append(path.name)
+    return placed
+
+
+def make_clip(source: Path, path: Path, width: int, height: int, frames: int) -> Path:
+    """The first ``frames`` frames of ``source`` scaled to ``width`` x ``height``, encoded to ``path``."""
+    import cv2
+
+    from greenless.media.video import open_video, open_writer
+
+    with open_video(source) as reader:
+        writer = open_writer(path, width, height, reader.fps, time_base=reader.time_base)
+        try:
+            for frame in itertools.islice(iter(reader), frames):
+                image = frame.image
+                if image.shape[:2] != (height, width):
+                    image = cv2.resize(image, (width, height), interpolation=cv2.INTER_CUBIC)
+                writer.write(image, frame.pts)
+            writer.close()
+        except BaseException:
+            writer.abort()
+            raise
+    return path
+
+
+def video_run(clip: Path, out: Path, device: str, mode: str, batch: int, max_frames: int | None) -> dict[str, Any]:
+    """``greenless video --device DEVICE`` on ``clip`` as the command runs it: end-to-end fps beside the network's."""
+    from greenless.matter import Matter
+    from greenless.media.video import open_video, open_writer
+    from greenless.pipeline.device import DeviceMatter
+    from greenless.pipeline.video import Background, VideoPipeline
+
+    matter = DeviceMatter(Matter(engine="torch", device=device, stream=True))
+    try:
+        with open_video(clip) as reader:
+            frames = iter(reader) if max_frames is None else itertools.islice(iter(reader), max_frames)
+            bg = Background("green", reader.width, reader.height) if mode == "composite" else None
+            writer = open_writer(out, reader.width, reader.height, reader.fps, time_base=reader.time_base)
+            try:
+                stats = VideoPipeline(matter, mode=mode, background=bg, batch=batch,
+                                      stream=matter.stream()).run(frames, writer)
+                writer.close()
+            except BaseException:
+                writer.abort()
+                raise
+            size = f"{reader.width}x{reader.height}"
+        network_fps = matter.network_fps()
+    finally:
+        matter.close()
+    return {"clip": size, "output": mode, "batch": batch, "frames": stats.frames, "seconds": stats.seconds,
+            "end_to_end_fps": stats.fps, "network_fps": network_fps,
+            "ratio": stats.fps / network_fps if network_fps else None, "temporal": stats.temporal}
+
+
+def checks(device: str, clip: Path, frames: int, compile_backend: str = "inductor") -> list[dict[str, Any]]:
+    """Largest matte difference of each fast path against its plain counterpart on real frames."""
+    import numpy as np
+    import torch
+
+    from greenless.engines.accel import TensorRunner
+    from greenless.matter import Matter
+    from greenless.media.video import open_video
+    from greenless.pipeline.device import DeviceMatter
+
+    with open_video(clip) as reader:
+        images = [f.image for f in itertools.islice(iter(reader), frames)]
+    out = []
+    plain = Matter(engine="torch", device=device, stream=True)
+    fast = DeviceMatter(plain)
+    try:
+        a, b = plain.matte_batch(images), fast.matte_batch(images)
+        out.append({"check": "batched device path vs per-frame Matter (same engine)",
+                    "max_abs_diff": float(max(np.abs(x - y).max() for x, y in zip(a, b)))})
+    finally:
+        fast.close()
+    engine = plain.engine
+    x = torch.from_numpy(np.random.default_rng(0).uniform(-1, 1, (2, engine.in_channels, 288, 512)).astype(np.float32))
+    eager = engine.runner(x).float().cpu()
+    modes = ["compile"] + (["cudagraph"] if torch.device(device).type == "cuda" else [])
+    for mode in modes:
+        try:
+            runner = TensorRunner(engine.runner.model, engine.runner.device, mode=mode, compile_backend=compile_backend)
+            got = runner(x).float().cpu()
+            out.append({"check": f"torch {mode} vs eager ({'fp16' if runner.half else 'fp32'}, 2x4x288x512)",
+                        "max_abs_diff": float((got - eager).abs().max())})
+        except Exception as exc:  # a failing mode is a finding, not the end of the run
+            out.append({"check": f"torch {mode} vs eager", "error": f"{type(exc).__name__}: {str(exc)[:200]}"})
+    return out
+
+
+def render(report: dict[str, Any]) -> str:
+    """The whole report as Markdown: the network table, the video rows, the checks."""
+    from greenless.evaluate.device_bench import render_markdown
+
+    lines = ["# greenless GPU bench (`scripts/gpu_bench.py run`)", "", report["environment"], "",
+             "## Networks (`greenless bench --device`)", "", render_markdown(report["bench"]),
+             "## greenless video on the device path (decode thread, batched GPU matting, composite + encode thread)", "",
+             "| clip | output | batch | frames | end-to-end fps | network alone fps | ratio |", "|---|---|---|---|---|---|---|"]
+    for v in report["video"]:
+        if "error" in v:
+            lines.append(f"| {v.get('clip', '')} | {v.get('output', '')} | | | {v['error']} | | |")
+            continue
+        ratio = f"{v['ratio']:.2f}" if v["ratio"] else "–"
+        lines.append(f"| {v['clip']} | {v['output']} | {v['batch']} | {v['frames']} | {v['end_to_end_fps']:.1f} | "
+                     f"{v['network_fps']:.1f} | {ratio} |")
+    lines += ["", "## Checks (largest matte difference, alpha in [0, 1])", ""]
+    for c in report["checks"]:
+        lines.append(f"- {c['check']}: " + (f"{c['max_abs_diff']:.2e}" if "max_abs_diff" in c else c["error"]))
+    lines += ["", f"Total {report['seconds']:.0f} s."]
+    return "\n".join(lines) + "\n"
+
+
+def run(out: Path, device: str = "cuda", quick: bool = False, budget_s: float = 210.0) -> dict[str, Any]:
+    """Everything, in order of importance, each part's failure noted rather than fatal; writes the report files."""
+    import torch
+
+    from greenless.evaluate.device_bench import CUDA_ENGINES, DEVICE_MODELS, Plan, run_device_bench
+
+    started = time.monotonic()
+    placed = install_weights()
+    env = (f"torch {torch.__version__} (CUDA {torch.version.cuda}), "
+           f"{torch.cuda.get_device_name(0) if torch.cuda.is_available() else 'no CUDA device'}, "
+           f"{os.cpu_count()} CPUs" + (f"; installed carried weights {', '.join(placed)}" if placed else ""))
+    print(env, flush=True)
+    if quick:
+        plan = Plan(device=device, models=("modnet",), engines=("torch-eager-fp32", "torch-compile-fp32",
+                                                                 "torch-cudagraph-fp16", "onnx-cpu-fp32"),
+                    sizes=("512x288",), batches=(1, 2), warmup=1, repeat=2, budget_s=budget_s,
+                    compile_backend="eager" if device == "cpu" else "inductor")
+        plan.notes.append("quick run: tiny settings, on CPU torch.compile traces only (backend eager)")
+    else:
+        plan = Plan(device=device, models=DEVICE_MODELS, engines=CUDA_ENGINES, batches=(1, 16), warmup=10,
+                    repeat=50, budget_s=budget_s, compile_models=("modnet",))
+    bench = run_device_bench(plan, on_progress=lambda text: print(f"  {text}", flush=True))
+    report: dict[str, Any] = {"environment": env, "bench": bench, "video": [], "checks": []}
+    source = REPO / DEST / "clip.mp4"
+    source = source if source.is_file() else (REPO / CLIP).resolve()
+    with tempfile.TemporaryDirectory(prefix="greenless-gpu-bench-") as tmp:
+        clips = [(source, None)]
+        try:
+            if not quick:
+                print("making the 1080p clip", flush=True)
+                clips.insert(0, (make_clip(source, Path(tmp) / "clip1080.mp4", 1920, 1080, 300), None))
+        except Exception as exc:
+            report["video"].append({"clip": "1920x1080", "error": f"{type(exc).__name__}: {str(exc)[:200]}"})
+        runs = [("composite", 16), ("alpha", 16)] if not quick else [("composite", 2)]
+        for (clip, frames), (mode, batch) in itertools.product(clips, runs):
+            print(f"video {clip.name} {mode} batch {batch}", flush=True)
+            try:
+                report["video"].append(video_run(clip, Path(tmp) / f"out-{mode}.mp4", device, mode, batch,
+                                                 4 if quick else frames))
+            except Exception as exc:
+                report["video"].append({"clip": clip.name, "output": mode,
+                                        "error": f"{type(exc).__name__}: {str(exc)[:200]}"})
+        print("checks", flush=True)
+        try:
+            report["checks"] = checks(device, source, 2 if quick else 8, plan.compile_backend)
+        except Exception as exc:
+            report["checks"] = [{"check": "checks", "error": f"{type(exc).__name__}: {str(exc)[:200]}"}]
+    report["seconds"] = time.monotonic() - started
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "gpu_bench.json").write_text(json.dumps(report, indent=2))
+    (out / "gpu_bench.md").write_text(render(report))
+    return report
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("prepare", help=f"copy the weights and a clip into {DEST}/ (carried to the device)")
+    p = sub.add_parser("run", help="on the device machine: time everything, write gpu_bench.md/json to --out")
+    p.add_argument("--out", type=Path, default=None, help="default: $OUT")
+    p.add_argument("--device", default="cuda")
+    p.add_argument("--quick", action="store_true", help="tiny settings (the CPU check in the tests)")
+    p.add_argument("--budget-s", type=float, default=210.0, help="seconds for the network bench (the rest follows)")
+    args = parser.parse_args(argv)
+    if args.command == "prepare":
+        total = prepare()
+        print(f"copied {total / 2**20:.1f} MiB into {DEST}/; next:")
+        print("  python scripts/gpu_train.py stash-weights")
+        print(f'  device run, carry = ["{DEST.as_posix()}"], timeout_s = 540:')
+        print('    PYTHONUNBUFFERED=1 python3 scripts/gpu_bench.py run --out "$OUT"')
+        print("  python scripts/gpu_train.py restore-weights")
+        return
+    out = args.out or (Path(os.environ["OUT"]) if os.environ.get("OUT") else None)
+    if out is None:
+        raise SystemExit("no --out and no $OUT")
+    from greenless.errors import GreenlessError
+
+    try:
+        report = run(out, device=args.device, quick=args.quick, budget_s=args.budget_s)
+    except GreenlessError as exc:
+        raise SystemExit(f"gpu_bench: error: {exc}") from None
+    print(render(report))
+
+
+if __name__ == "__main__":
+    main()
