@@ -129,6 +129,17 @@ def test_webcam_frames_are_the_streams(clip: Path, tmp_path: Path, capsys: pytes
         np.testing.assert_array_equal(got, want)
 
 
+def test_webcam_takes_the_same_temporal_choices_as_video(clip: Path, tmp_path: Path,
+                                                        capsys: pytest.CaptureFixture[str]) -> None:
+    for command in (["webcam", "--source", clip, "--no-window", "-o", tmp_path / "w.mp4"],
+                    ["video", clip, "-o", tmp_path / "v.mp4"]):
+        code, err = run_main([*command, "--temporal", "prev-alpha", "--model", "modnet-paper", *FAST], capsys)
+        assert code == 2 and err.count("\n") == 1 and "needs 4-channel" in err, err
+        code, err = run_main([*command, "--temporal", "sometimes", *FAST], capsys)
+        assert code == 2 and err.count("\n") == 1 and "unknown --temporal 'sometimes'" in err, err
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_stream_batches_and_holds_one_frame_back(shared_data: Path) -> None:
     """Batched pushes give the same mattes as one frame at a time; OFD holds the last frame until flush."""
     from greenless import Matter

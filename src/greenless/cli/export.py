@@ -65,7 +65,7 @@ def export(
 
     check_data = check_data or _find_shared("portraits")
     if check_data is None:
-        raise GreenlessError("no check data: pass --check-data DIR (a folder with image/ and alpha/)")
+        raise GreenlessError("no check data: pass --check-data DIR (a labelled folder: image/ + alpha/, or any layout greenless eval reads)")
     images, alphas, _ = load_check_set(check_data, check_limit)
     calib = None
     if int8:
