@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -100,3 +101,25 @@ def test_cli_batch_needs_ray_flag_and_a_folder(tmp_path: Path) -> None:
     assert result.returncode == 2 and "--ray" in result.stderr
     result = run(str(tmp_path / "missing"), "-o", str(tmp_path / "out"), "--ray")
     assert result.returncode == 2 and "folder not found" in result.stderr
+
+
+def test_cli_batch_success_prints_no_error_lines(photo_folder: Path, tmp_path: Path) -> None:
+    """A run where every photo is matted prints its summary and nothing at error level.
+
+    Ray core used to log an error ("... has constructor arguments in the object store and max_restarts > 0")
+    for every Ray Data actor on every successful run; Ray's deprecation notice for the keyword that turns
+    restarts off must not show either. (Failures still print: test_ray_batch_matches_matter has a broken file.)"""
+    folder = tmp_path / "good"
+    folder.mkdir()
+    for src in [p for p in sorted(photo_folder.glob("*.jpg")) if p.name != "broken.jpg"][:2]:
+        (folder / src.name).write_bytes(src.read_bytes())
+    result = run_greenless("batch", "--ray", str(folder), "-o", str(tmp_path / "out"), "--ref-size", str(REF),
+                           "--actors", "1", timeout=300)
+    assert result.returncode == 0, result.stderr.decode()
+    stderr = result.stderr.decode()
+    assert "wrote 2 of 2 images" in stderr
+    errorish = [ln for ln in stderr.splitlines()
+                if re.match(r"\[[^\]]* E \d+ \d+\]", ln)  # Ray's C++ log format, E = error
+                or re.search(r"\bERROR\b|Error|Traceback|DeprecationWarning|max_restarts", ln)]
+    assert not errorish, errorish
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == sorted(p.stem + ".png" for p in folder.iterdir())

@@ -7,7 +7,9 @@ URI pyarrow understands (``s3://bucket/prefix``, ``gs://...``), read and written
 
 from __future__ import annotations
 
+import inspect
 import os
+import warnings
 from dataclasses import dataclass, field
 from pathlib import PurePosixPath
 from typing import Any, Iterator
@@ -205,13 +207,20 @@ def run_batch(input_uri: str, output_uri: str, kind: str = "rgba", background: A
     logging.getLogger("ray.data").setLevel(logging.ERROR)  # no execution-plan chatter on stderr; failures still show
     # Reading is I/O: it takes no CPU slot, so an actor pool that fills every CPU cannot starve it (a deadlock).
     dataset = ray.data.read_binary_files(files, include_paths=True, filesystem=in_fs, num_cpus=0)
-    # max_restarts=0: Ray Data passes every actor's constructor arguments (its data context and this map
-    # function) through the object store, and Ray core logs an error line for each actor created that way with
-    # restarts on ("If the arguments in the object store go out of scope or are lost, the actor restart will
-    # fail", ray-project/ray#53727, #57733): one per successful run. Without restarts that risk, and the line,
-    # are gone; an actor that dies (out of memory, a lost node) fails the job with one error line instead of
-    # a restart that Ray itself does not promise to be able to make.
-    results = dataset.map_batches(MatteActor, fn_constructor_kwargs={"spec": spec}, batch_size=batch_size,
-                                  compute=ray.data.ActorPoolStrategy(size=actors), num_cpus=cpus_per_actor,
-                                  num_gpus=gpus_per_actor or None, batch_format="numpy", max_restarts=0)
+    # No actor restarts. Ray Data hands every actor its constructor arguments (its data context and this map
+    # function) through the object store and turns restarts on, and Ray core logs an error line for each actor
+    # made so ("If the arguments in the object store go out of scope or are lost, the actor restart will
+    # fail", ray-project/ray#53727 and #57733): one on every successful run. max_restarts=0 removes the cause
+    # and the line; an actor that dies (out of memory, a lost node) fails the job with one error line instead
+    # of a restart Ray does not promise. Ray 2.60 deprecates passing it as a keyword with no named parameter
+    # to replace it yet, so only that deprecation notice is ignored, and a Ray that no longer takes keywords
+    # runs with its own default.
+    takes_remote_args = any(p.kind is inspect.Parameter.VAR_KEYWORD
+                            for p in inspect.signature(dataset.map_batches).parameters.values())
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="`ray_remote_args` is deprecated")
+        results = dataset.map_batches(MatteActor, fn_constructor_kwargs={"spec": spec}, batch_size=batch_size,
+                                      compute=ray.data.ActorPoolStrategy(size=actors), num_cpus=cpus_per_actor,
+                                      num_gpus=gpus_per_actor or None, batch_format="numpy",
+                                      **({"max_restarts": 0} if takes_remote_args else {}))
     return BatchRun(len(files), actors, results)
