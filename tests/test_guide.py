@@ -157,3 +157,19 @@ def test_an_exported_onnx_carries_its_card_and_runs_guided(tmp_path: Path) -> No
     matter = Matter(path)
     assert matter.guide == "selfie" and matter.ref_size == card["photo_ref_size"] == 384
     assert Matter(path, stream=True).ref_size == card["ref_size"] == 288
+
+
+def test_photos_drop_what_only_one_guide_view_takes_in(shared_data: Path) -> None:
+    """The letterboxed guide takes in the sunlit city behind the woman; photos keep only what both views see.
+
+    Streams keep the one letterboxed view (a second segmenter run would cost real time)."""
+    from PIL import Image
+
+    rgb = np.asarray(Image.open(shared_data / "photos" / "woman-5883428_1280.jpg").convert("RGB"))
+    h, w = rgb.shape[:2]
+    city = (slice(int(0.25 * h), int(0.6 * h)), slice(int(0.75 * w), w))
+    photo = Matter()
+    assert photo.guide_view == "both" and Matter(stream=True).guide_view == "pad"
+    assert (photo.matte(rgb)[city] > 0.5).mean() < 0.02
+    photo.guide_view = "pad"
+    assert (photo.matte(rgb)[city] > 0.5).mean() > 0.3  # the failure the second view removes

@@ -97,6 +97,7 @@ class Matter:
         if preprocess is not None and preprocess not in PREPROCESS_RULES:
             raise GreenlessError(f"unknown preprocessing {preprocess!r}; choose from {', '.join(PREPROCESS_RULES)}")
         self.preprocess = preprocess or defaults.preprocess
+        self.guide_view = defaults.guide_view
         self._segmenter = None
         if self.guide == "selfie":
             self._segmenter = shared_segmenter()
@@ -155,7 +156,7 @@ class Matter:
 
     def hint(self, rgb: np.ndarray, size: tuple[int, int] | None = None) -> np.ndarray | None:
         """The guide mask for an RGB image (at ``size``, default the image's), or None when unguided."""
-        return None if self._segmenter is None else self._segmenter(rgb, mode="pad", size=size)
+        return None if self._segmenter is None else self._segmenter(rgb, mode=self.guide_view, size=size)
 
     def hint_input(self, rgb: np.ndarray, prev_alpha: np.ndarray | None, size: tuple[int, int],
                    segmenter: Any = None) -> tuple[np.ndarray, np.ndarray | None]:
@@ -165,7 +166,7 @@ class Matter:
         from greenless.pipeline.preprocess import prev_alpha_channel
 
         if prev_alpha is None and self._segmenter is not None:
-            guide = (segmenter or self._segmenter)(rgb, mode="pad", size=size)
+            guide = (segmenter or self._segmenter)(rgb, mode=self.guide_view, size=size)
             return prev_alpha_channel(guide, size), guide
         return prev_alpha_channel(prev_alpha, size), None
 

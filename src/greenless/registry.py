@@ -37,6 +37,7 @@ class JobDefaults:
     guide: str  # "selfie" (the segmentation guide in the 4th channel) or "none"
     temporal: str | None  # streams: "prev-alpha" (feed back the previous matte) or "ofd"; photos: None
     preprocess: str  # one of PREPROCESS_RULES
+    guide_view: str = "pad"  # how the segmenter sees the image (SelfieSegmenter modes): "both" for photos, "pad" for streams
 
 
 @dataclass(frozen=True)
@@ -138,11 +139,14 @@ def job_defaults(card: dict[str, Any], in_channels: int, job: str) -> JobDefault
     Reference size: the card's ``ref_size`` for streams, its ``photo_ref_size`` (else ``ref_size``) for
     photos, else 512. Guide: ``selfie`` for 4-channel weights trained with it (card ``hint = "guide"``), else
     none, so 3-channel weights and official checkpoints run unguided as the paper does. Preprocessing: the
-    official demo's for official checkpoints, greenless's otherwise.
+    official demo's for official checkpoints, greenless's otherwise. Guide view: photos run the segmenter
+    letterboxed and squashed and keep the minimum (``SelfieSegmenter`` mode ``both``: what only one view
+    takes in is dropped), streams letterboxed only (a second run would cost real time).
     """
     check_job(job)
     own = card.get("ref_size") if job == "stream" else card.get("photo_ref_size", card.get("ref_size"))
     guide = "selfie" if card.get("hint") == "guide" and in_channels == 4 else "none"
     temporal = default_temporal(in_channels, guide != "none") if job == "stream" else None
     preprocess = "modnet-demo" if is_official(card) else "greenless"
-    return JobDefaults(int(own or FALLBACK_REF_SIZE), guide, temporal, preprocess)
+    return JobDefaults(int(own or FALLBACK_REF_SIZE), guide, temporal, preprocess,
+                       guide_view="pad" if job == "stream" else "both")
