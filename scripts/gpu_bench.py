@@ -70,14 +70,93 @@ def install_weights(repo: Path = REPO, dest: Path = DEST) -> list[str]:
     return placed
 
 
+def have_pyav() -> bool:
+    """Whether PyAV is installed (the device image has OpenCV but not PyAV: the script then uses OpenCV)."""
+    import importlib.util
+
+    return importlib.util.find_spec("av") is not None
+
+
+class CvReader:
+    """Frames of a video file through OpenCV's FFmpeg (RGB, index as timestamp): PyAV's stand-in on the device."""
+
+    def __init__(self, path: Path) -> None:
+        import cv2
+
+        self.capture = cv2.VideoCapture(str(path))
+        if not self.capture.isOpened():
+            raise RuntimeError(f"OpenCV cannot read {path}")
+        self.width = int(self.capture.get(cv2.CAP_PROP_FRAME_WIDTH))
+        self.height = int(self.capture.get(cv2.CAP_PROP_FRAME_HEIGHT))
+        self.fps = self.capture.get(cv2.CAP_PROP_FPS) or 25.0
+
+    def __iter__(self) -> Any:
+        import cv2
+
+        from greenless.media.video import Frame
+
+        index = 0
+        while True:
+            ok, bgr = self.capture.read()
+            if not ok:
+                return
+            yield Frame(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB), index, index, None)
+            index += 1
+
+    def close(self) -> None:
+        self.capture.release()
+
+
+class CvWriter:
+    """An MPEG-4 Part 2 file through OpenCV (``write(rgb, pts)``, ``close``, ``abort``): PyAV's stand-in."""
+
+    def __init__(self, path: Path, width: int, height: int, fps: float) -> None:
+        import cv2
+
+        self.path = path
+        self.writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), float(fps), (width, height))
+        if not self.writer.isOpened():
+            raise RuntimeError(f"OpenCV cannot write {path}")
+
+    def write(self, image: Any, pts: int | None = None) -> None:
+        import cv2
+
+        self.writer.write(cv2.cvtColor(image, cv2.COLOR_RGB2BGR))
+
+    def close(self) -> None:
+        self.writer.release()
+
+    def abort(self) -> None:
+        self.writer.release()
+        self.path.unlink(missing_ok=True)
+
+
+def open_reader(path: Path) -> Any:
+    """PyAV's reader (``greenless video``'s own) when installed, else OpenCV's."""
+    if have_pyav():
+        from greenless.media.video import open_video
+
+        return open_video(path)
+    return CvReader(path)
+
+
+def open_output(path: Path, width: int, height: int, reader: Any) -> Any:
+    """PyAV's writer (H.264, as ``greenless video`` writes) when installed, else OpenCV's (MPEG-4 Part 2), at
+    ``reader``'s frame rate."""
+    if have_pyav():
+        from greenless.media.video import open_writer
+
+        return open_writer(path, width, height, reader.fps, time_base=reader.time_base)
+    return CvWriter(path, width, height, reader.fps)
+
+
 def make_clip(source: Path, path: Path, width: int, height: int, frames: int) -> Path:
     """The first ``frames`` frames of ``source`` scaled to ``width`` x ``height``, encoded to ``path``."""
     import cv2
 
-    from greenless.media.video import open_video, open_writer
-
-    with open_video(source) as reader:
-        writer = open_writer(path, width, height, reader.fps, time_base=reader.time_base)
+    reader = open_reader(source)
+    try:
+        writer = open_output(path, width, height, reader)
         try:
             for frame in itertools.islice(iter(reader), frames):
                 image = frame.image
@@ -88,36 +167,89 @@ def make_clip(source: Path, path: Path, width: int, height: int, frames: int) ->
         except BaseException:
             writer.abort()
             raise
+    finally:
+        reader.close()
     return path
 
 
-def video_run(clip: Path, out: Path, device: str, mode: str, batch: int, max_frames: int | None) -> dict[str, Any]:
-    """``greenless video --device DEVICE`` on ``clip`` as the command runs it: end-to-end fps beside the network's."""
+def video_run(clip: Path, out: Path, device: str, mode: str, batch: int, max_frames: int | None,
+              ref_size: int | None = None) -> dict[str, Any]:
+    """``greenless video --device DEVICE`` on ``clip`` as the command runs it: end-to-end fps beside the network's
+    (``ref_size`` None: the stream default, 288)."""
     from greenless.matter import Matter
-    from greenless.media.video import open_video, open_writer
-    from greenless.pipeline.device import DeviceMatter
+    from greenless.pipeline.device import DeviceMatter, DeviceRenderer
     from greenless.pipeline.video import Background, VideoPipeline
 
-    matter = DeviceMatter(Matter(engine="torch", device=device, stream=True))
+    matter = DeviceMatter(Matter(engine="torch", device=device, stream=True, ref_size=ref_size))
+    reader = open_reader(clip)
     try:
-        with open_video(clip) as reader:
-            frames = iter(reader) if max_frames is None else itertools.islice(iter(reader), max_frames)
-            bg = Background("green", reader.width, reader.height) if mode == "composite" else None
-            writer = open_writer(out, reader.width, reader.height, reader.fps, time_base=reader.time_base)
-            try:
-                stats = VideoPipeline(matter, mode=mode, background=bg, batch=batch,
-                                      stream=matter.stream()).run(frames, writer)
-                writer.close()
-            except BaseException:
-                writer.abort()
-                raise
-            size = f"{reader.width}x{reader.height}"
+        frames = iter(reader) if max_frames is None else itertools.islice(iter(reader), max_frames)
+        bg = Background("green", reader.width, reader.height) if mode == "composite" else None
+        writer = open_output(out, reader.width, reader.height, reader)
+        try:
+            stats = VideoPipeline(matter, mode=mode, background=bg, batch=batch, stream=matter.stream(),
+                                  renderer=DeviceRenderer(matter.device)).run(frames, writer)
+            writer.close()
+        except BaseException:
+            writer.abort()
+            raise
         network_fps = matter.network_fps()
     finally:
+        reader.close()
         matter.close()
-    return {"clip": size, "output": mode, "batch": batch, "frames": stats.frames, "seconds": stats.seconds,
-            "end_to_end_fps": stats.fps, "network_fps": network_fps,
-            "ratio": stats.fps / network_fps if network_fps else None, "temporal": stats.temporal}
+    return {"clip": f"{reader.width}x{reader.height}", "ref_size": matter.ref_size, "output": mode, "batch": batch,
+            "frames": stats.frames,
+            "seconds": stats.seconds, "end_to_end_fps": stats.fps, "network_fps": network_fps,
+            "ratio": stats.fps / network_fps if network_fps else None, "temporal": stats.temporal,
+            "io": "PyAV (H.264)" if have_pyav() else "OpenCV (MPEG-4 Part 2; PyAV not installed)"}
+
+
+def stage_costs(clip: Path, frames: int, out: Path, device: str) -> list[dict[str, Any]]:
+    """Frames per second of each CPU stage of the video path alone, one thread each, on ``clip``'s first
+    ``frames`` frames: what the GPU waits on when the end-to-end rate falls short of the network's."""
+    import numpy as np
+
+    from greenless.engines.accel import resolve_device
+    from greenless.pipeline.device import DeviceRenderer
+    from greenless.pipeline.guide import SelfieSegmenter, guide_bounds
+    from greenless.pipeline.video import Background, render
+
+    reader = open_reader(clip)
+    try:
+        start = time.perf_counter()
+        images = [f.image for f in itertools.islice(iter(reader), frames)]
+        decode_s = time.perf_counter() - start
+    finally:
+        reader.close()
+    h, w = images[0].shape[:2]
+    yy, xx = np.mgrid[0:h, 0:w]
+    alpha = np.clip(1.5 - np.hypot((yy - h / 2) / (0.4 * h), (xx - w / 2) / (0.25 * w)), 0, 1).astype(np.float32)
+    rows = [{"stage": f"decode ({len(images)} frames)", "fps": len(images) / decode_s}]
+    bg = Background("green", w, h)
+    for mode in ("composite", "alpha"):
+        start = time.perf_counter()
+        rendered = [render(mode, image, alpha, bg) for image in images]
+        rows.append({"stage": f"render {mode} (CPU)", "fps": len(images) / (time.perf_counter() - start)})
+    draw = DeviceRenderer(resolve_device(device))
+    draw("composite", images[0], alpha, bg)  # first call builds the weight matrices
+    start = time.perf_counter()
+    for image in images:
+        draw("composite", image, alpha, bg)
+    rows.append({"stage": f"render composite ({device}, copies included)", "fps": len(images) / (time.perf_counter() - start)})
+    source = open_reader(clip)
+    writer = open_output(out, w, h, source)
+    source.close()
+    start = time.perf_counter()
+    for i, image in enumerate(rendered):
+        writer.write(image, i)
+    writer.close()
+    rows.append({"stage": "encode", "fps": len(images) / (time.perf_counter() - start)})
+    segmenter = SelfieSegmenter()
+    start = time.perf_counter()
+    for image in images:
+        guide_bounds(segmenter(image, mode="pad", size=(288, 512)))
+    rows.append({"stage": "guide + bounds at 288x512 (one thread)", "fps": len(images) / (time.perf_counter() - start)})
+    return [{"clip": f"{w}x{h}", **row} for row in rows]
 
 
 def checks(device: str, clip: Path, frames: int, compile_backend: str = "inductor") -> list[dict[str, Any]]:
@@ -127,11 +259,13 @@ def checks(device: str, clip: Path, frames: int, compile_backend: str = "inducto
 
     from greenless.engines.accel import TensorRunner
     from greenless.matter import Matter
-    from greenless.media.video import open_video
     from greenless.pipeline.device import DeviceMatter
 
-    with open_video(clip) as reader:
+    reader = open_reader(clip)
+    try:
         images = [f.image for f in itertools.islice(iter(reader), frames)]
+    finally:
+        reader.close()
     out = []
     plain = Matter(engine="torch", device=device, stream=True)
     fast = DeviceMatter(plain)
@@ -139,6 +273,14 @@ def checks(device: str, clip: Path, frames: int, compile_backend: str = "inducto
         a, b = plain.matte_batch(images), fast.matte_batch(images)
         out.append({"check": "batched device path vs per-frame Matter (same engine)",
                     "max_abs_diff": float(max(np.abs(x - y).max() for x, y in zip(a, b)))})
+        from greenless.pipeline.device import DeviceRenderer
+        from greenless.pipeline.video import Background, render
+
+        bg = Background("green", images[0].shape[1], images[0].shape[0])
+        draw = DeviceRenderer(fast.device)
+        levels = max(int(np.abs(render("composite", im, al, bg).astype(int) - draw("composite", im, al, bg)).max())
+                     for im, al in zip(images, a))
+        out.append({"check": "device composite vs CPU composite, in 8-bit levels (not alpha)", "max_abs_diff": levels})
     finally:
         fast.close()
     engine = plain.engine
@@ -162,15 +304,20 @@ def render(report: dict[str, Any]) -> str:
 
     lines = ["# greenless GPU bench (`scripts/gpu_bench.py run`)", "", report["environment"], "",
              "## Networks (`greenless bench --device`)", "", render_markdown(report["bench"]),
-             "## greenless video on the device path (decode thread, batched GPU matting, composite + encode thread)", "",
-             "| clip | output | batch | frames | end-to-end fps | network alone fps | ratio |", "|---|---|---|---|---|---|---|"]
+             "## greenless video on the device path (decode thread, batched GPU matting, GPU composite + encode thread)", "",
+             "| clip | ref size | output | batch | frames | end-to-end fps | network alone fps | ratio | decode/encode |",
+             "|---|---|---|---|---|---|---|---|---|"]
     for v in report["video"]:
         if "error" in v:
-            lines.append(f"| {v.get('clip', '')} | {v.get('output', '')} | | | {v['error']} | | |")
+            lines.append(f"| {v.get('clip', '')} | | {v.get('output', '')} | | | {v['error']} | | | |")
             continue
         ratio = f"{v['ratio']:.2f}" if v["ratio"] else "–"
-        lines.append(f"| {v['clip']} | {v['output']} | {v['batch']} | {v['frames']} | {v['end_to_end_fps']:.1f} | "
-                     f"{v['network_fps']:.1f} | {ratio} |")
+        lines.append(f"| {v['clip']} | {v['ref_size']} | {v['output']} | {v['batch']} | {v['frames']} | {v['end_to_end_fps']:.1f} | "
+                     f"{v['network_fps']:.1f} | {ratio} | {v['io']} |")
+    lines += ["", "## Each CPU stage of the video path alone (one thread, frames per second)", "",
+              "| clip | stage | fps |", "|---|---|---|"]
+    lines += [f"| {r['clip']} | {r['stage']} | " + (f"{r['fps']:.1f}" if "fps" in r else r.get("error", "")) + " |"
+              for r in report.get("stages", [])]
     lines += ["", "## Checks (largest matte difference, alpha in [0, 1])", ""]
     for c in report["checks"]:
         lines.append(f"- {c['check']}: " + (f"{c['max_abs_diff']:.2e}" if "max_abs_diff" in c else c["error"]))
@@ -178,7 +325,7 @@ def render(report: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def run(out: Path, device: str = "cuda", quick: bool = False, budget_s: float = 210.0) -> dict[str, Any]:
+def run(out: Path, device: str = "cuda", quick: bool = False, budget_s: float = 180.0) -> dict[str, Any]:
     """Everything, in order of importance, each part's failure noted rather than fatal; writes the report files."""
     import torch
 
@@ -200,7 +347,7 @@ def run(out: Path, device: str = "cuda", quick: bool = False, budget_s: float = 
         plan = Plan(device=device, models=DEVICE_MODELS, engines=CUDA_ENGINES, batches=(1, 16), warmup=10,
                     repeat=50, budget_s=budget_s, compile_models=("modnet",))
     bench = run_device_bench(plan, on_progress=lambda text: print(f"  {text}", flush=True))
-    report: dict[str, Any] = {"environment": env, "bench": bench, "video": [], "checks": []}
+    report: dict[str, Any] = {"environment": env, "bench": bench, "video": [], "stages": [], "checks": []}
     source = REPO / DEST / "clip.mp4"
     source = source if source.is_file() else (REPO / CLIP).resolve()
     with tempfile.TemporaryDirectory(prefix="greenless-gpu-bench-") as tmp:
@@ -208,18 +355,25 @@ def run(out: Path, device: str = "cuda", quick: bool = False, budget_s: float = 
         try:
             if not quick:
                 print("making the 1080p clip", flush=True)
-                clips.insert(0, (make_clip(source, Path(tmp) / "clip1080.mp4", 1920, 1080, 300), None))
+                clips.insert(0, (make_clip(source, Path(tmp) / "clip1080.mp4", 1920, 1080, 240), None))
         except Exception as exc:
             report["video"].append({"clip": "1920x1080", "error": f"{type(exc).__name__}: {str(exc)[:200]}"})
-        runs = [("composite", 16), ("alpha", 16)] if not quick else [("composite", 2)]
-        for (clip, frames), (mode, batch) in itertools.product(clips, runs):
-            print(f"video {clip.name} {mode} batch {batch}", flush=True)
-            try:
-                report["video"].append(video_run(clip, Path(tmp) / f"out-{mode}.mp4", device, mode, batch,
-                                                 4 if quick else frames))
-            except Exception as exc:
-                report["video"].append({"clip": clip.name, "output": mode,
-                                        "error": f"{type(exc).__name__}: {str(exc)[:200]}"})
+        runs = [("composite", 16, None), ("alpha", 16, None)] if not quick else [("composite", 2, None)]
+        for (clip, frames), (mode, batch, ref) in itertools.product(clips, runs):
+            runs_here = [(mode, batch, ref)] + ([("alpha", 16, 1080)] if "1080" in clip.name and mode == "alpha" else [])
+            for mode_, batch_, ref_ in runs_here:  # at 1080p also with the network at full size (1088x1920)
+                print(f"video {clip.name} {mode_} batch {batch_} ref {ref_ or 'default'}", flush=True)
+                try:
+                    report["video"].append(video_run(clip, Path(tmp) / f"out-{mode_}.mp4", device, mode_, batch_,
+                                                     4 if quick else frames, ref_))
+                except Exception as exc:
+                    report["video"].append({"clip": clip.name, "output": mode_,
+                                            "error": f"{type(exc).__name__}: {str(exc)[:200]}"})
+        print("stage costs", flush=True)
+        try:
+            report["stages"] = stage_costs(clips[0][0], 4 if quick else 60, Path(tmp) / "stage.mp4", device)
+        except Exception as exc:
+            report["stages"] = [{"clip": clips[0][0].name, "stage": "stage costs", "error": f"{type(exc).__name__}: {exc}"}]
         print("checks", flush=True)
         try:
             report["checks"] = checks(device, source, 2 if quick else 8, plan.compile_backend)
@@ -240,7 +394,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--out", type=Path, default=None, help="default: $OUT")
     p.add_argument("--device", default="cuda")
     p.add_argument("--quick", action="store_true", help="tiny settings (the CPU check in the tests)")
-    p.add_argument("--budget-s", type=float, default=210.0, help="seconds for the network bench (the rest follows)")
+    p.add_argument("--budget-s", type=float, default=180.0, help="seconds for the network bench (the rest follows)")
     args = parser.parse_args(argv)
     if args.command == "prepare":
         total = prepare()

@@ -202,3 +202,26 @@ def test_gpu_bench_prepare_and_install(tmp_path: Path) -> None:
         (repo / gpu_bench.WEIGHTS / name).unlink()
     assert gpu_bench.install_weights(repo, gpu_bench.DEST) == sorted(gpu_bench.CARRIED[:2])
     assert (repo / gpu_bench.WEIGHTS / "modnet.json").read_bytes() == b"modnet.json"
+
+
+@pytest.mark.parametrize("background", ["green", "blur", "backgrounds/beach.jpg"])
+def test_device_renderer_matches_render(frames: list[np.ndarray], shared_data: Path, background: str) -> None:
+    """The device composite (and cut-out, foreground) equals the CPU's within one 8-bit level on real frames and
+    their mattes: the foreground estimate's blurs and resizes use OpenCV's own weights."""
+    from greenless.matter import Matter
+    from greenless.pipeline.device import DeviceRenderer
+    from greenless.pipeline.video import Background, render
+
+    spec = str(shared_data / background) if "/" in background else background
+    bg = Background(spec, frames[0].shape[1], frames[0].shape[0])
+    draw = DeviceRenderer(torch.device("cpu"))
+    alphas = Matter(stream=True).matte_batch(frames[:2])
+    for frame, alpha in zip(frames[:2], alphas):
+        for mode in ("composite", "rgba", "foreground", "alpha"):
+            expected, got = render(mode, frame, alpha, bg), draw(mode, frame, alpha, bg)
+            assert got.shape == expected.shape and got.dtype == np.uint8
+            diff = np.abs(got.astype(int) - expected.astype(int))
+            assert diff.max() <= 1 and (diff > 0).mean() < 1e-3, (mode, diff.max(), (diff > 0).mean())
+    soft = alphas[0].copy()
+    soft[(soft > 0) & (soft < 1)] = 0  # a hard matte: nothing to estimate, the frame's own colours
+    assert np.array_equal(draw("foreground", frames[0], soft, bg), frames[0])

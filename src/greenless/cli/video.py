@@ -63,7 +63,7 @@ def video(
     from greenless.pipeline.compose import parse_color
     from greenless.pipeline.video import OUTPUT_MODES, Background, VideoPipeline
 
-    from greenless.pipeline.device import DeviceMatter, use_device_path
+    from greenless.pipeline.device import DeviceMatter, DeviceRenderer, use_device_path
 
     on_device = use_device_path(engine, device)
     engine = "torch" if device is not None else engine
@@ -114,8 +114,9 @@ def video(
                     elapsed = now - clock["start"]
                     progress.update(task, advance=n, fps=(clock["done"] - 1) / elapsed if elapsed > 0 else 0.0)
 
+                renderer = DeviceRenderer(device_matter.device) if device_matter is not None else None
                 pipeline = VideoPipeline(matter, mode=mode, background=bg, batch=batch, on_frame=on_frame,
-                                         stream=stream)
+                                         stream=stream, renderer=renderer)
                 stats = pipeline.run(frames, writer, gray_as_rgb=is_video_output(output))
                 progress.update(task, total=stats.frames, completed=stats.frames)
             if stats.interrupted:

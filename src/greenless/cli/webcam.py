@@ -120,10 +120,12 @@ def webcam(
         # The stream job's defaults (model, reference size, guide, temporal policy) come from the registry;
         # the stream holds the frame-to-frame state, exactly as for greenless video.
         matter = Matter(weights, engine=engine, ref_size=ref_size, guide=guide, model=model, stream=True)
-        from greenless.pipeline.device import DeviceMatter, use_device_path
+        from greenless.pipeline.device import DeviceMatter, DeviceRenderer, use_device_path
 
-        if use_device_path(engine, None):  # the torch engine on CUDA: resizing, network and bounds on the GPU
+        draw = render
+        if use_device_path(engine, None):  # the torch engine on CUDA: resizing, network, bounds, composite on the GPU
             matter = DeviceMatter(matter, workers=1)
+            draw = DeviceRenderer(matter.device)
         stream = matter.stream(temporal, ofd=not no_ofd)
         bg = Background(background, width, height)
         camera = open_virtual_camera(width, height, fps) if virtual_camera else None
@@ -137,7 +139,7 @@ def webcam(
 
         def emit(rgb: Any, alpha: Any) -> bool:
             """Compose one frame and send it to every sink; False when the user closed the window."""
-            out = render("composite", rgb, alpha, bg)
+            out = draw("composite", rgb, alpha, bg)
             fps_now = meter.tick()
             if writer is not None:
                 writer.write(out)

@@ -172,15 +172,16 @@ class DeviceMatter:
     def _frames_on_device(self, rgbs: list[np.ndarray]) -> Any:
         """The frames as one N x H x W x 3 uint8 tensor on the device, through a reused pinned buffer on CUDA."""
         torch = self.torch
-        stacked = np.stack(rgbs)
         if self.device.type != "cuda":
-            return torch.from_numpy(stacked)
-        key = stacked.shape
+            return torch.from_numpy(np.stack(rgbs))
+        key = (len(rgbs), *rgbs[0].shape)
         buffer = self._pinned.get(key)
         if buffer is None:
             self._pinned.clear()  # one frame size at a time in a video: keep the latest only
             buffer = self._pinned[key] = torch.empty(key, dtype=torch.uint8, pin_memory=True)
-        buffer.numpy()[...] = stacked  # safe to reuse: the previous batch was synchronised before returning
+        view = buffer.numpy()
+        for i, rgb in enumerate(rgbs):  # one copy per frame, straight into page-locked memory
+            view[i] = rgb  # safe to reuse: the previous batch was synchronised before matte_batch returned
         return buffer.to(self.device, non_blocking=True)
 
     def _network_input(self, rgbs: list[np.ndarray], size: tuple[int, int]) -> Any:
@@ -248,3 +249,126 @@ def use_device_path(engine: str, device: str | None) -> bool:
     except ImportError:
         return False  # Matter then says the torch engine needs PyTorch
     return bool(torch.cuda.is_available())
+
+
+class DeviceRenderer:
+    """``greenless.pipeline.video.render`` on a torch device, for the outputs that estimate foreground colours
+    (composite, rgba, foreground); the alpha output (a clip and a cast) stays on the CPU.
+
+    The CPU path's foreground estimate (``compose.estimate_foreground``: blur-fusion on the soft edge's
+    bounding box, at most ``max_pixels`` of it, the correction brought back up) done with the same steps, each
+    box blur and resize a matrix product with weights read off OpenCV (``cv2.blur`` and ``cv2.resize`` of an
+    identity matrix, so borders and rounding follow it); then ``alpha * F + (1 - alpha) * B``. At 1080p the
+    CPU's estimate and blend take tens of milliseconds a frame, which would hold a GPU-fed video to a few
+    dozen frames per second; on the device they cost the copies.
+    """
+
+    def __init__(self, device: Any, max_pixels: int | None = None) -> None:
+        import torch
+
+        from greenless.pipeline.video import VIDEO_FG_MAX_PIXELS
+
+        self.torch = torch
+        self.device = device
+        self.max_pixels = max_pixels or VIDEO_FG_MAX_PIXELS
+        self._matrices: dict[tuple, Any] = {}
+        self._background: tuple[Any, Any] | None = None  # (host array, its device copy): stills are uploaded once
+
+    def __call__(self, mode: str, rgb: np.ndarray, alpha: np.ndarray, background: Any,
+                 gray_as_rgb: bool = True) -> np.ndarray:
+        """The output picture for one frame, as ``pipeline.video.render`` makes it."""
+        from greenless.pipeline.video import render
+
+        if mode not in ("composite", "rgba", "foreground") or (mode == "composite" and background is None):
+            return render(mode, rgb, alpha, background, gray_as_rgb)  # alpha output, or render's own error
+        torch = self.torch
+        with torch.inference_mode():
+            image = self._up(rgb).permute(2, 0, 1).float()  # 3 x H x W in 0..255
+            a = self._up(alpha).float()
+            fg = self._foreground(image, a)
+            if mode == "foreground":
+                return self._down(fg)
+            if mode == "rgba":
+                from greenless.pipeline.compose import _alpha_u8
+
+                return np.dstack([self._down(fg), _alpha_u8(alpha)])
+            bg = self._background_on_device(background.for_frame(rgb)).permute(2, 0, 1).float()
+            return self._down((fg * a + bg * (1.0 - a)).round_())
+
+    def _up(self, array: np.ndarray) -> Any:
+        return self.torch.from_numpy(np.ascontiguousarray(array)).to(self.device, non_blocking=True)
+
+    def _down(self, chw: Any) -> np.ndarray:
+        """3 x H x W in 0..255 (already rounded) -> H x W x 3 uint8 on the host."""
+        return np.ascontiguousarray(chw.clamp_(0, 255).to(self.torch.uint8).permute(1, 2, 0).cpu().numpy())
+
+    def _background_on_device(self, bg: np.ndarray) -> Any:
+        if self._background is not None and self._background[0] is bg:
+            return self._background[1]
+        on_device = self._up(bg)
+        self._background = (bg, on_device)
+        return on_device
+
+    def _matrix(self, kind: str, n: int, m: int) -> Any:
+        """Cached weights: ``blur`` (n x n box of side m, OpenCV's reflected border), ``area`` or ``linear``
+        (m x n resize)."""
+        key = (kind, n, m)
+        weights = self._matrices.get(key)
+        if weights is None:
+            if len(self._matrices) >= 4 * _MAX_WEIGHTS:
+                self._matrices.clear()
+            if kind == "blur":
+                host = cv2.blur(np.eye(n, dtype=np.float32), (1, m))
+            else:
+                host = axis_weights(n, m, "greenless", cv2.INTER_AREA if kind == "area" else cv2.INTER_LINEAR)
+            weights = self._matrices[key] = self.torch.from_numpy(np.ascontiguousarray(host)).to(self.device)
+        return weights
+
+    def _resize(self, x: Any, h: int, w: int, kind: str) -> Any:
+        return self._matrix(kind, x.shape[-2], h) @ x @ self._matrix(kind, x.shape[-1], w).T
+
+    def _blur(self, x: Any, size: int) -> Any:
+        return self._matrix("blur", x.shape[-2], size) @ x @ self._matrix("blur", x.shape[-1], size).T
+
+    def _blur_fusion(self, image: Any, alpha: Any, radii: tuple[int, ...]) -> Any:
+        """``compose._blur_fusion`` on 3 x h x w images in [0, 1] and an h x w alpha."""
+        from greenless.pipeline.compose import _EPS
+
+        a = alpha[None]
+        fg = bg = image
+        for radius in radii:
+            blurred_a = self._blur(alpha, radius)[None]
+            mean_fg = self._blur(fg * a, radius) / (blurred_a + _EPS)
+            mean_bg = self._blur(bg * (1.0 - a), radius) / ((1.0 - blurred_a) + _EPS)
+            residual = image - a * mean_fg - (1.0 - a) * mean_bg
+            fg, bg = (mean_fg + a * residual).clamp_(0.0, 1.0), mean_bg
+        return fg
+
+    def _foreground(self, image: Any, alpha: Any) -> Any:
+        """``compose.estimate_foreground`` (video settings) on a 3 x H x W image in 0..255: 0..255, rounded."""
+        from greenless.pipeline.compose import _SOFT, BLUR_RADII
+
+        soft = (alpha > _SOFT) & (alpha < 1.0 - _SOFT)
+        rows = soft.any(dim=1).nonzero()
+        if rows.numel() == 0:
+            return image
+        cols = soft.any(dim=0).nonzero()
+        margin = BLUR_RADII[0]
+        height, width = alpha.shape
+        top, bottom = max(int(rows[0]) - margin, 0), min(int(rows[-1]) + margin + 1, height)
+        left, right = max(int(cols[0]) - margin, 0), min(int(cols[-1]) + margin + 1, width)
+        crop, a = image[:, top:bottom, left:right], alpha[top:bottom, left:right]
+        out = image.clone()
+        scale = min(1.0, (self.max_pixels / a.numel()) ** 0.5)
+        ch, cw = a.shape
+        if scale < 1.0:
+            sh, sw = max(1, round(ch * scale)), max(1, round(cw * scale))
+            small = self._resize(crop, sh, sw, "area").round_() / 255.0  # OpenCV resizes uint8 to uint8
+            small_a = self._resize(a, sh, sw, "area")
+            radii = tuple(max(3, int(r * scale) | 1) for r in BLUR_RADII)
+            correction = (self._blur_fusion(small, small_a, radii) - small) * 255.0
+            out[:, top:bottom, left:right] = (crop + self._resize(correction, ch, cw, "linear")).round_().clamp_(0, 255)
+        else:
+            fg = self._blur_fusion(crop / 255.0, a, BLUR_RADII)
+            out[:, top:bottom, left:right] = (fg * 255.0 + 0.5).floor_()
+        return out

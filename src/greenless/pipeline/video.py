@@ -143,7 +143,7 @@ class VideoPipeline:
     def __init__(self, matter: Any, mode: str = "composite", background: Background | None = None,
                  temporal: str | None = None, batch: int = 4, ofd_tol: float = DEFAULT_OFD_TOL,
                  queue_size: int | None = None, on_frame: Callable[[int], None] | None = None, ofd: bool = True,
-                 stream: MatteStream | None = None) -> None:
+                 stream: MatteStream | None = None, renderer: Callable[..., np.ndarray] | None = None) -> None:
         if mode not in OUTPUT_MODES:
             raise GreenlessError(f"unknown --output {mode!r}; choose one of {', '.join(OUTPUT_MODES)}")
         if batch < 1:
@@ -157,6 +157,9 @@ class VideoPipeline:
         self.batch = min(batch, self.stream.max_batch or batch)
         self.queue_size = queue_size or max(4, 2 * self.batch)
         self.on_frame = on_frame
+        #: Makes each output picture, with ``render``'s arguments (``render`` itself unless given: the device path
+        #: passes ``pipeline.device.DeviceRenderer``, which composites on the GPU).
+        self.render = renderer or render
 
     def run(self, frames: Iterable[Any], writer: Any, gray_as_rgb: bool = True) -> VideoStats:
         """Matte every frame of ``frames`` (media.video.Frame objects) and write the rendered result."""
@@ -185,7 +188,7 @@ class VideoPipeline:
                     if item is _END:
                         return
                     frame, alpha = item
-                    image = render(self.mode, frame.image, alpha, self.background, gray_as_rgb)
+                    image = self.render(self.mode, frame.image, alpha, self.background, gray_as_rgb)
                     pts = frame.pts if frame.pts is not None else frame.index
                     if last_pts[0] is not None and pts <= last_pts[0]:
                         pts = last_pts[0] + 1  # encoders need strictly increasing timestamps
