@@ -1,15 +1,16 @@
 """Guided against unguided, for every packaged model, beside the reference model: one table for the README.
 
 For each labelled portrait (``../shared/data/portraits`` by default; any PPM-100 style folder) and each
-packaged model, the matte with ``--guide none`` and, for 4-channel models, with ``--guide selfie``, each at
-the model's own reference size (``--ref-sizes`` adds others); the reference segmentation model is scored
+packaged model, the matte with ``--guide none`` and, for 4-channel models, with ``--guide selfie``, with the
+defaults of each job (photo: its photo reference size and both guide views; stream: its stream reference
+size, one view; ``--ref-sizes`` adds photo rows at other sizes); the reference segmentation model is scored
 squashed to 256x256 (as the README's first table) and letterboxed (as the guide uses it). Columns: mean
 MSE and MAD over the images, and the background floor: the mean alpha, and the share of pixels above
 1/255, on background far from the person (ground truth 0 and more than 5% of the image diagonal away
 from any pixel with alpha > 0), where a clean matte is exactly 0.
 
     python benchmarks/guide_compare.py                  # markdown table on stdout
-    python benchmarks/guide_compare.py --ref-sizes 384 512 --json runs/guide_compare.json
+    python benchmarks/guide_compare.py --ref-sizes 288 512 --json runs/guide_compare.json
 """
 
 from __future__ import annotations
@@ -57,13 +58,15 @@ def main() -> None:
         rows[f"reference ({'squashed' if mode == 'squash' else 'letterboxed'})"] = {
             stem: scores(segmenter(rgb, mode=mode), truth, far_background(truth)) for stem, rgb, truth in images}
     for model in MODELS:
-        base = Matter(model=model)
-        for ref in [base.ref_size, *[r for r in args.ref_sizes if r != base.ref_size]]:
-            guides = ["none", "selfie"] if base.engine.in_channels == 4 else ["none"]
-            for guide in guides:
-                matter = Matter(model=model, ref_size=ref, guide=guide)
-                rows[f"{model} ref {ref}, guide {guide}"] = {
-                    stem: scores(matter.matte(rgb), truth, far_background(truth)) for stem, rgb, truth in images}
+        for job in ("photo", "stream"):  # each job's defaults from the registry (reference size, guide views)
+            base = Matter(model=model, stream=job == "stream")
+            extra = [r for r in args.ref_sizes if r != base.ref_size] if job == "photo" else []
+            for ref in [base.ref_size, *extra]:
+                guides = ["none", "selfie"] if base.engine.in_channels == 4 else ["none"]
+                for guide in guides:
+                    matter = Matter(model=model, ref_size=ref, guide=guide, stream=job == "stream")
+                    rows[f"{model} {job} ref {ref}, guide {guide}"] = {
+                        stem: scores(matter.matte(rgb), truth, far_background(truth)) for stem, rgb, truth in images}
     print("| model | MSE | MAD | far-background mean alpha | far-background pixels > 1/255 |")
     print("|---|---|---|---|---|")
     for name, per in rows.items():
