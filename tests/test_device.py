@@ -225,3 +225,37 @@ def test_device_renderer_matches_render(frames: list[np.ndarray], shared_data: P
     soft = alphas[0].copy()
     soft[(soft > 0) & (soft < 1)] = 0  # a hard matte: nothing to estimate, the frame's own colours
     assert np.array_equal(draw("foreground", frames[0], soft, bg), frames[0])
+
+
+def test_video_pipeline_with_the_device_renderer(shared_data: Path) -> None:
+    """VideoPipeline through the device matter and renderer writes what the plain pipeline writes (the
+    composite within one level), frames in order, OFD included."""
+    from greenless.matter import Matter
+    from greenless.media.video import open_video
+    from greenless.pipeline.device import DeviceMatter, DeviceRenderer
+    from greenless.pipeline.video import Background, VideoPipeline
+
+    class Collect:
+        def __init__(self) -> None:
+            self.images: list[np.ndarray] = []
+            self.pts: list[int] = []
+
+        def write(self, image: np.ndarray, pts: int | None = None) -> None:
+            self.images.append(image)
+            self.pts.append(pts)
+
+    outputs = []
+    for device_path in (False, True):
+        matter = Matter(engine="torch", device="cpu", stream=True, ref_size=128)
+        matter = DeviceMatter(matter, workers=1) if device_path else matter
+        writer = Collect()
+        with open_video(shared_data / CLIP) as reader:
+            bg = Background("green", reader.width, reader.height)
+            VideoPipeline(matter, background=bg, batch=3, stream=matter.stream(),
+                          renderer=DeviceRenderer(torch.device("cpu")) if device_path else None
+                          ).run(itertools.islice(iter(reader), 4), writer)
+        outputs.append(writer)
+    plain, device = outputs
+    assert len(device.images) == 4 and device.pts == plain.pts == sorted(plain.pts)
+    for a, b in zip(plain.images, device.images):
+        assert np.abs(a.astype(int) - b.astype(int)).max() <= 1

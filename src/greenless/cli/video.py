@@ -114,7 +114,9 @@ def video(
                     elapsed = now - clock["start"]
                     progress.update(task, advance=n, fps=(clock["done"] - 1) / elapsed if elapsed > 0 else 0.0)
 
-                renderer = DeviceRenderer(device_matter.device) if device_matter is not None else None
+                # on a GPU the composite is made there too; on CPU OpenCV's own is the faster
+                on_gpu = device_matter is not None and device_matter.device.type == "cuda"
+                renderer = DeviceRenderer(device_matter.device) if on_gpu else None
                 pipeline = VideoPipeline(matter, mode=mode, background=bg, batch=batch, on_frame=on_frame,
                                          stream=stream, renderer=renderer)
                 stats = pipeline.run(frames, writer, gray_as_rgb=is_video_output(output))

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import platform
 import time
+from pathlib import Path
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -171,8 +172,10 @@ def onnx_call(name: str, provider: str, precision: str, device: Any, x: np.ndarr
     opts.log_severity_level = 3
     options: dict[str, Any] = {}
     if provider == "tensorrt":
+        import tempfile
+
         options = {"trt_fp16_enable": precision == "fp16", "trt_engine_cache_enable": True,
-                   "trt_engine_cache_path": str(path.parent.parent / ".trt-cache")}
+                   "trt_engine_cache_path": str(Path(tempfile.gettempdir()) / "greenless-trt-cache")}
     providers: list[Any] = [(wanted, options)] + (["CUDAExecutionProvider"] if provider == "tensorrt" else [])
     session = ort.InferenceSession(str(path), sess_options=opts, providers=providers)
     kind = "cpu" if provider == "cpu" else "cuda"
