@@ -211,9 +211,9 @@ def test_model_run_writes_predictions(tiny: Path, tmp_path: Path, capsys: pytest
 def test_trained_models_against_reference_on_portraits(shared_data: Path, reference_model: Path,
                                                        capsys: pytest.CaptureFixture[str]) -> None:
     """What the README claims on the four real portraits. The default (modnet, guided, reference size
-    384): lower mean MSE, MAD, SAD and Conn than the reference model, lower MAD on every portrait but
-    p_bac3c1ff (where it is within 2%), far better where the reference fails (p_71bcce3a), and far better
-    than modnet-paper, which keeps lower mean MSE and Conn than the reference.
+    384, both guide views): lower mean MSE, MAD, SAD and Conn than the reference model, lower MAD on every
+    portrait, far better where the reference fails (p_71bcce3a), and far better than modnet-paper, which
+    keeps lower mean MSE and Conn than the reference.
     """
     results = {}
     for model in ("modnet-paper", "modnet"):
@@ -227,9 +227,9 @@ def test_trained_models_against_reference_on_portraits(shared_data: Path, refere
     assert paper["mean"]["mad"] < 0.13  # regression guard: modnet-paper measures 0.113
     ref = default["reference"]
     for metric in ("mse", "mad", "sad", "conn"):
-        assert default["mean"][metric] < ref["mean"][metric] / 3  # measured 4.7x (MSE) and 4.1x (MAD) lower
-    assert default["mean"]["mad"] < 0.025  # regression guard: measures 0.0218
+        assert default["mean"][metric] < ref["mean"][metric] / 4  # measured 5.4x (MSE) and 4.8x (MAD) lower
+    assert default["mean"]["mad"] < 0.020  # regression guard: measures 0.0187
     for stem, scores in default["per_image"].items():
-        assert scores["mad"] < ref["per_image"][stem]["mad"] * (1.02 if stem == "p_bac3c1ff" else 1.0), stem
+        assert scores["mad"] < ref["per_image"][stem]["mad"], stem
     assert default["per_image"]["p_71bcce3a"]["mse"] < ref["per_image"]["p_71bcce3a"]["mse"] / 5
     assert default["mean"]["mad"] < paper["mean"]["mad"] / 4
