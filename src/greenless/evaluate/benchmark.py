@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from greenless.errors import GreenlessError
+from greenless.errors import GreenlessError, install_hint
 from greenless.evaluate.bench_worker import RESOLUTIONS
 
 QUICK_RESOLUTIONS = ("512x288", "512x512")
@@ -189,7 +189,7 @@ def plan(reference: Path | None, skip: set[str], paper_onnx: Path | None) -> tup
             specs.append(ModelSpec("reference selfie segmentation", "reference", str(reference)))
     if "paper" not in skip:
         if paper_onnx is None:
-            skipped.append(ModelResult(PAPER_NAME, "onnx", "", note="skipped: exporting it needs PyTorch (pip install 'greenless[torch]')"))
+            skipped.append(ModelResult(PAPER_NAME, "onnx", "", note=f"skipped: exporting it needs PyTorch ({install_hint('torch')})"))
         else:
             specs.append(ModelSpec(PAPER_NAME, "onnx", str(paper_onnx), "fp32"))
     return specs, skipped

@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from greenless.errors import GreenlessError
+from greenless.errors import GreenlessError, install_hint
 from greenless.media.images import IMAGE_SUFFIXES
 
 VIDEO_EXTENSIONS = (".mp4", ".m4v", ".mkv", ".mov", ".webm", ".avi", ".gif")
@@ -46,7 +46,7 @@ def _av() -> Any:
     try:
         import av
     except ImportError:
-        raise GreenlessError("video support needs PyAV: pip install 'greenless[video]'") from None
+        raise GreenlessError(f"video support needs PyAV: {install_hint('video')}") from None
     return av
 
 
