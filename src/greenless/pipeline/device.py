@@ -24,6 +24,7 @@ import os
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import nullcontext
 from typing import Any
 
 import cv2
@@ -90,7 +91,7 @@ class DeviceMatter:
     def network_seconds(self) -> float:
         """Time spent inside the network so far (device time on CUDA, measured by events)."""
         if self._events:
-            self.runner.synchronize()
+            self._events[-1][1].synchronize()
             self._network_s += sum(start.elapsed_time(end) for start, end in self._events) / 1000.0
             self._events.clear()
         return self._network_s
@@ -143,7 +144,8 @@ class DeviceMatter:
             out = torch.maximum(out * self._upload(keep), self._upload(solid))
         alpha = self._resize(out, (h, w), back=True).clamp_(0.0, 1.0)[:, 0]
         host = alpha.to("cpu", non_blocking=self.device.type == "cuda")
-        self.runner.synchronize()
+        if self.device.type == "cuda":
+            torch.cuda.current_stream(self.device).synchronize()  # this thread's work only, not the renderer's
         return list(host.numpy())
 
     def _segmenter(self) -> Any:
@@ -273,6 +275,8 @@ class DeviceRenderer:
         self.max_pixels = max_pixels or VIDEO_FG_MAX_PIXELS
         self._matrices: dict[tuple, Any] = {}
         self._background: tuple[Any, Any] | None = None  # (host array, its device copy): stills are uploaded once
+        # its own CUDA stream: the encode thread's composites overlap the network's next batch on the default one
+        self._stream = torch.cuda.Stream(device) if device.type == "cuda" else None
 
     def __call__(self, mode: str, rgb: np.ndarray, alpha: np.ndarray, background: Any,
                  gray_as_rgb: bool = True) -> np.ndarray:
@@ -282,7 +286,7 @@ class DeviceRenderer:
         if mode not in ("composite", "rgba", "foreground") or (mode == "composite" and background is None):
             return render(mode, rgb, alpha, background, gray_as_rgb)  # alpha output, or render's own error
         torch = self.torch
-        with torch.inference_mode():
+        with torch.inference_mode(), (torch.cuda.stream(self._stream) if self._stream is not None else nullcontext()):
             image = self._up(rgb).permute(2, 0, 1).float()  # 3 x H x W in 0..255
             a = self._up(alpha).float()
             fg = self._foreground(image, a)
