@@ -7,7 +7,8 @@ The device machine gets a copy of the working tree plus at most 64 MiB of ignore
 the packaged weights (75 MB) do not fit, so they travel as a trimmed copy:
 
 1. ``python scripts/gpu_bench.py prepare``     copy the .safetensors, their cards, modnet.onnx and a test clip
-                                               into the ignored ``work/gpu-bench/`` (about 28 MB);
+                                               into the ignored ``work/gpu-bench/`` (about 42 MiB;
+                                               the tree that travels anyway is about 4 MiB);
 2. ``python scripts/gpu_train.py stash-weights`` move the packaged weights out of the tree;
 3. the device call, ``carry = ["work/gpu-bench"]``, ``timeout_s = 540``:
    ``PYTHONUNBUFFERED=1 python3 scripts/gpu_bench.py run --out "$OUT"``
@@ -407,8 +408,13 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--frames", type=int, default=None, help="at most this many frames per video run (a dry run)")
     args = parser.parse_args(argv)
     if args.command == "prepare":
-        total = prepare()
-        print(f"copied {total / 2**20:.1f} MiB into {DEST}/; next:")
+        from gpu_train import travelling_bytes  # scripts/ is on the path when this runs as a script
+
+        total, tree = prepare(), travelling_bytes(REPO)
+        if total + tree > CARRY_LIMIT:
+            raise SystemExit(f"{DEST} ({total / 2**20:.1f} MiB) and the tree ({tree / 2**20:.1f} MiB) pass the "
+                             f"{CARRY_LIMIT / 2**20:.0f} MiB kept under the transfer limit")
+        print(f"copied {total / 2**20:.1f} MiB into {DEST}/ (the tree that travels too: {tree / 2**20:.1f} MiB); next:")
         print("  python scripts/gpu_train.py stash-weights")
         print(f'  device run, carry = ["{DEST.as_posix()}"], timeout_s = 540:')
         print('    PYTHONUNBUFFERED=1 python3 scripts/gpu_bench.py run --out "$OUT"')
