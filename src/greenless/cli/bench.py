@@ -110,7 +110,7 @@ def bench_command(
         _device_bench(device, engine, batch, resolution, quick, repeat, warmup, as_json, markdown)
         return
     if engine or batch:
-        from greenless.errors import GreenlessError, install_hint
+        from greenless.errors import GreenlessError
 
         raise GreenlessError("--engine and --batch go with --device (the CPU bench times every engine it has)")
     repeat = repeat if repeat is not None else (3 if quick else 20)
@@ -147,7 +147,7 @@ def _device_bench(device: str, engines: list[str], batches: list[int], resolutio
     try:
         import torch  # noqa: F401
     except ImportError:
-        from greenless.errors import GreenlessError
+        from greenless.errors import GreenlessError, install_hint
 
         raise GreenlessError(f"bench --device needs PyTorch: {install_hint('gpu')} (or [torch] for CPU)") from None
     on_cuda = device.startswith("cuda")

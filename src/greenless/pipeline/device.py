@@ -188,7 +188,6 @@ class DeviceMatter:
 
     def _network_input(self, rgbs: list[np.ndarray], size: tuple[int, int]) -> Any:
         """N x 3 x h x w float32 in [-1, 1] on the device, equal to ``to_network_input`` of each frame."""
-        torch = self.torch
         h, w = rgbs[0].shape[:2]
         nh, nw = size
         if self.preprocess == "greenless" and (nh > h or nw > w):
