@@ -260,3 +260,13 @@ def test_video_pipeline_with_the_device_renderer(shared_data: Path) -> None:
     assert len(device.images) == 4 and device.pts == plain.pts == sorted(plain.pts)
     for a, b in zip(plain.images, device.images):
         assert np.abs(a.astype(int) - b.astype(int)).max() <= 1
+
+
+def test_bench_device_without_torch_is_one_line(monkeypatch: pytest.MonkeyPatch,
+                                                 capsys: pytest.CaptureFixture[str]) -> None:
+    """On the light install (no PyTorch) ``bench --device`` says which extra to install, in one line."""
+    from conftest import run_main
+
+    monkeypatch.setitem(sys.modules, "torch", None)  # ``import torch`` now raises ImportError
+    code, err = run_main(["bench", "--device", "cuda"], capsys)
+    assert code == 2 and err.count("\n") == 1 and "needs PyTorch" in err and "[gpu]" in err
