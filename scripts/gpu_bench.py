@@ -329,7 +329,7 @@ def render(report: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def run(out: Path, device: str = "cuda", quick: bool = False, budget_s: float = 180.0,
+def run(out: Path, device: str = "cuda", quick: bool = False, budget_s: float = 150.0,
         frames: int | None = None) -> dict[str, Any]:
     """Everything, in order of importance, each part's failure noted rather than fatal; writes the report files.
 
@@ -404,7 +404,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--out", type=Path, default=None, help="default: $OUT")
     p.add_argument("--device", default="cuda")
     p.add_argument("--quick", action="store_true", help="tiny settings (the CPU check in the tests)")
-    p.add_argument("--budget-s", type=float, default=180.0, help="seconds for the network bench (the rest follows)")
+    p.add_argument("--budget-s", type=float, default=150.0, help="seconds for the network bench (the rest follows)")
     p.add_argument("--frames", type=int, default=None, help="at most this many frames per video run (a dry run)")
     args = parser.parse_args(argv)
     if args.command == "prepare":
