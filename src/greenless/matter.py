@@ -65,6 +65,14 @@ def as_rgb_array(image: Any) -> np.ndarray:
     return np.ascontiguousarray(arr)
 
 
+def group_by_size(rgbs: list[np.ndarray]) -> dict[tuple[int, int], list[int]]:
+    """Indices of the images by (height, width): same-size images share one network call."""
+    groups: dict[tuple[int, int], list[int]] = {}
+    for idx, rgb in enumerate(rgbs):
+        groups.setdefault(rgb.shape[:2], []).append(idx)
+    return groups
+
+
 class Matter:
     """Loads a matting engine once and turns images into full-resolution alpha mattes.
 
@@ -139,10 +147,7 @@ class Matter:
         """Mattes for several images; same-size images share one engine call (video frames)."""
         rgbs = [as_rgb_array(im) for im in images]
         results: list[np.ndarray | None] = [None] * len(rgbs)
-        groups: dict[tuple[int, int], list[int]] = {}
-        for idx, rgb in enumerate(rgbs):
-            groups.setdefault(rgb.shape[:2], []).append(idx)
-        for (h, w), idxs in groups.items():
+        for (h, w), idxs in group_by_size(rgbs).items():
             size = inference_size(h, w, self.ref_size, self.preprocess)
             batch = np.concatenate([to_network_input(rgbs[i], size, self.preprocess) for i in idxs])
             guides: dict[int, np.ndarray] = {}

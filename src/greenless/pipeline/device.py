@@ -108,14 +108,11 @@ class DeviceMatter:
     # -- the batched path --------------------------------------------------------------------------------------
     def matte_batch(self, images: list[Any], prev_alphas: list[np.ndarray | None] | None = None) -> list[np.ndarray]:
         """Mattes for several images (float32 HxW in [0, 1] each), as ``Matter.matte_batch`` gives them."""
-        from greenless.matter import as_rgb_array
+        from greenless.matter import as_rgb_array, group_by_size
 
         rgbs = [as_rgb_array(im) for im in images]
         results: list[np.ndarray | None] = [None] * len(rgbs)
-        groups: dict[tuple[int, int], list[int]] = {}
-        for idx, rgb in enumerate(rgbs):
-            groups.setdefault(rgb.shape[:2], []).append(idx)
-        for (h, w), idxs in groups.items():
+        for (h, w), idxs in group_by_size(rgbs).items():
             with self.torch.inference_mode():
                 alphas = self._matte_group([rgbs[i] for i in idxs],
                                            [None if prev_alphas is None else prev_alphas[i] for i in idxs], h, w)
