@@ -16,7 +16,8 @@ from PIL import Image  # noqa: E402
 
 from conftest import run_greenless  # noqa: E402
 from greenless import Matter  # noqa: E402
-from greenless.distributed.ray_batch import output_name, run_batch  # noqa: E402
+from greenless.distributed.ray_batch import run_batch  # noqa: E402
+from greenless.media.naming import result_name as output_name  # noqa: E402
 
 REF = 128
 

@@ -109,8 +109,11 @@ def batch_outputs(files: list[Path], inputs: list[str], out: str | None, kind: O
 
     ``OUT/STEM.png`` (or ``FOLDER/greenless/STEM.png`` for a folder given without ``-o``); stems that
     clash keep their extension (``a.jpg.png``); an input is never overwritten. Loose files without
-    ``-o`` are named as a lone input would be.
+    ``-o`` are named as a lone input would be. The first rule is ``greenless.media.naming``'s (batch --ray
+    uses it too); inputs from several folders that still meet on one name are numbered (``a-2.png``).
     """
+    from greenless.media.naming import clashing_stems, result_name
+
     folders = [Path(i).resolve() for i in inputs if Path(i).is_dir()]
     folder_for: dict[Path, Path | None] = {}
     for f in files:
@@ -120,12 +123,14 @@ def batch_outputs(files: list[Path], inputs: list[str], out: str | None, kind: O
             folder_for[f] = f.parent / _DEFAULT_FOLDER
         else:
             folder_for[f] = None  # next to the photo, named like a lone input's result
-    counts: dict[str, int] = {}
+    going_to: dict[str, list[Path]] = {}  # inputs by the folder their result goes to
     for f in files:
-        folder = folder_for[f]
-        if folder is not None:
-            key = _key(folder / f"{f.stem}.png")
-            counts[key] = counts.get(key, 0) + 1
+        if folder_for[f] is not None:
+            going_to.setdefault(_key(folder_for[f]), []).append(f)
+    clashing = {key: clashing_stems(f.name for f in group) for key, group in going_to.items()}
+    names_in: dict[str, set[str]] = {}  # input names by the folder they are in
+    for f in files:
+        names_in.setdefault(_key(f.parent), set()).add(f.name.casefold())
     inputs_resolved = {_key(f) for f in files}
     result = []
     for f in files:
@@ -133,12 +138,8 @@ def batch_outputs(files: list[Path], inputs: list[str], out: str | None, kind: O
         if folder is None:
             result.append(single_output(f, kind, None))
             continue
-        target = folder / f"{f.stem}.png"
-        if counts[_key(target)] > 1:
-            target = folder / f"{f.name}.png"
-        if _key(target) in inputs_resolved:
-            target = folder / f"{f.stem}.cutout.png"
-        result.append(target)
+        here = frozenset(names_in.get(_key(folder), ()))
+        result.append(folder / result_name(f.name, clashing[_key(folder)], here))
     taken: set[str] = set()
     for i, target in enumerate(result):
         if _key(target) in inputs_resolved:  # e.g. loose a.jpg and a.png: a.jpg's a.png is an input

@@ -18,6 +18,7 @@ import numpy as np
 
 from greenless.errors import GreenlessError
 from greenless.media.images import IMAGE_SUFFIXES, encode_png  # noqa: F401  (the package's one suffix list and PNG encoder)
+from greenless.media.naming import clashing_stems, result_name
 
 
 def filesystem_for(uri: str) -> tuple[Any, str]:
@@ -47,27 +48,6 @@ def list_images(uri: str) -> tuple[Any, list[str]]:
     if not files:
         raise GreenlessError(f"{uri}: no images (.jpg, .png, .webp, .bmp, .tif) in this folder")
     return filesystem, files
-
-
-def output_name(path: str, clashing_stems: frozenset[str], input_names: frozenset[str]) -> str:
-    """``STEM.png``; ``NAME.png`` when two inputs share a stem; ``STEM.cutout.png`` if it would be an input's name."""
-    name = PurePosixPath(path).name
-    stem = PurePosixPath(path).stem
-    target = f"{name}.png" if stem.casefold() in clashing_stems else f"{stem}.png"
-    if target.casefold() in input_names:
-        target = f"{stem}.cutout.png"
-    return target
-
-
-def naming_context(paths: list[str], same_folder: bool) -> tuple[frozenset[str], frozenset[str]]:
-    """Stems shared by several inputs, and (when writing into the input folder) the input names to avoid."""
-    counts: dict[str, int] = {}
-    for p in paths:
-        key = PurePosixPath(p).stem.casefold()
-        counts[key] = counts.get(key, 0) + 1
-    clashing = frozenset(k for k, n in counts.items() if n > 1)
-    names = frozenset(PurePosixPath(p).name.casefold() for p in paths) if same_folder else frozenset()
-    return clashing, names
 
 
 def write_atomic(filesystem: Any, path: str, data: bytes) -> None:
@@ -123,7 +103,7 @@ class MatteActor:
 
         outputs, errors = [], []
         for data, path in zip(batch["bytes"], batch["path"]):
-            target = f"{self.out_base.rstrip('/')}/{output_name(str(path), self.spec.clashing_stems, self.spec.input_names)}"
+            target = f"{self.out_base.rstrip('/')}/{result_name(str(path), self.spec.clashing_stems, self.spec.input_names)}"
             try:
                 rgb = load_rgb(bytes(data), max_pixels=self.spec.max_pixels, name=str(path))
                 alpha = self.matter.matte(rgb)
@@ -186,7 +166,8 @@ def run_batch(input_uri: str, output_uri: str, kind: str = "rgba", background: A
         raise GreenlessError(f"{output_uri}: cannot create the output folder ({str(exc).splitlines()[0]})") from None
     _, in_base = filesystem_for(input_uri)
     same_folder = type(in_fs) is type(out_fs) and in_base.rstrip("/") == out_base.rstrip("/")
-    clashing, names = naming_context(files, same_folder)
+    clashing = clashing_stems(files)  # the naming rule of greenless.media.naming, as matte uses it
+    names = frozenset(PurePosixPath(p).name.casefold() for p in files) if same_folder else frozenset()
     connect(address)
     resources = ray.cluster_resources()
     if actors is None:
