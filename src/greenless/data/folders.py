@@ -1,7 +1,7 @@
 """Find matting samples on disk in the layouts users already have, with clear errors for broken sets.
 
-Layouts: PPM-100 / P3M style (``image/`` + ``alpha/`` with matching stems; P3M's ``blurred_image/`` or
-``original_image/`` + ``mask/`` and AIM-500's ``original/`` + ``mask/`` too), and foreground lists
+Layouts: those ``greenless eval`` reads (``greenless.evaluate.dataset.LAYOUTS``: PPM-100 style ``image/`` +
+``alpha/`` with matching stems, P3M's and AIM-500's names too), and foreground lists
 (Composition-1K / PaddleSeg style: ``fg/`` + ``alpha/`` plus a folder or list file of backgrounds).
 """
 
@@ -11,11 +11,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from greenless.errors import GreenlessError
+from greenless.evaluate.dataset import detect_layout
+from greenless.media.images import IMAGE_SUFFIXES as IMAGE_EXTS
+from greenless.media.video import VIDEO_EXTENSIONS
 
-IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff"}
-VIDEO_SUFFIXES = {".mp4", ".mkv", ".mov", ".webm", ".avi", ".gif"}
-_IMAGE_DIRS = ("image", "images", "blurred_image", "original_image", "original", "merged")
-_ALPHA_DIRS = ("alpha", "mask", "matte")
+IMAGE_SUFFIXES = frozenset(IMAGE_EXTS)  # the package's one still-image list (media.images)
+VIDEO_SUFFIXES = frozenset(VIDEO_EXTENSIONS)  # and its one video list (media.video)
 
 
 @dataclass(frozen=True)
@@ -43,14 +44,9 @@ def _match(images_dir: Path, alpha_dir: Path) -> list[Pair]:
 
 
 def find_labelled(root: Path) -> list[Pair]:
-    """Image/alpha pairs of a PPM-100, P3M-500 or AIM-500 style folder."""
-    if not root.is_dir():
-        raise GreenlessError(f"{root}: not a folder")
-    image_dir = next((root / d for d in _IMAGE_DIRS if (root / d).is_dir()), None)
-    alpha_dir = next((root / d for d in _ALPHA_DIRS if (root / d).is_dir()), None)
-    if image_dir is None or alpha_dir is None:
-        raise GreenlessError(f"{root}: expected image/ and alpha/ folders (or P3M/AIM names: "
-                             f"{'/'.join(_IMAGE_DIRS)} + {'/'.join(_ALPHA_DIRS)})")
+    """Image/alpha pairs of a PPM-100, P3M-500 or AIM-500 style folder (the layouts ``greenless eval`` reads:
+    ``greenless.evaluate.dataset.LAYOUTS``, one rule for training and evaluation)."""
+    _, image_dir, alpha_dir = detect_layout(root)
     return _match(image_dir, alpha_dir)
 
 

@@ -1,4 +1,5 @@
-"""Evaluation folders: detect the layout (PPM-100, P3M-500, AIM-500), pair images with ground truth, read alphas."""
+"""Labelled folders: detect the layout (PPM-100, P3M-500, AIM-500; the one rule, training's ``find_labelled``
+uses it too), pair images with ground truth, read alphas."""
 
 from __future__ import annotations
 
@@ -17,6 +18,8 @@ LAYOUTS = (
     ("P3M-500-P", "blurred_image", "mask"),
     ("P3M-500-NP", "original_image", "mask"),
     ("AIM-500", "original", "mask"),
+    ("PPM-100", "images", "alpha"),
+    ("Composition-1K", "merged", "alpha"),
 )
 
 
