@@ -86,7 +86,9 @@ class TimedModel:
             import torch
 
             torch.set_num_threads(threads)
-        matter = Matter(path, engine=kind, ref_size=ref_size, threads=threads, device="cpu" if kind == "torch" else None)
+        # The stream job (video, webcam): one guide view per frame, as real time runs it.
+        matter = Matter(path, engine=kind, ref_size=ref_size, threads=threads, device="cpu" if kind == "torch" else None,
+                        stream=True)
         channels = matter.engine.in_channels
         rng = np.random.default_rng(0)
         self._net = matter.engine.run
