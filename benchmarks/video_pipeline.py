@@ -59,8 +59,8 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=None, help="onnxruntime intra-op threads")
     parser.add_argument("--weights", type=Path, default=None)
     args = parser.parse_args()
-    matter = Matter(args.weights, ref_size=args.ref_size, threads=args.threads,
-                    model=None if args.weights else "modnet")  # the video default
+    matter = Matter(args.weights, ref_size=args.ref_size, threads=args.threads, stream=True,
+                    model=None if args.weights else "modnet")  # the video default, with the stream job's defaults
     with open_video(args.clip) as reader:
         images = [f.image for f in itertools.islice(iter(reader), args.frames)]
         size = f"{reader.width}x{reader.height}"
