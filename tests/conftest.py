@@ -114,3 +114,22 @@ def run_main(args: list, capsys: pytest.CaptureFixture[str]) -> tuple[int, str]:
     except SystemExit as exc:
         code = int(exc.code or 0)
     return code, capsys.readouterr().err
+
+
+def wait_until_healthy(url: str, proc: Any, seconds: float, output: Any = None) -> None:
+    """Poll ``url``/healthz until a ``greenless serve`` subprocess answers 200; fail with its output if it exits
+    or does not answer within ``seconds`` (``output`` gives that output, default its stdout)."""
+    import time
+
+    import httpx
+
+    deadline = time.monotonic() + seconds
+    while True:
+        try:
+            if httpx.get(f"{url}/healthz", timeout=2).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        assert proc.poll() is None, output() if output else proc.stdout.read().decode()
+        assert time.monotonic() < deadline, f"server did not answer within {seconds:.0f} s"
+        time.sleep(0.2)

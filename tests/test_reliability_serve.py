@@ -28,6 +28,8 @@ import httpx  # noqa: E402
 import psutil  # noqa: E402
 from PIL import Image  # noqa: E402
 
+from conftest import wait_until_healthy  # noqa: E402
+
 REPO = Path(__file__).resolve().parents[1]
 NOFILE = 256  # the server's open-file limit: an idle flood of IDLE_FLOOD sockets would exhaust it unguarded
 IDLE_FLOOD = 600
@@ -61,16 +63,7 @@ class ServeProcess:
                                       "--ref-size", str(REF), "--threads", "1", "--log-level", "warning", *args],
                                      env=env, stdout=self.log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                                      preexec_fn=lower_nofile)
-        deadline = time.monotonic() + 90
-        while True:
-            try:
-                if httpx.get(f"{self.url}/healthz", timeout=2).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert self.proc.poll() is None, self.output()
-            assert time.monotonic() < deadline, "server did not answer within 90 s"
-            time.sleep(0.2)
+        wait_until_healthy(self.url, self.proc, 90, self.output)
         self.ps = psutil.Process(self.proc.pid)
 
     def output(self) -> str:

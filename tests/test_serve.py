@@ -20,6 +20,7 @@ import httpx  # noqa: E402
 from PIL import Image  # noqa: E402
 
 from greenless import Matter  # noqa: E402
+from conftest import wait_until_healthy  # noqa: E402
 from greenless.serve.app import create_app  # noqa: E402
 from greenless.serve.settings import ServeSettings  # noqa: E402
 
@@ -290,16 +291,7 @@ def test_cli_serve_with_two_workers(portrait: Path) -> None:
                              "--ref-size", str(REF), "--log-level", "warning"], env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=2).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert proc.poll() is None, proc.stdout.read().decode()
-            assert time.monotonic() < deadline, "server did not answer within 60 s"
-            time.sleep(0.2)
+        wait_until_healthy(f"http://127.0.0.1:{port}", proc, 60)
         alpha = png(httpx.post(f"http://127.0.0.1:{port}/v1/matte?output=alpha", content=portrait.read_bytes(),
                                timeout=60))
         assert alpha.ndim == 2

@@ -123,16 +123,21 @@ def bench_command(
         report = run_benchmark(reference=reference or default_reference(), repeat=repeat, warmup=warmup, quick=quick,
                                skip=set(skip), threads=threads, resolutions=resolution or None,
                                on_progress=on_progress)
-    if as_json:
-        typer.echo(json.dumps(report, indent=2))
-        return
-    if markdown:
-        typer.echo(render_markdown(report))
+    if _printed_as_text(report, as_json, markdown, render_markdown):
         return
     console = Console()
     for table in render_tables(report):
         console.print(table)
     console.print(f"machine: {machine_line(report)}")
+
+
+def _printed_as_text(report: dict, as_json: bool, markdown: bool, render_markdown: Any) -> bool:
+    """Print ``report`` as JSON or Markdown when asked (both bench modes); False when tables are wanted."""
+    if as_json:
+        typer.echo(json.dumps(report, indent=2))
+    elif markdown:
+        typer.echo(render_markdown(report))
+    return as_json or markdown
 
 
 def _device_bench(device: str, engines: list[str], batches: list[int], resolutions: list[str], quick: bool,
@@ -160,11 +165,7 @@ def _device_bench(device: str, engines: list[str], batches: list[int], resolutio
     err_console = Console(stderr=True)
     with err_console.status("benchmarking") as status:
         report = run_device_bench(plan, on_progress=lambda text: status.update(text))
-    if as_json:
-        typer.echo(json.dumps(report, indent=2))
-        return
-    if markdown:
-        typer.echo(render_markdown(report))
+    if _printed_as_text(report, as_json, markdown, render_markdown):
         return
     table = Table(title=f"greenless bench --device {device}: {report['machine']['device']}")
     for i, header in enumerate(HEADERS):
