@@ -75,7 +75,8 @@ def test_default_names_never_overwrite_input(photos: Path) -> None:
 def test_output_kinds(photos: Path, tmp_path: Path, kind: str, name: str, fmt: str, mode: str) -> None:
     src = photos / "girl-919048_1280.jpg"
     out = tmp_path / "res" / name
-    proc = run_greenless("matte", str(src), "--output", kind, "-o", str(out), "--background", "0,255,0", *FAST)
+    bg = ["--background", "0,255,0"] if kind == "composite" else []
+    proc = run_greenless("matte", str(src), "--output", kind, "-o", str(out), *bg, *FAST)
     assert proc.returncode == 0, proc.stderr.decode()
     img = Image.open(out)
     assert (img.format, img.mode, img.size) == (fmt, mode, (120, 80))
@@ -182,6 +183,8 @@ def _make_bad(kind: str, folder: Path, shared_data: Path) -> tuple[list[str], st
         return [str(folder / "ok.jpg"), "--engine", "bogus"], "--engine"
     if kind == "bad-background":
         return [str(folder / "ok.jpg"), "--output", "composite", "--background", "nocolour"], "nocolour"
+    if kind == "background-not-composite":  # a background for a cut-out would be silently ignored
+        return [str(folder / "ok.jpg"), "--background", "#00ff00"], "--output composite"
     if kind == "jpeg-cutout":
         return [str(folder / "ok.jpg"), "-o", str(folder / "cut.jpg")], "transparency"
     if kind in ("ref-size-4096", "ref-size-100000"):  # the server's bound (2048); these used to be tracebacks
@@ -190,7 +193,7 @@ def _make_bad(kind: str, folder: Path, shared_data: Path) -> tuple[list[str], st
 
 
 @pytest.mark.parametrize("kind", ["missing", "zero-byte", "truncated", "text-as-jpg", "bomb", "bad-output",
-                                  "bad-engine", "bad-background", "jpeg-cutout", "ref-size-4096",
+                                  "bad-engine", "bad-background", "background-not-composite", "jpeg-cutout", "ref-size-4096",
                                   "ref-size-100000"])
 def test_bad_input_is_one_line(tmp_path: Path, shared_data: Path, kind: str) -> None:
     folder = tmp_path / "w"

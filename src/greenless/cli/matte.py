@@ -200,8 +200,8 @@ def matte(
                                       help="Output file (one input; - for stdout) or folder (several inputs, a folder, or ending in /)."),
     kind: OutputKind = typer.Option(OutputKind.rgba, "--output", case_sensitive=False,
                                     help="rgba cut-out, alpha (8-bit grey PNG), foreground colours, or composite."),
-    background: str = typer.Option("white", "--background", "--bg",
-                                   help="For composite: colour (white, #00ff00, 0,255,0) or an image file."),
+    background: str | None = typer.Option(None, "--background", "--bg",
+                                          help="For --output composite: colour (white, #00ff00, 0,255,0) or an image file (default white)."),
     ref_size: int | None = ref_size_option(),
     engine: EngineName = typer.Option(EngineName.onnx, "--engine", case_sensitive=False, help="Runtime."),
     weights: Path | None = typer.Option(None, "--weights", help="Weights file (.onnx, .safetensors or official .ckpt)."),
@@ -221,6 +221,9 @@ def matte(
     fg_estimate = not no_fg_estimate
     weights = resolve_weights(weights, model, engine.value)
     settings = dict(weights=weights, engine=engine.value, ref_size=ref_size, threads=threads, guide=guide)
+    if background is not None and kind is not OutputKind.composite:  # silently ignoring it would surprise
+        raise GreenlessError(f"--background is for --output composite, not --output {kind.value}")
+    background = background if background is not None else "white"
     # A bad --background would fail every photo: check (and decode) it once, before anything else.
     bg = prepare_background(background, max_pixels) if kind is OutputKind.composite else background
     bg_file = Path(background) if kind is OutputKind.composite and not isinstance(bg, tuple) else None
