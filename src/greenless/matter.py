@@ -13,7 +13,7 @@ from greenless.pipeline.guide import bound_by_guide, check_guide, shared_segment
 from greenless.pipeline.stream import DEFAULT_OFD_TOL, MatteStream
 from greenless.pipeline.preprocess import inference_size, matte_to_size, to_network_input
 from greenless.registry import DEFAULT_MODEL as _REGISTRY_DEFAULT
-from greenless.registry import MODELS, PREPROCESS_RULES, job_defaults, packaged
+from greenless.registry import MODELS, PREPROCESS_RULES, job_defaults, packaged, read_card
 from greenless.registry import resolve_weights as _resolve_weights
 
 # What each packaged model is and what every job runs by default live in the registry; these names stay
@@ -115,11 +115,7 @@ class Matter:
         file (may be empty)."""
         card = getattr(self.engine, "card", None)
         if card is None and self.weights.suffix == ".onnx":
-            card_file = self.weights.with_suffix(".json")
-            if card_file.is_file():
-                import json
-
-                card = json.loads(card_file.read_text())
+            card = read_card(self.weights.with_suffix(".json"))
         return card or {}
 
     def _resolve_guide(self, guide: str | None, default: str) -> str:
@@ -158,10 +154,6 @@ class Matter:
                 matte = out[j, 0] if i not in guides else bound_by_guide(np.clip(out[j, 0], 0.0, 1.0), guides[i])
                 results[i] = matte_to_size(matte, h, w, self.preprocess)
         return results  # type: ignore[return-value]
-
-    def hint(self, rgb: np.ndarray, size: tuple[int, int] | None = None) -> np.ndarray | None:
-        """The guide mask for an RGB image (at ``size``, default the image's), or None when unguided."""
-        return None if self._segmenter is None else self._segmenter(rgb, mode=self.guide_view, size=size)
 
     def hint_input(self, rgb: np.ndarray, prev_alpha: np.ndarray | None, size: tuple[int, int],
                    segmenter: Any = None) -> tuple[np.ndarray, np.ndarray | None]:

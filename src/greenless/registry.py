@@ -57,7 +57,7 @@ class PackagedModel:
 
     def card(self) -> dict[str, Any]:
         """The card shipped beside the ONNX file (reference sizes, hint, model config, training record)."""
-        return _read_card(self.path("onnx").with_suffix(".json"))
+        return read_card(self.path("onnx").with_suffix(".json"))
 
     @property
     def in_channels(self) -> int:
@@ -87,7 +87,8 @@ def _read_card_text(path: str, mtime: float) -> str:
     return Path(path).read_text()
 
 
-def _read_card(path: Path) -> dict[str, Any]:
+def read_card(path: Path) -> dict[str, Any]:
+    """The JSON card at ``path`` (cached while the file is unchanged); empty when there is none."""
     if not path.is_file():
         return {}
     return json.loads(_read_card_text(str(path), path.stat().st_mtime))
