@@ -35,6 +35,8 @@ from typing import Any
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "src"))
 
+from gpu_train import folder_bytes  # noqa: E402  (scripts/ is on the path: this script's own folder)
+
 DEST = Path("work/gpu-bench")
 WEIGHTS = Path("src/greenless/weights")
 CARRIED = ("modnet.safetensors", "modnet.json", "modnet-paper.safetensors", "modnet-paper.json", "modnet.onnx")
@@ -52,7 +54,7 @@ def prepare(repo: Path = REPO, dest: Path = DEST, clip: Path = CLIP) -> int:
         shutil.copy2(repo / WEIGHTS / name, dest / "weights" / name)
     source = clip if clip.is_absolute() else repo / clip
     shutil.copy2(source, dest / "clip.mp4")
-    total = sum(p.stat().st_size for p in dest.rglob("*") if p.is_file())
+    total = folder_bytes(dest)
     if total > CARRY_LIMIT:
         raise SystemExit(f"{dest} holds {total / 2**20:.1f} MiB, over the {CARRY_LIMIT / 2**20:.0f} MiB carry limit")
     return total
