@@ -13,7 +13,6 @@ background load, so the CPU bench's worker processes and interleaving are not ne
 
 from __future__ import annotations
 
-import platform
 import time
 from pathlib import Path
 from collections.abc import Callable
@@ -189,8 +188,7 @@ def onnx_call(name: str, provider: str, precision: str, device: Any, x: np.ndarr
 
 
 def machine(device: Any) -> dict[str, Any]:
-    """The device's name, the CPU, and the versions of torch, CUDA and onnxruntime."""
-    import onnxruntime as ort
+    """``machine_info`` (CPU, OS, onnxruntime and its providers, torch) plus the device's name and CUDA's version."""
     import torch
 
     from greenless.evaluate.benchmark import machine_info
@@ -198,8 +196,6 @@ def machine(device: Any) -> dict[str, Any]:
     info = machine_info()
     info["device"] = torch.cuda.get_device_name(device) if device.type == "cuda" else f"CPU: {info['cpu']}"
     info["cuda"] = torch.version.cuda
-    info["onnxruntime_providers"] = ort.get_available_providers()
-    info["platform"] = platform.platform()
     return info
 
 
