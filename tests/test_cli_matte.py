@@ -59,7 +59,7 @@ def test_default_names_never_overwrite_input(photos: Path) -> None:
     assert run_greenless("matte", str(png), *FAST).returncode == 0
     assert png.read_bytes() == before
     assert Image.open(photos / "girl.cutout.png").mode == "RGBA"
-    proc = run_greenless("matte", str(one), "--output", "alpha", *FAST)
+    proc = run_greenless("matte", str(one), "--write", "alpha", *FAST)
     assert proc.returncode == 0, proc.stderr.decode()
     assert Image.open(photos / "doctor-5871743_640.alpha.png").mode == "L"
 
@@ -76,7 +76,7 @@ def test_output_kinds(photos: Path, tmp_path: Path, kind: str, name: str, fmt: s
     src = photos / "girl-919048_1280.jpg"
     out = tmp_path / "res" / name
     bg = ["--background", "0,255,0"] if kind == "composite" else []
-    proc = run_greenless("matte", str(src), "--output", kind, "-o", str(out), *bg, *FAST)
+    proc = run_greenless("matte", str(src), "--write", kind, "-o", str(out), *bg, *FAST)
     assert proc.returncode == 0, proc.stderr.decode()
     img = Image.open(out)
     assert (img.format, img.mode, img.size) == (fmt, mode, (120, 80))
@@ -87,7 +87,7 @@ def test_composite_on_background_image_and_no_fg_estimate(photos: Path, tmp_path
     src = photos / "woman-5883428_1280.jpg"
     out = tmp_path / "c.png"
     bg = shared_data / "backgrounds" / "beach.jpg"
-    proc = run_greenless("matte", str(src), "--output", "composite", "--background", str(bg), "-o", str(out),
+    proc = run_greenless("matte", str(src), "--write", "composite", "--background", str(bg), "-o", str(out),
                          "--no-fg-estimate", *FAST)
     assert proc.returncode == 0, proc.stderr.decode()
     assert Image.open(out).size == (120, 80)
@@ -95,14 +95,14 @@ def test_composite_on_background_image_and_no_fg_estimate(photos: Path, tmp_path
 
 def test_stdin_to_stdout_and_to_file(photos: Path, tmp_path: Path) -> None:
     data = (photos / "doctor-5871743_640.jpg").read_bytes()
-    proc = run_greenless("matte", "-", "--output", "alpha", *FAST, stdin=data)
+    proc = run_greenless("matte", "-", "--write", "alpha", *FAST, stdin=data)
     assert proc.returncode == 0, proc.stderr.decode()
     img = Image.open(io.BytesIO(proc.stdout))
     assert (img.format, img.mode, img.size) == ("PNG", "L", (120, 80))
     proc = run_greenless("matte", "-", "-o", str(tmp_path / "s.png"), *FAST, stdin=data)
     assert proc.returncode == 0 and proc.stdout == b""
     assert Image.open(tmp_path / "s.png").mode == "RGBA"
-    proc = run_greenless("matte", str(photos / "doctor-5871743_640.jpg"), "-o", "-", "--output", "foreground", *FAST)
+    proc = run_greenless("matte", str(photos / "doctor-5871743_640.jpg"), "-o", "-", "--write", "foreground", *FAST)
     assert proc.returncode == 0, proc.stderr.decode()
     assert Image.open(io.BytesIO(proc.stdout)).mode == "RGB"
     proc = run_greenless("matte", "-", *FAST, stdin=b"not an image")
@@ -127,7 +127,7 @@ def test_folder_without_o_and_quoted_glob(photos: Path, tmp_path: Path) -> None:
     assert proc.returncode == 0, proc.stderr.decode()
     assert {n for n in _files(photos) if n.startswith("greenless/")} == {
         "greenless/doctor-5871743_640.png", "greenless/girl-919048_1280.png", "greenless/woman-5883428_1280.png"}
-    proc = run_greenless("matte", str(photos / "[dg]*.jpg"), "-o", str(tmp_path / "g"), "--output", "alpha", *FAST)
+    proc = run_greenless("matte", str(photos / "[dg]*.jpg"), "-o", str(tmp_path / "g"), "--write", "alpha", *FAST)
     assert proc.returncode == 0, proc.stderr.decode()
     assert _files(tmp_path / "g") == {"doctor-5871743_640.png", "girl-919048_1280.png"}
     assert all(Image.open(p).mode == "L" for p in (tmp_path / "g").iterdir())
@@ -138,7 +138,7 @@ def test_odd_sizes_keep_their_size(tmp_path: Path, shared_data: Path) -> None:
     for w, h in ((33, 47), (101, 517)):
         path = tmp_path / f"odd{w}x{h}.jpg"
         src.resize((w, h)).save(path)
-    proc = run_greenless("matte", str(tmp_path / "odd*.jpg"), "-o", str(tmp_path / "out"), "--output", "alpha")
+    proc = run_greenless("matte", str(tmp_path / "odd*.jpg"), "-o", str(tmp_path / "out"), "--write", "alpha")
     assert proc.returncode == 0, proc.stderr.decode()
     assert Image.open(tmp_path / "out" / "odd33x47.png").size == (33, 47)
     assert Image.open(tmp_path / "out" / "odd101x517.png").size == (101, 517)
@@ -178,13 +178,13 @@ def _make_bad(kind: str, folder: Path, shared_data: Path) -> tuple[list[str], st
         return [str(folder / "big.jpg"), "--max-pixels", "1000"], "limit"
     shutil.copy(photo, folder / "ok.jpg")
     if kind == "bad-output":
-        return [str(folder / "ok.jpg"), "--output", "bogus"], "--output"
+        return [str(folder / "ok.jpg"), "--write", "bogus"], "--write"
     if kind == "bad-engine":
         return [str(folder / "ok.jpg"), "--engine", "bogus"], "--engine"
     if kind == "bad-background":
-        return [str(folder / "ok.jpg"), "--output", "composite", "--background", "nocolour"], "nocolour"
+        return [str(folder / "ok.jpg"), "--write", "composite", "--background", "nocolour"], "nocolour"
     if kind == "background-not-composite":  # a background for a cut-out would be silently ignored
-        return [str(folder / "ok.jpg"), "--background", "#00ff00"], "--output composite"
+        return [str(folder / "ok.jpg"), "--background", "#00ff00"], "--write composite"
     if kind == "jpeg-cutout":
         return [str(folder / "ok.jpg"), "-o", str(folder / "cut.jpg")], "transparency"
     if kind in ("ref-size-4096", "ref-size-100000"):  # the server's bound (2048); these used to be tracebacks
@@ -213,7 +213,7 @@ def test_portrait_cutout_quality(shared_data: Path, tmp_path: Path) -> None:
     The bound guards against regressions: the photo default (modnet, guided, 384) measures MAD 0.0134 here.
     """
     src = shared_data / "portraits" / "image" / "p_09ba26b4.jpg"
-    proc = run_greenless("matte", str(src), "--output", "alpha", "-o", str(tmp_path / "a.png"))
+    proc = run_greenless("matte", str(src), "--write", "alpha", "-o", str(tmp_path / "a.png"))
     assert proc.returncode == 0, proc.stderr.decode()
     alpha = np.asarray(Image.open(tmp_path / "a.png"), np.float32) / 255.0
     truth = np.asarray(Image.open(shared_data / "portraits" / "alpha" / "p_09ba26b4.png").convert("L"), np.float32) / 255.0
@@ -269,11 +269,11 @@ def test_output_that_is_the_input_is_refused(photos: Path, tmp_path: Path) -> No
     before = {p.name: p.read_bytes() for p in photos.iterdir()}
     cases = [
         ([str(png), "-o", str(png)], str(png)),
-        ([str(jpg), "-o", str(jpg), "--output", "composite"], str(jpg)),
+        ([str(jpg), "-o", str(jpg), "--write", "composite"], str(jpg)),
         (["in/x.png", "-o", "in/../in/x.png"], "in/../in/x.png"),
         ([str(png), "-o", str(photos / "link.png")], "link.png"),
         ([str(png), "-o", str(photos / "hard.png")], "hard.png"),
-        ([str(jpg), "--output", "composite", "--background", str(png), "-o", str(png)], "background image"),
+        ([str(jpg), "--write", "composite", "--background", str(png), "-o", str(png)], "background image"),
     ]
     for args, words in cases:
         proc = run_greenless("matte", *args, *FAST, cwd=tmp_path)
@@ -320,7 +320,7 @@ def test_packaged_models_by_name(photos: Path, tmp_path: Path) -> None:
     outs = {}
     for model in ("modnet", "modnet-paper"):
         out = tmp_path / f"{model}.png"
-        proc = run_greenless("matte", str(src), "--model", model, "--output", "alpha", "-o", str(out), *FAST)
+        proc = run_greenless("matte", str(src), "--model", model, "--write", "alpha", "-o", str(out), *FAST)
         assert proc.returncode == 0, proc.stderr.decode()
         outs[model] = np.asarray(Image.open(out), np.float32)
     assert outs["modnet"].shape == outs["modnet-paper"].shape == (80, 120)

@@ -67,7 +67,7 @@ def test_convert_official_checkpoint(tmp_path: Path, shared_data: Path) -> None:
 
     # The converted weights drive the CLI too (--engine torch --weights).
     proc = run_greenless("matte", str(shared_data / "photos" / "doctor-5871743_640.jpg"), "--engine", "torch",
-                         "--weights", str(out), "--output", "alpha", "-o", str(tmp_path / "a.png"), "--ref-size", "64")
+                         "--weights", str(out), "--write", "alpha", "-o", str(tmp_path / "a.png"), "--ref-size", "64")
     assert proc.returncode == 0, proc.stderr.decode()
     assert load_rgb(tmp_path / "a.png").shape == rgb.shape
 

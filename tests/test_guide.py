@@ -117,7 +117,7 @@ def test_guide_errors_are_one_line(capsys: pytest.CaptureFixture[str], repo_root
     code, err = run_main(["matte", photo, "-o", tmp_path / "b.png", "--model", "modnet", "--guide", "mask"], capsys)
     assert code == 2 and "unknown guide 'mask'" in err and err.strip().count("\n") == 0
     code, err = run_main(["matte", photo, "-o", tmp_path / "c.png", "--model", "modnet", "--guide", "none",
-                          "--output", "alpha"], capsys)
+                          "--write", "alpha"], capsys)
     assert code == 0 and (tmp_path / "c.png").is_file()
 
 

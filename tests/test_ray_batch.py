@@ -86,7 +86,7 @@ def test_ray_batch_matches_matter(local_ray, photo_folder: Path, tmp_path: Path)
 
     # The same folder through `greenless matte`: same file names, same pixels.
     local = tmp_path / "local"
-    result = run_greenless("matte", str(photo_folder), "-o", str(local), "--output", "alpha", "--ref-size", str(REF),
+    result = run_greenless("matte", str(photo_folder), "-o", str(local), "--write", "alpha", "--ref-size", str(REF),
                            "--threads", "1")
     assert result.returncode == 1 and b"broken.jpg" in result.stderr  # the bad file is reported, the rest written
     assert sorted(p.name for p in local.iterdir()) == sorted(p.name for p in out.iterdir())

@@ -96,7 +96,7 @@ def test_a_torchscript_export_runs_with_the_torch_engine(repo_root: Path, shared
     im.thumbnail((160, 160))
     im.save(photo)
     for weights, out in ((scripted, "ts.png"), (source, "eager.png")):
-        code, err = run_main(["matte", photo, "--engine", "torch", "--weights", weights, "--output", "alpha",
+        code, err = run_main(["matte", photo, "--engine", "torch", "--weights", weights, "--write", "alpha",
                               "-o", tmp_path / out, *FAST], capsys)
         assert code == 0, err
     ts, eager = (np.asarray(Image.open(tmp_path / n), np.int16) for n in ("ts.png", "eager.png"))

@@ -75,13 +75,13 @@ def test_registry_refuses_unknown_names(capsys: pytest.CaptureFixture[str], clip
 @pytest.mark.parametrize("extra, label", [([], "ofd"), (["--guide", "none"], "prev-alpha + ofd")])
 def test_video_alphas_are_the_streams(clip: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str],
                                       extra: list[str], label: str) -> None:
-    """``greenless video --output alpha`` writes exactly the mattes ``Matter.stream()`` gives for the frames,
+    """``greenless video --write alpha`` writes exactly the mattes ``Matter.stream()`` gives for the frames,
     for the guided default (guide every frame + OFD) and for feedback (previous matte + OFD)."""
     from greenless import Matter
     from greenless.media.video import open_video
 
     out = tmp_path / "alpha"
-    code, err = run_main(["video", clip, "-o", out, "--output", "alpha", "--max-frames", "6", "--batch", "2",
+    code, err = run_main(["video", clip, "-o", out, "--write", "alpha", "--max-frames", "6", "--batch", "2",
                           "-q", *FAST, *extra], capsys)
     assert code == 0, err
     assert f"temporal: {label})" in err
@@ -174,7 +174,7 @@ def test_out_of_range_colour_is_one_error_everywhere(shared_data: Path, clip: Pa
 
     photo = shared_data / "photos" / "doctor-5871743_640.jpg"
     runs = [
-        ["matte", photo, "--output", "composite", "--background", "300,0,0", "-o", tmp_path / "m.png"],
+        ["matte", photo, "--write", "composite", "--background", "300,0,0", "-o", tmp_path / "m.png"],
         ["video", clip, "-o", tmp_path / "v.mp4", "--background", "300,0,0", *FAST],
         ["webcam", "--source", clip, "--no-window", "-o", tmp_path / "w.mp4", "--background", "300,0,0", *FAST],
     ]

@@ -120,7 +120,7 @@ def test_sigterm_and_sighup_clean_up_a_png_sequence(clip: Path, tmp_path: Path) 
     seq = tmp_path / "seq"
     seq.mkdir()
     (seq / "000000.png").write_bytes(b"an earlier sequence")
-    proc = start_video(clip, seq, "--output", "alpha")
+    proc = start_video(clip, seq, "--write", "alpha")
     wait_for_frames(proc, tmp_path)
     code, lines = stop(proc, signal.SIGHUP)
     assert code == 128 + signal.SIGHUP and len(lines) == 1 and "left unchanged" in lines[0], lines
@@ -128,7 +128,7 @@ def test_sigterm_and_sighup_clean_up_a_png_sequence(clip: Path, tmp_path: Path) 
     assert part_of(tmp_path) == []
 
     fresh = tmp_path / "fresh"
-    proc = start_video(clip, fresh, "--output", "alpha")
+    proc = start_video(clip, fresh, "--write", "alpha")
     wait_for_frames(proc, tmp_path)
     code, lines = stop(proc, signal.SIGTERM)
     assert code == 128 + signal.SIGTERM and len(lines) == 1 and "partial" in lines[0], lines

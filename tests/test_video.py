@@ -121,7 +121,7 @@ def test_audio_is_copied_unchanged(tmp_path: Path, capsys: pytest.CaptureFixture
     src = tmp_path / "talk.mp4"
     make_clip_with_audio(src, "aac")
     out = tmp_path / "out.mp4"
-    code, err = run_cli(["video", src, "-o", out, "--output", "foreground", *FAST], capsys)
+    code, err = run_cli(["video", src, "-o", out, "--write", "foreground", *FAST], capsys)
     assert code == 0, err
     with av.open(str(src)) as a, av.open(str(out)) as b:
         assert len(b.streams.audio) == 1 and b.streams.audio[0].codec_context.name == "aac"
@@ -152,7 +152,7 @@ def test_audio_that_does_not_fit_webm_is_transcoded_with_a_note(tmp_path: Path,
 def test_transparent_video_reads_back_with_alpha(asl: Path, tmp_path: Path, suffix: str, codec: str,
                                                   capsys: pytest.CaptureFixture[str]) -> None:
     out = tmp_path / f"cut{suffix}"
-    code, err = run_cli(["video", asl / "yes.mkv", "-o", out, "--output", "rgba", "--max-frames", "6", *FAST], capsys)
+    code, err = run_cli(["video", asl / "yes.mkv", "-o", out, "--write", "rgba", "--max-frames", "6", *FAST], capsys)
     assert code == 0, err
     with VideoReader(out, rgba=True) as reader:
         assert reader.stream.codec_context.name == codec
@@ -166,8 +166,8 @@ def test_png_sequence_outputs(asl: Path, tmp_path: Path, capsys: pytest.CaptureF
     from PIL import Image
 
     rgba, alpha = tmp_path / "rgba", tmp_path / "alpha"
-    assert run_cli(["video", asl / "yes.mkv", "-o", rgba, "--output", "rgba", "--max-frames", "4", *FAST], capsys)[0] == 0
-    assert run_cli(["video", asl / "yes.mkv", "-o", alpha, "--output", "alpha", "--max-frames", "3", *FAST], capsys)[0] == 0
+    assert run_cli(["video", asl / "yes.mkv", "-o", rgba, "--write", "rgba", "--max-frames", "4", *FAST], capsys)[0] == 0
+    assert run_cli(["video", asl / "yes.mkv", "-o", alpha, "--write", "alpha", "--max-frames", "3", *FAST], capsys)[0] == 0
     assert sorted(p.name for p in rgba.iterdir()) == [f"{i:06d}.png" for i in range(4)]
     assert sorted(p.name for p in alpha.iterdir()) == [f"{i:06d}.png" for i in range(3)]
     with Image.open(rgba / "000000.png") as im:
@@ -178,10 +178,10 @@ def test_png_sequence_outputs(asl: Path, tmp_path: Path, capsys: pytest.CaptureF
     with open_video(rgba, rgba=True) as reader:
         assert reader.frame_count == 4 and next(iter(reader)).image.shape == (480, 640, 4)
     assert run_cli(["video", rgba, "-o", rgba.with_name("again.mp4"), "--fps", "30", *FAST], capsys)[0] == 0
-    assert run_cli(["video", asl / "yes.mkv", "-o", rgba, "--output", "rgba", "--max-frames", "2", *FAST], capsys)[0] == 0
+    assert run_cli(["video", asl / "yes.mkv", "-o", rgba, "--write", "rgba", "--max-frames", "2", *FAST], capsys)[0] == 0
     assert len(list(rgba.iterdir())) == 2 and leftovers(tmp_path) == []
     (rgba / "notes.txt").write_text("mine")  # a folder holding anything else is never replaced
-    code, err = run_cli(["video", asl / "yes.mkv", "-o", rgba, "--output", "rgba", "--max-frames", "2", *FAST], capsys)
+    code, err = run_cli(["video", asl / "yes.mkv", "-o", rgba, "--write", "rgba", "--max-frames", "2", *FAST], capsys)
     assert code == 2 and "holds other files" in err and (rgba / "notes.txt").exists()
 
 
@@ -279,7 +279,7 @@ def test_bad_inputs_give_one_line_and_no_output(shared_data: Path, asl: Path, tm
             container.mux(packet)
     bad(["video", sound, "-o", out, *FAST], capsys, tmp_path, "no video stream")
     bad(["video", tmp_path / "missing.mp4", "-o", out, *FAST], capsys, tmp_path, "not found")
-    bad(["video", asl / "yes.mkv", "-o", out, "--output", "rgba", *FAST], capsys, tmp_path, "cannot hold transparency")
+    bad(["video", asl / "yes.mkv", "-o", out, "--write", "rgba", *FAST], capsys, tmp_path, "cannot hold transparency")
     bad(["video", asl / "yes.mkv", "-o", tmp_path / "out.avi", *FAST], capsys, tmp_path, "cannot write .avi")
     bad(["video", asl / "yes.mkv", "-o", tmp_path / "nodir" / "out.mp4", *FAST], capsys, tmp_path, "does not exist")
     locked = tmp_path / "locked"
@@ -290,7 +290,7 @@ def test_bad_inputs_give_one_line_and_no_output(shared_data: Path, asl: Path, tm
             bad(["video", asl / "yes.mkv", "-o", locked / "out.mp4", *FAST], capsys, locked, "not writable")
     finally:
         locked.chmod(0o700)
-    bad(["video", asl / "yes.mkv", "-o", out, "--output", "matte", *FAST], capsys, tmp_path, "--output")
+    bad(["video", asl / "yes.mkv", "-o", out, "--write", "matte", *FAST], capsys, tmp_path, "--write")
 
 
 @pytest.mark.parametrize("option, value", [

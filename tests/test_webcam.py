@@ -50,7 +50,7 @@ def test_virtual_camera_missing_is_one_clear_line(clip: Path, capsys: pytest.Cap
 
 
 def test_bad_sources(tmp_path: Path, clip: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    code, err = run_cli(["webcam", "--device", "57", "--no-window", "-o", tmp_path / "o.mp4"], capsys)
+    code, err = run_cli(["webcam", "--camera", "57", "--no-window", "-o", tmp_path / "o.mp4"], capsys)
     assert code == 2 and "cannot open camera 57" in err and err.count("\n") == 1
     code, err = run_cli(["webcam", "--source", tmp_path / "none.mp4", "--no-window", "-o", tmp_path / "o.mp4"], capsys)
     assert code == 2 and "not found" in err

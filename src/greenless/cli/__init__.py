@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import sys
+from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +23,16 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 
+class EngineName(StrEnum):
+    """Runtimes ``Matter`` can use."""
+
+    onnx = "onnx"
+    torch = "torch"
+
+
+def engine_option(help: str = "Runtime: onnx or torch.") -> Any:
+    """``--engine onnx|torch``: the runtime the network runs on."""
+    return typer.Option(EngineName.onnx, "--engine", case_sensitive=False, help=help)
 
 
 def model_option() -> Any:
@@ -102,14 +113,23 @@ def fail(message: str, code: int = 2) -> None:
     raise SystemExit(code)
 
 
+def command_group() -> Any:
+    """The click group behind ``app``, with plain metavars in help (``flags.plain_help``)."""
+    from greenless.cli.flags import plain_help
+
+    return plain_help(typer.main.get_command(app))
+
+
 def main(argv: list[str] | None = None) -> None:
     """Entry point: runs the app, turning user errors into one line and a non-zero exit."""
+    from greenless.cli.flags import translate
     from greenless.cli.signals import interruption, signals_as_interrupts
     from greenless.errors import GreenlessError
 
     try:
+        args = translate(list(sys.argv[1:] if argv is None else argv))  # old spellings, one note each
         with signals_as_interrupts():  # SIGTERM and SIGHUP stop a command as Ctrl-C does: cleanups run
-            code = app(args=argv, standalone_mode=False)
+            code = command_group()(args=args, prog_name="greenless", standalone_mode=False)
     except GreenlessError as exc:
         fail(str(exc))
     except KeyboardInterrupt as exc:

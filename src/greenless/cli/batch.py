@@ -8,9 +8,8 @@ from pathlib import Path
 import typer
 
 from greenless.cli import app, guide_option, model_option, ref_size_option
-
-KINDS = ("rgba", "alpha", "foreground", "composite")
-
+from greenless.cli.flags import background_option, out_option, write_option
+from greenless.pipeline.compose import OutputKind
 
 def ray_failure(exc: BaseException) -> str:
     """The useful line of a Ray error: the GreenlessError message inside it if any, else its last line."""
@@ -24,12 +23,13 @@ def ray_failure(exc: BaseException) -> str:
 @app.command()
 def batch(
     input_uri: str = typer.Argument(..., metavar="INPUT_DIR_OR_URI", help="Folder or URI (s3://bucket/prefix) of photos."),
-    out: str = typer.Option(..., "-o", "--out", help="Output folder or URI; one STEM.png per photo."),
+    out: str = out_option("Output folder or URI; one STEM.png per photo.", required=True),
     use_ray: bool = typer.Option(False, "--ray", help="Run on Ray (required: the only batch backend)."),
     address: str | None = typer.Option(None, "--address", help="Ray cluster: auto, ray://HOST:10001; default: a local Ray."),
-    kind: str = typer.Option("rgba", "--output", help="rgba cut-out, alpha, foreground or composite (as greenless matte)."),
-    background: str = typer.Option("white", "--background", "--bg", help="For composite: a colour or a local image file."),
-    weights: Path | None = typer.Option(None, "--weights", help="ONNX weights, present at this path on every node "
+    kind: OutputKind = write_option(OutputKind.rgba, "What to write, as greenless matte: rgba cut-out, alpha, "
+                                    "foreground or composite."),
+    background: str = background_option("white", "For --write composite: a colour or a local image file."),
+    weights: Path | None = typer.Option(None, "-w", "--weights", help="ONNX weights, present at this path on every node "
                                         "(default: the packaged model)."),
     model: str | None = model_option(),
     guide: str | None = guide_option(),
@@ -54,10 +54,8 @@ def batch(
         from greenless.distributed.ray_batch import run_batch
     except ImportError:
         raise GreenlessError(f"batch --ray needs Ray: {install_hint('ray')}") from None
-    if kind not in KINDS:
-        raise GreenlessError(f"--output must be one of {', '.join(KINDS)}, not {kind!r}")
     bg: object = background
-    if kind == "composite":  # decoded once here, exactly as greenless matte reads --background
+    if kind is OutputKind.composite:  # decoded once here, exactly as greenless matte reads --background
         from greenless.cli.matte import prepare_background
 
         bg = prepare_background(background, max_pixels)
@@ -68,7 +66,7 @@ def batch(
         raise GreenlessError(f"{weights}: weights file not found")
 
     Matter(weights, ref_size=ref_size, threads=1, guide=guide)  # a bad model fails here in one line, not in every actor
-    plan = run_batch(input_uri, out, kind=kind, background=bg, weights=str(weights) if weights else None,
+    plan = run_batch(input_uri, out, kind=kind.value, background=bg, weights=str(weights) if weights else None,
                      ref_size=ref_size, address=address, cpus_per_actor=cpus_per_actor, gpus_per_actor=gpus_per_actor,
                      actors=actors, batch_size=batch_size, max_pixels=max_pixels, guide=guide)
     console = Console(stderr=True)

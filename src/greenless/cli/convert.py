@@ -7,13 +7,14 @@ from pathlib import Path
 import typer
 
 from greenless.cli import app
+from greenless.cli.flags import out_option
 from greenless.pipeline.preprocess import MAX_REF_SIZE
 
 
 @app.command()
 def convert(
     checkpoint: Path = typer.Argument(..., help="Official MODNet .ckpt (module.-prefixed state dict)."),
-    output: Path = typer.Option(..., "-o", "--output", help="Where to write the .safetensors file."),
+    output: Path = out_option("Where to write the .safetensors file.", required=True),
     ref_size: int = typer.Option(512, "--ref-size", min=32, max=MAX_REF_SIZE,
                                  help=f"Reference size stored in the card (32 to {MAX_REF_SIZE})."),
 ) -> None:

@@ -8,7 +8,7 @@ from typing import Any
 
 import typer
 
-from greenless.cli import app, guide_option, model_option, ref_size_option
+from greenless.cli import EngineName, app, engine_option, guide_option, model_option, ref_size_option
 
 _COLUMNS = (("mse", "MSE", "{:.5f}"), ("mad", "MAD", "{:.5f}"), ("sad", "SAD", "{:.2f}"),
             ("grad", "Grad", "{:.2f}"), ("conn", "Conn", "{:.2f}"))
@@ -64,10 +64,10 @@ def render_markdown(result: Any) -> str:
 @app.command("eval")
 def eval_command(
     data_dir: Path = typer.Argument(..., help="Dataset folder: image/ + alpha/ (PPM-100), blurred_image/ or original_image/ + mask/ (P3M-500), original/ + mask/ (AIM-500)."),
-    weights: Path | None = typer.Option(None, "--weights", "-w", help="Model weights (default: the packaged model)."),
+    weights: Path | None = typer.Option(None, "-w", "--weights", help="Model weights (default: the packaged model)."),
     model: str | None = model_option(),
     guide: str | None = guide_option(),
-    engine: str = typer.Option("onnx", "--engine", help="Runtime: onnx or torch."),
+    engine: EngineName = engine_option(),
     ref_size: int | None = ref_size_option(),
     predictions: Path | None = typer.Option(None, "--predictions", "-p", help="Score these alpha PNGs (same stems) instead of running the model."),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object on stdout and nothing else."),

@@ -7,6 +7,7 @@ from pathlib import Path
 import typer
 
 from greenless.cli import app, model_option, ref_size_option
+from greenless.cli.flags import out_option
 
 
 def _find_shared(sub: str) -> Path | None:
@@ -19,8 +20,8 @@ def _find_shared(sub: str) -> Path | None:
 
 @app.command()
 def export(
-    output: Path = typer.Option(..., "-o", "--output", help="File to write (.onnx, or .pt with --torchscript)."),
-    weights: Path | None = typer.Option(None, "--weights", help="PyTorch weights (.safetensors or official .ckpt); "
+    output: Path = out_option("File to write (.onnx, or .pt with --torchscript).", required=True),
+    weights: Path | None = typer.Option(None, "-w", "--weights", help="PyTorch weights (.safetensors or official .ckpt); "
                                         "default: the packaged model."),
     model: str | None = model_option(),
     torchscript: bool = typer.Option(False, "--torchscript", help="Write TorchScript (torch.jit.trace) instead of ONNX."),

@@ -21,23 +21,9 @@ from pathlib import Path
 
 import typer
 
-from greenless.cli import app, guide_option, model_option, ref_size_option, refuse_overwrite
-
-
-class OutputKind(str, Enum):
-    """What to write for each photo."""
-
-    rgba = "rgba"
-    alpha = "alpha"
-    foreground = "foreground"
-    composite = "composite"
-
-
-class EngineName(str, Enum):
-    """Runtimes ``Matter`` can use."""
-
-    onnx = "onnx"
-    torch = "torch"
+from greenless.cli import EngineName, app, engine_option, guide_option, model_option, ref_size_option, refuse_overwrite
+from greenless.cli.flags import background_option, out_option, write_option
+from greenless.pipeline.compose import OutputKind
 
 
 _GLOB_CHARS = set("*?[")
@@ -194,17 +180,16 @@ def _output_format(target: Path | None, kind: OutputKind) -> str:
 
 @app.command()
 def matte(
-    inputs: list[str] = typer.Argument(..., metavar="INPUT...",
+    inputs: list[str] = typer.Argument(..., metavar="INPUT",
                                        help="Photos, folders (their images, sorted), globs, or - for stdin."),
-    output: str | None = typer.Option(None, "-o", "--out",
-                                      help="Output file (one input; - for stdout) or folder (several inputs, a folder, or ending in /)."),
-    kind: OutputKind = typer.Option(OutputKind.rgba, "--output", case_sensitive=False,
-                                    help="rgba cut-out, alpha (8-bit grey PNG), foreground colours, or composite."),
-    background: str | None = typer.Option(None, "--background", "--bg",
-                                          help="For --output composite: colour (white, #00ff00, 0,255,0) or an image file (default white)."),
+    output: str | None = out_option("Output file (one input; - for stdout) or folder (several inputs, a folder, "
+                                    "or ending in /)."),
+    kind: OutputKind = write_option(OutputKind.rgba),
+    background: str | None = background_option(None, "For --write composite: colour (white, #00ff00, 0,255,0) or "
+                                                "an image file (default white)."),
     ref_size: int | None = ref_size_option(),
-    engine: EngineName = typer.Option(EngineName.onnx, "--engine", case_sensitive=False, help="Runtime."),
-    weights: Path | None = typer.Option(None, "--weights", help="Weights file (.onnx, .safetensors or official .ckpt)."),
+    engine: EngineName = engine_option(),
+    weights: Path | None = typer.Option(None, "-w", "--weights", help="Weights file (.onnx, .safetensors or official .ckpt)."),
     model: str | None = model_option(),
     guide: str | None = guide_option(),
     threads: int | None = typer.Option(None, "--threads", min=1, help="CPU threads for the engine."),
@@ -222,7 +207,7 @@ def matte(
     weights = resolve_weights(weights, model, engine.value)
     settings = dict(weights=weights, engine=engine.value, ref_size=ref_size, threads=threads, guide=guide)
     if background is not None and kind is not OutputKind.composite:  # silently ignoring it would surprise
-        raise GreenlessError(f"--background is for --output composite, not --output {kind.value}")
+        raise GreenlessError(f"--background is for --write composite, not --write {kind.value}")
     background = background if background is not None else "white"
     # A bad --background would fail every photo: check (and decode) it once, before anything else.
     bg = prepare_background(background, max_pixels) if kind is OutputKind.composite else background

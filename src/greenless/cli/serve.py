@@ -7,7 +7,7 @@ from pathlib import Path
 
 import typer
 
-from greenless.cli import app, guide_option, model_option, ref_size_option
+from greenless.cli import EngineName, app, engine_option, guide_option, model_option, ref_size_option
 from greenless.serve.settings import ServeSettings
 
 DEFAULTS = ServeSettings()  # one copy of every limit's default: the flags below show these
@@ -18,10 +18,10 @@ def serve(
     host: str = typer.Option("127.0.0.1", "--host", help="Address to listen on (0.0.0.0 for every interface)."),
     port: int = typer.Option(8000, "--port", help="TCP port."),
     workers: int = typer.Option(1, "--workers", min=1, help="Worker processes, each with its own model."),
-    weights: Path | None = typer.Option(None, "--weights", help="Model weights (default: the packaged model)."),
+    weights: Path | None = typer.Option(None, "-w", "--weights", help="Model weights (default: the packaged model)."),
     model: str | None = model_option(),
     guide: str | None = guide_option(),
-    engine: str = typer.Option("onnx", "--engine", help="onnx (default) or torch."),
+    engine: EngineName = engine_option(),
     ref_size: int | None = ref_size_option("Default short side the network sees (default: the weights' own)."),
     threads: int | None = typer.Option(None, "--threads", min=1, help="onnxruntime threads per worker."),
     max_upload_mb: float = typer.Option(DEFAULTS.max_upload_mb, "--max-upload-mb", min=0.001,
@@ -70,7 +70,7 @@ def serve(
         typer.echo(f"note: --max-connections lowered from {max_connections} to {cap} per worker to stay under the "
                    "open-file limit (raise it with ulimit -n)", err=True)
     settings = ServeSettings(
-        weights=str(weights) if weights else None, engine=engine, ref_size=ref_size, threads=threads, guide=guide,
+        weights=str(weights) if weights else None, engine=engine.value, ref_size=ref_size, threads=threads, guide=guide,
         max_upload_mb=max_upload_mb, max_pixels=max_pixels, timeout=timeout, max_concurrency=max_concurrency,
         queue_size=queue_size, idle_timeout=idle_timeout, max_connections=cap,
     )

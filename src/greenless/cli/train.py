@@ -7,6 +7,7 @@ from pathlib import Path
 import typer
 
 from greenless.cli import app
+from greenless.cli.flags import out_option
 
 
 def _need_torch(what: str) -> None:
@@ -50,10 +51,10 @@ def train(
 
 @app.command()
 def adapt(
-    weights: Path = typer.Option(..., "--weights", help="Trained PyTorch weights to adapt (.safetensors or an "
+    weights: Path = typer.Option(..., "-w", "--weights", help="Trained PyTorch weights to adapt (.safetensors or an "
                                  "official .ckpt; not ONNX)."),
     data: Path = typer.Option(..., "--data", help="Folder of unlabelled images/videos, or one video file."),
-    output: Path = typer.Option(..., "-o", "--output", help="Where to write the adapted .safetensors."),
+    output: Path = out_option("Where to write the adapted .safetensors.", required=True),
     steps: int = typer.Option(200, "--steps", min=1),
     lr: float = typer.Option(1e-5, "--lr", help="Adam learning rate (the official SOC step's is 1e-5)."),
     size: int = typer.Option(256, "--size", min=32, help="Square crop size the frames are adapted at."),

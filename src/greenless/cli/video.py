@@ -7,7 +7,9 @@ from typing import Any, NoReturn
 
 import typer
 
-from greenless.cli import app, guide_option, model_option, ref_size_option, refuse_overwrite
+from greenless.cli import EngineName, app, engine_option, guide_option, model_option, ref_size_option, refuse_overwrite
+from greenless.cli.flags import background_option, out_option, write_option
+from greenless.pipeline.compose import OutputKind
 
 MIN_FPS, MAX_FPS = 0.001, 1000.0  # what the writers turn into a usable time base (1/1000 s .. 1000 s a frame)
 
@@ -27,11 +29,11 @@ def progress_bar():  # noqa: ANN201 - rich type imported lazily
 @app.command()
 def video(
     input: Path = typer.Argument(..., help="Video file (mp4, mkv, mov, webm, gif...) or a folder of frames."),
-    output: Path = typer.Option(..., "-o", "--out",
-                                help="Output .mp4/.webm/.mov/.mkv, or a name without extension for a PNG sequence."),
-    mode: str = typer.Option("composite", "--output", help="composite | alpha | rgba | foreground."),
-    background: str = typer.Option("green", "--background", "-b",
-                                   help="Colour (name, #rrggbb, r,g,b), image, or video (loops) behind the person."),
+    output: Path = out_option("Output .mp4/.webm/.mov/.mkv, or a name without extension for a PNG sequence.",
+                              required=True),
+    mode: OutputKind = write_option(OutputKind.composite),
+    background: str = background_option("green", "Colour (name, #rrggbb, r,g,b), image, video (loops) or blur "
+                                        "behind the person."),
     no_ofd: bool = typer.Option(False, "--no-ofd", help="Turn off one-frame-delay flicker removal."),
     temporal: str | None = typer.Option(None, "--temporal",
                                         help="prev-alpha (feed back the previous matte) | ofd | none; OFD runs on "
@@ -40,8 +42,8 @@ def video(
                                              "prev-alpha for other 4-channel weights; else ofd)."),
     ofd_tol: float = typer.Option(0.1, "--ofd-tol", help="OFD tolerance on alpha in [0, 1]."),
     ref_size: int | None = ref_size_option(),
-    engine: str = typer.Option("onnx", "--engine", help="onnx (default) or torch."),
-    weights: Path | None = typer.Option(None, "--weights", help="Weights file (.onnx, .safetensors); default: packaged."),
+    engine: EngineName = engine_option(),
+    weights: Path | None = typer.Option(None, "-w", "--weights", help="Weights file (.onnx, .safetensors); default: packaged."),
     model: str | None = model_option(),
     guide: str | None = guide_option(),
     batch: int | None = typer.Option(None, "--batch", help="Frames per engine call (default 2; 16 on the device path)."),
@@ -61,7 +63,7 @@ def video(
     from greenless.registry import resolve_weights
     from greenless.media.video import choose_encoder, is_video_output, open_video, open_writer
     from greenless.pipeline.compose import parse_color
-    from greenless.pipeline.video import OUTPUT_MODES, Background, VideoPipeline
+    from greenless.pipeline.video import Background, VideoPipeline
 
     from greenless.pipeline.device import DeviceMatter, DeviceRenderer, use_device_path
 
@@ -69,8 +71,6 @@ def video(
     engine = "torch" if device is not None else engine
     batch = batch if batch is not None else (16 if on_device else 2)
     weights = resolve_weights(weights, model, engine, job="stream")  # the registry's stream default
-    if mode not in OUTPUT_MODES:
-        raise GreenlessError(f"unknown --output {mode!r}; choose one of {', '.join(OUTPUT_MODES)}")
     check_numbers(batch=batch, fps=fps, max_frames=max_frames, ofd_tol=ofd_tol)
     if not input.exists():
         raise GreenlessError(f"{input}: file not found")
@@ -117,7 +117,7 @@ def video(
                 # on a GPU the composite is made there too; on CPU OpenCV's own is the faster
                 on_gpu = device_matter is not None and device_matter.device.type == "cuda"
                 renderer = DeviceRenderer(device_matter.device) if on_gpu else None
-                pipeline = VideoPipeline(matter, mode=mode, background=bg, batch=batch, on_frame=on_frame,
+                pipeline = VideoPipeline(matter, mode=mode.value, background=bg, batch=batch, on_frame=on_frame,
                                          stream=stream, renderer=renderer)
                 stats = pipeline.run(frames, writer, gray_as_rgb=is_video_output(output))
                 progress.update(task, total=stats.frames, completed=stats.frames)

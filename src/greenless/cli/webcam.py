@@ -9,7 +9,8 @@ from typing import Any
 
 import typer
 
-from greenless.cli import app, guide_option, model_option, ref_size_option
+from greenless.cli import EngineName, app, engine_option, guide_option, model_option, ref_size_option
+from greenless.cli.flags import background_option, out_option
 
 WINDOW = "greenless"
 
@@ -63,21 +64,20 @@ class FpsMeter:
 
 @app.command()
 def webcam(
-    device: int = typer.Option(0, "--device", help="Camera index (0 is the default camera)."),
+    device: int = typer.Option(0, "--camera", help="Camera index (0 is the default camera)."),
     source: Path | None = typer.Option(None, "--source", help="Read a video file instead of a camera."),
-    background: str = typer.Option("blur", "--background", "-b", help="'blur' (of the frame), a colour, or an image."),
+    background: str = background_option("blur", "blur (of the frame), a colour, an image or a video (loops)."),
     virtual_camera: bool = typer.Option(False, "--virtual-camera", help="Publish to a virtual camera (pyvirtualcam)."),
     window: bool | None = typer.Option(None, "--window/--no-window",
                                        help="Show a preview window (default: when OpenCV has GUI support)."),
-    output: Path | None = typer.Option(None, "-o", "--output",
-                                       help="Also record the result (.mp4/.webm/.mov/.mkv, or a folder of PNGs)."),
+    output: Path | None = out_option("Also record the result (.mp4/.webm/.mov/.mkv, or a folder of PNGs)."),
     max_frames: int | None = typer.Option(None, "--max-frames", help="Stop after this many frames."),
     no_ofd: bool = typer.Option(False, "--no-ofd", help="Turn off one-frame-delay flicker removal."),
     temporal: str | None = typer.Option(None, "--temporal",
                                         help="prev-alpha | ofd | none, as for greenless video (default: the weights' own)."),
     ref_size: int | None = ref_size_option("Short side the network sees (smaller is faster; default: the weights' own)."),
-    engine: str = typer.Option("onnx", "--engine", help="onnx (default) or torch (on a machine with CUDA: frames resized and matted on the GPU)."),
-    weights: Path | None = typer.Option(None, "--weights", help="Weights file; default: packaged."),
+    engine: EngineName = engine_option("onnx or torch (on a machine with CUDA: frames resized and matted on the GPU)."),
+    weights: Path | None = typer.Option(None, "-w", "--weights", help="Weights file; default: packaged."),
     model: str | None = model_option(),
     guide: str | None = guide_option(),
 ) -> None:

@@ -325,7 +325,7 @@ def choose_encoder(path: str | Path, alpha: bool) -> EncoderChoice:
             return EncoderChoice("libvpx-vp9", "yuva420p", {"crf": "30", "b": "0", "row-mt": "1", "cpu-used": "5",
                                                             "deadline": "good"})
         raise GreenlessError(f"{path}: {ext} cannot hold transparency; use .mov (ProRes 4444), .webm (VP9 alpha) "
-                             f"or a folder (PNG sequence) for --output rgba")
+                             f"or a folder (PNG sequence) for --write rgba")
     if ext == ".webm":
         return EncoderChoice("libvpx-vp9", "yuv420p", {"crf": "32", "b": "0", "row-mt": "1", "cpu-used": "5",
                                                        "deadline": "good"})

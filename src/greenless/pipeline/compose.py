@@ -11,6 +11,7 @@ fast foreground colour estimation", ICIP 2021): passes of box-filtered, alpha-we
 from __future__ import annotations
 
 import re
+from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
@@ -19,8 +20,25 @@ import numpy as np
 
 from greenless.errors import GreenlessError
 
-#: Output kinds every entry point offers.
-OUTPUT_KINDS = ("rgba", "alpha", "foreground", "composite")
+class OutputKind(StrEnum):
+    """What to make of an image and its matte; the one list every face offers (API, CLI, server, batch, video)."""
+
+    rgba = "rgba"  #: the cut-out: colours (de-haloed) and the matte as transparency
+    alpha = "alpha"  #: the matte as 8-bit grey
+    foreground = "foreground"  #: estimated foreground colours, to pair with the matte
+    composite = "composite"  #: the person over a background
+
+    @classmethod
+    def parse(cls, value: str, what: str = "output") -> OutputKind:
+        """``value`` (any case) as an ``OutputKind``; one ``GreenlessError`` line naming ``what`` when it is none."""
+        try:
+            return cls(str(value).strip().lower())
+        except ValueError:
+            raise GreenlessError(f"{what} must be one of {', '.join(OUTPUT_KINDS)}, not {value!r}") from None
+
+
+#: The output kinds' names, in the order help lists them.
+OUTPUT_KINDS = tuple(kind.value for kind in OutputKind)
 
 _EPS = 1e-4
 #: Box sizes of the blur-fusion passes: the paper's large-then-small pair (90, 6), refined into three

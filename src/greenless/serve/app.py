@@ -58,7 +58,7 @@ def parse_options(values: Mapping[str, Any], settings: ServeSettings, has_backgr
     """Validate ``output``, ``background`` and ``ref_size``; 400 when wrong.
 
     The one rule for both ways of asking: query-string values and multipart form fields arrive here as raw
-    strings, so ``output=ALPHA`` (any case, as ``greenless matte --output`` takes it) or ``ref_size=big`` get
+    strings, so ``output=ALPHA`` (any case, as ``greenless matte --write`` takes it) or ``ref_size=big`` get
     the same answer whichever way they were sent.
     """
     output = (values.get("output") or "").strip().lower() or None
