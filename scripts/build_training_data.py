@@ -21,16 +21,31 @@ from __future__ import annotations
 
 import argparse
 import json
+from collections.abc import Callable
 from pathlib import Path
 
 from scipy.ndimage import binary_fill_holes
 import cv2
 import numpy as np
-from rich.progress import Progress
 
+from greenless.cli.script import need_path, progress, run_script
+from greenless.errors import GreenlessError
 from greenless.data.pseudo_labels import (crop_to_person, largest_components, read_frames, refine,
                                           segment_person)
 from greenless.evaluate.reference import ReferenceSegmenter
+from greenless.media.images import write_bytes_atomic
+
+
+JPEG_95 = [cv2.IMWRITE_JPEG_QUALITY, 95]
+
+
+def write_image(path: Path, bgr: np.ndarray, params: list[int] | None = None) -> None:
+    """OpenCV's encoding (as the set was first built), written atomically: a Ctrl-C never leaves half a file that a
+    rerun would take for a finished one."""
+    ok, data = cv2.imencode(path.suffix, bgr, params or [])
+    if not ok:
+        raise GreenlessError(f"{path}: cannot encode")
+    write_bytes_atomic(path, data.tobytes())
 
 
 # The reference mask of this photo takes in the city behind the woman; its label would teach errors.
@@ -77,49 +92,56 @@ def main() -> None:
     parser.add_argument("--room-every", type=int, default=12)
     parser.add_argument("--portrait-video-every", type=int, default=15)
     args = parser.parse_args()
-    data = args.shared / "data"
+    data = need_path(args.shared / "data", "the shared data, --shared", "dir")
+    videos = need_path(data / "videos", "the shared videos", "dir")
+    portrait_video = need_path(videos / "thoughtful-35590.mp4", "the portrait video", "file")
+    room_video = need_path(videos / "one-by-one-person-detection.mp4", "the room video", "file")
+    model = need_path(args.shared / "models" / "selfie_segmentation.onnx", "the reference model", "file")
     out = args.output
     for sub in ("fg", "alpha", "image", "bg"):
         (out / sub).mkdir(parents=True, exist_ok=True)
-    segmenter = ReferenceSegmenter(args.shared / "models" / "selfie_segmentation.onnx")
+    segmenter = ReferenceSegmenter(model)
 
-    samples: list = []
-    for clip in sorted((data / "videos" / "asl").glob("*.mkv")):
-        samples += segmented_samples(f"asl_{clip.stem}", read_frames(clip, args.asl_every, start=3), segmenter)
-    samples += segmented_samples("thoughtful", read_frames(data / "videos" / "thoughtful-35590.mp4",
-                                                           args.portrait_video_every), segmenter)
+    # Each source takes seconds to a minute to read and segment: one step of progress per source.
+    sources: list[tuple[str, Callable[[], list]]] = []
+    for clip in sorted((videos / "asl").glob("*.mkv")):
+        sources.append((f"asl_{clip.stem}", lambda clip=clip: segmented_samples(
+            f"asl_{clip.stem}", read_frames(clip, args.asl_every, start=3), segmenter)))
+    sources.append(("thoughtful", lambda: segmented_samples(
+        "thoughtful", read_frames(portrait_video, args.portrait_video_every), segmenter)))
     for photo in sorted((data / "photos").glob("*.jpg")):
-        if photo.stem in EXCLUDED_PHOTOS:
-            continue
-        rgb = cv2.cvtColor(cv2.imread(str(photo)), cv2.COLOR_BGR2RGB)
-        samples += segmented_samples(f"photo_{photo.stem}", [(0, rgb)], segmenter)
-    room, plates = room_samples(data / "videos" / "one-by-one-person-detection.mp4", segmenter, args.room_every)
-    samples += room
+        if photo.stem not in EXCLUDED_PHOTOS:
+            sources.append((f"photo_{photo.stem}", lambda photo=photo: segmented_samples(
+                f"photo_{photo.stem}", [(0, cv2.cvtColor(cv2.imread(str(photo)), cv2.COLOR_BGR2RGB))], segmenter)))
+    plates: list[np.ndarray] = []
+
+    def room() -> list:
+        samples, found = room_samples(room_video, segmenter, args.room_every)
+        plates.extend(found)
+        return samples
+
+    sources.append(("room", room))
+    samples: list = []
+    for _, collect in progress(sources, "segmenting sources"):
+        samples += collect()
 
     for bg in sorted((data / "backgrounds").glob("*.jpg")):
         img = cv2.imread(str(bg))
         scale = 1280 / max(img.shape[:2])
         if scale < 1:
             img = cv2.resize(img, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
-        cv2.imwrite(str(out / "bg" / bg.name), img, [cv2.IMWRITE_JPEG_QUALITY, 95])
+        write_image(out / "bg" / bg.name, img, JPEG_95)
     for i, plate in enumerate(plates):
-        cv2.imwrite(str(out / "bg" / f"room_plate_{i}.jpg"), cv2.cvtColor(plate, cv2.COLOR_RGB2BGR))
+        write_image(out / "bg" / f"room_plate_{i}.jpg", cv2.cvtColor(plate, cv2.COLOR_RGB2BGR))
 
     written = []
-    with Progress() as progress:
-        task = progress.add_task("matting pseudo-labels", total=len(samples))
-        for name, rgb, mask in samples:
-            if (out / "alpha" / f"{name}.png").exists():
-                written.append(name)
-                progress.advance(task)
-                continue
+    for name, rgb, mask in progress(samples, "matting pseudo-labels"):
+        if not (out / "alpha" / f"{name}.png").exists():  # the alpha is written last: it marks a finished sample
             alpha, fg = refine(rgb, mask)
-            cv2.imwrite(str(out / "image" / f"{name}.jpg"), cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR),
-                        [cv2.IMWRITE_JPEG_QUALITY, 95])
-            cv2.imwrite(str(out / "fg" / f"{name}.png"), cv2.cvtColor((fg * 255 + 0.5).astype(np.uint8), cv2.COLOR_RGB2BGR))
-            cv2.imwrite(str(out / "alpha" / f"{name}.png"), (alpha * 255 + 0.5).astype(np.uint8))
-            written.append(name)
-            progress.advance(task)
+            write_image(out / "image" / f"{name}.jpg", cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR), JPEG_95)
+            write_image(out / "fg" / f"{name}.png", cv2.cvtColor((fg * 255 + 0.5).astype(np.uint8), cv2.COLOR_RGB2BGR))
+            write_image(out / "alpha" / f"{name}.png", (alpha * 255 + 0.5).astype(np.uint8))
+        written.append(name)
     manifest = {
         "samples": written,
         "backgrounds": sorted(p.name for p in (out / "bg").glob("*.jpg")),
@@ -130,9 +152,9 @@ def main() -> None:
         },
         "labels": "reference selfie segmentation (letterboxed) or plate differencing -> trimap -> closed-form matting",
     }
-    (out / "manifest.json").write_text(json.dumps(manifest, indent=2))
+    write_bytes_atomic(out / "manifest.json", json.dumps(manifest, indent=2).encode())
     print(f"{len(written)} labelled samples, {len(manifest['backgrounds'])} backgrounds in {out}")
 
 
 if __name__ == "__main__":
-    main()
+    run_script(main)

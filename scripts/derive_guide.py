@@ -30,11 +30,9 @@ from __future__ import annotations
 import argparse
 import hashlib
 import os
-import shutil
 import struct
 import subprocess
 import sys
-import tempfile
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -43,6 +41,7 @@ import numpy as np
 
 from greenless.cli.script import need_path, progress, run_script
 from greenless.errors import GreenlessError, install_hint
+from greenless.media.images import write_bytes_atomic
 
 REPO = Path(__file__).resolve().parents[1]
 ASSETS = REPO / "src" / "greenless" / "assets"
@@ -369,18 +368,6 @@ Provenance (rebuild and check: pip install -e '.[guide]'; python scripts/derive_
 """
 
 
-def atomic_write(path: Path, data: bytes | str) -> None:
-    """Write ``path`` through a temporary file beside it, so it is never half-written."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data.encode() if isinstance(data, str) else data)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--wheel", type=Path, help="a downloaded mediapipe wheel (default: pip download it into --cache)")
@@ -420,7 +407,7 @@ def main() -> None:
              "tflite_sha256": sha256(source), "tflite_pkg": pkg_version("tflite"), "onnx_pkg": onnx.__version__}
     derived = convert(source, model_doc(wheel.name, chain["tflite_sha256"]))
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write(args.out, derived)
+    write_bytes_atomic(args.out, derived)
     chain["onnx_sha256"] = sha256(derived)
     print(f"wheel   {wheel.name}  sha256 {chain['wheel_sha256']}")
     print(f"tflite  {MEMBER}  sha256 {chain['tflite_sha256']}")
@@ -444,8 +431,8 @@ def main() -> None:
     folders = sorted({os.path.relpath(p.parent, REPO) for p in images})
     chain["checked"] = (f"against {against}:\n                  max abs diff {worst:.1e}, mean {mean:.1e} of the masks on "
                         f"{len(images)} images ({', '.join(folders)}),\n                  squashed and letterboxed")
-    atomic_write(ASSET, derived)
-    atomic_write(LICENCE, licence_text(chain))
+    write_bytes_atomic(ASSET, derived)
+    write_bytes_atomic(LICENCE, licence_text(chain).encode())
     print(f"installed {ASSET.relative_to(REPO)} and rewrote {LICENCE.relative_to(REPO)}")
 
 
