@@ -1,6 +1,6 @@
 """Time one large photo through ``greenless matte``'s stages (decode, matte, compose, write), warm.
 
-Usage: python benchmarks/bench_matte_photo.py [--size 4000x3000] [--repeat 3]
+Usage: python benchmarks/bench_matte_photo.py [--size 4000x3000] [--repeat 3] [--data PORTRAITS] [--stem STEM]
 The photo is a real portrait from ../shared/data/portraits upscaled to the size asked for; the
 composite steps use its ground-truth matte too, so foreground estimation sees a realistic soft edge.
 """
@@ -15,6 +15,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from greenless.cli.script import need_path, progress, run_script
+from greenless.errors import GreenlessError
 from greenless.matter import Matter
 from greenless.media.images import load_rgb, save_image_atomic
 from greenless.pipeline.compose import estimate_foreground, render
@@ -26,11 +28,17 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--size", default="4000x3000")
     parser.add_argument("--repeat", type=int, default=3)
-    parser.add_argument("--stem", default="p_09ba26b4")
+    parser.add_argument("--stem", default="p_09ba26b4", help="which portrait of --data")
+    parser.add_argument("--data", type=Path, default=DATA, help="a labelled folder (image/, alpha/)")
     args = parser.parse_args()
-    w, h = (int(v) for v in args.size.split("x"))
-    photo = cv2.resize(load_rgb(DATA / "image" / f"{args.stem}.jpg"), (w, h), interpolation=cv2.INTER_CUBIC)
-    truth = cv2.resize(load_rgb(DATA / "alpha" / f"{args.stem}.png")[:, :, 0], (w, h)).astype(np.float32) / 255.0
+    try:
+        w, h = (int(v) for v in args.size.lower().split("x"))
+    except ValueError:
+        raise GreenlessError(f"--size {args.size!r}: give WIDTHxHEIGHT, e.g. 4000x3000") from None
+    image = need_path(args.data / "image" / f"{args.stem}.jpg", "the portrait, --data and --stem", "file")
+    matte = need_path(args.data / "alpha" / f"{args.stem}.png", "the portrait's alpha", "file")
+    photo = cv2.resize(load_rgb(image), (w, h), interpolation=cv2.INTER_CUBIC)
+    truth = cv2.resize(load_rgb(matte)[:, :, 0], (w, h)).astype(np.float32) / 255.0
     matter = Matter()
     with tempfile.TemporaryDirectory() as tmp:
         src = Path(tmp) / "photo.jpg"
@@ -38,7 +46,7 @@ def main() -> None:
         print(f"{w}x{h} ({w * h / 1e6:.1f} MP), best of {args.repeat}, warm")
         print("| output | fg estimate | decode s | matte s | compose s | write s | total s |")
         print("|---|---|---|---|---|---|---|")
-        for kind, fg in (("rgba", True), ("rgba", False), ("composite", True), ("alpha", False)):
+        for kind, fg in progress((("rgba", True), ("rgba", False), ("composite", True), ("alpha", False)), "outputs"):
             runs = []
             for _ in range(args.repeat + 1):  # first run warms caches and is dropped
                 t0 = time.perf_counter()
@@ -53,7 +61,7 @@ def main() -> None:
                 runs.append((t1 - t0, t2 - t1, t3 - t2, t4 - t3, t4 - t0))
                 del alpha
             best = min(runs[1:], key=lambda r: r[-1])
-            print(f"| {kind} | {'yes' if fg else 'no'} | " + " | ".join(f"{v:.2f}" for v in best) + " |")
+            print(f"| {kind} | {'yes' if fg else 'no'} | " + " | ".join(f"{v:.2f}" for v in best) + " |", flush=True)
         t = time.perf_counter()
         estimate_foreground(photo, truth)
         print(f"\nestimate_foreground alone: {time.perf_counter() - t:.2f} s")
@@ -68,4 +76,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_script(main)

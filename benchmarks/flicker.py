@@ -15,6 +15,7 @@ import time
 from pathlib import Path
 
 from greenless import Matter
+from greenless.cli.script import need_path, progress, run_script
 from greenless.evaluate.temporal import FlickerMeter
 from greenless.media.video import open_video
 from greenless.pipeline.video import DEFAULT_OFD_TOL, OneFrameDelay
@@ -51,6 +52,10 @@ def main() -> None:
     args = parser.parse_args()
     clips = args.clips or [Path(p) for p in sorted(glob.glob(str(SHARED / "asl" / "*.mkv")))] + \
         [SHARED / "thoughtful-35590.mp4"]
+    for clip in clips:
+        need_path(clip, "the clip", "file")
+    if args.weights is not None:
+        need_path(args.weights, "the weights, --weights", "file")
     matter = Matter(args.weights, ref_size=args.ref_size, stream=True)
     label = "prev-alpha" if matter.stream().policy.feedback else f"guide {matter.guide}"
     print(f"weights: {matter.weights}  ref_size: {matter.ref_size}  OFD tol: {args.tol}  "
@@ -58,7 +63,7 @@ def main() -> None:
     print(f"| clip | frames | static px | flicker ({label}) | flicker ({label} + OFD) | reduction |")
     print("|---|---:|---:|---:|---:|---:|")
     rows, start = [], time.perf_counter()
-    for clip in clips:
+    for clip in progress(clips, "clips"):
         row = measure(matter, clip, args.max_frames, args.tol, args.batch)
         rows.append(row)
         red = 100 * (1 - row["ofd"] / row["raw"]) if row["raw"] else 0.0
@@ -72,4 +77,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_script(main)

@@ -22,9 +22,10 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from greenless.cli.script import need_path, progress, run_script
 from greenless.data.folders import find_labelled
 from greenless.matter import MODELS, Matter
-from greenless.media.images import load_rgb
+from greenless.media.images import load_rgb, write_bytes_atomic
 from greenless.pipeline.guide import SelfieSegmenter
 
 SHARED = Path(__file__).resolve().parents[2] / "shared"
@@ -50,14 +51,14 @@ def main() -> None:
     parser.add_argument("--ref-sizes", type=int, nargs="*", default=[], help="Reference sizes to add to each model's own.")
     parser.add_argument("--json", type=Path, help="Also write every per-image score here.")
     args = parser.parse_args()
-    pairs = find_labelled(args.data)
+    pairs = find_labelled(need_path(args.data, "the labelled folder", "dir"))
     images = [(p.image.stem, load_rgb(p.image), load_rgb(p.alpha)[..., 0].astype(np.float32) / 255.0) for p in pairs]
     rows: dict[str, dict[str, dict[str, float]]] = {}
     segmenter = SelfieSegmenter()
     for mode in ("squash", "pad"):
         rows[f"reference ({'squashed' if mode == 'squash' else 'letterboxed'})"] = {
             stem: scores(segmenter(rgb, mode=mode), truth, far_background(truth)) for stem, rgb, truth in images}
-    for model in MODELS:
+    for model in progress(MODELS, "models"):
         for job in ("photo", "stream"):  # each job's defaults from the registry (reference size, guide views)
             base = Matter(model=model, stream=job == "stream")
             extra = [r for r in args.ref_sizes if r != base.ref_size] if job == "photo" else []
@@ -74,8 +75,8 @@ def main() -> None:
         print(f"| {name} | {mean['mse']:.4f} | {mean['mad']:.4f} | {mean['floor']:.4f} | {mean['floor_share']:.1%} |")
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(rows, indent=2))
+        write_bytes_atomic(args.json, json.dumps(rows, indent=2).encode())
 
 
 if __name__ == "__main__":
-    main()
+    run_script(main)

@@ -7,17 +7,20 @@ Architectural steps in between the two trained sets are timed with random weight
 depend on them); MAD on the shared portraits is given for the trained sets and their int8 exports.
 Prints a Markdown table for the README. Needs the torch extra; run from the repository root:
 
-    python benchmarks/realtime_path.py [--threads 2] [--repeat 30]
+    python benchmarks/realtime_path.py [--threads 2] [--repeat 30] [--data ../shared/data]
 """
 
 from __future__ import annotations
 
 import argparse
+import sys
 import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
+
+from greenless.cli.script import need_path, progress, run_script
 
 SHARED = Path(__file__).resolve().parents[1] / ".." / "shared" / "data"
 PAPER = {"encoder": "mobilenetv2"}
@@ -41,12 +44,12 @@ def export_random(config: dict, path: Path) -> Path:
     return export_onnx(build_model(config).eval(), path)
 
 
-def int8_of(src: Path, dst: Path, ref_size: int) -> Path:
+def int8_of(src: Path, dst: Path, ref_size: int, data: Path = SHARED) -> Path:
     """Static int8 (QDQ) of ``src``, calibrated on the shared photos, backgrounds and video frames."""
     from greenless.export import quantize_int8
     from greenless.export_check import calibration_images
 
-    images = calibration_images([SHARED / "photos", SHARED / "backgrounds", SHARED / "videos"], 24)
+    images = calibration_images([data / "photos", data / "backgrounds", data / "videos"], 24)
     return quantize_int8(src, dst, images, ref_size)
 
 
@@ -61,13 +64,13 @@ def session(path: Path, threads: int, level: str):
     return ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
 
 
-def mad_on_portraits(weights: Path, ref_size: int | None = None) -> tuple[float, float, int]:
+def mad_on_portraits(weights: Path, ref_size: int | None = None, data: Path = SHARED) -> tuple[float, float, int]:
     """Mean MSE and MAD on the shared portraits at the weights' own reference size (or ``ref_size``)."""
     from greenless.evaluate.runner import evaluate
     from greenless.matter import Matter
 
     ref_size = Matter(weights).ref_size if ref_size is None else ref_size
-    result = evaluate(SHARED / "portraits", weights=weights, ref_size=ref_size)
+    result = evaluate(data / "portraits", weights=weights, ref_size=ref_size)
     mean = result.ours.to_dict()["mean"]
     return mean["mse"], mean["mad"], ref_size
 
@@ -78,7 +81,10 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=30)
     parser.add_argument("--warmup", type=int, default=3)
     parser.add_argument("--gap", type=float, default=0.03, help="Pause between two calls (s).")
+    parser.add_argument("--data", type=Path, default=SHARED, help="the shared data: portraits/, photos/, backgrounds/, videos/")
     args = parser.parse_args()
+    for sub in ("portraits", "photos", "backgrounds", "videos"):
+        need_path(args.data / sub, f"the {sub} of the shared data, --data", "dir")
 
     from greenless.matter import Matter, packaged_weights
 
@@ -86,6 +92,7 @@ def main() -> None:
     ref_size = Matter(default).ref_size
     with tempfile.TemporaryDirectory(prefix="greenless-path-") as tmp:
         t = Path(tmp)
+        print("exporting the steps' networks and calibrating the int8 one ...", file=sys.stderr, flush=True)
         steps = [  # (label, onnx, graph optimisation level, threads, trained weights for MAD)
             ("paper MODNet (MobileNetV2, IBNorm), onnxruntime basic graph optimisation, 1 thread",
              export_random(PAPER, t / "paper.onnx"), "basic", 1, None),
@@ -101,7 +108,7 @@ def main() -> None:
             ("+ encoder and semantic branch at 1/2 resolution", export_random(HALF, t / "half.onnx"), "all",
              args.threads, None),
             ("+ previous-alpha input channel (packaged modnet, trained)", default, "all", args.threads, default),
-            ("+ static int8 (QDQ, calibrated on real images)", int8_of(default, t / "modnet.int8.onnx", ref_size),
+            ("+ static int8 (QDQ, calibrated on real images)", int8_of(default, t / "modnet.int8.onnx", ref_size, args.data),
              "all", args.threads, t / "modnet.int8.onnx"),
         ]
         sessions = [session(path, threads, level) for _, path, level, threads, _ in steps]
@@ -112,7 +119,7 @@ def main() -> None:
         for i, sess in enumerate(sessions):  # warm-up
             for _ in range(args.warmup):
                 sess.run(None, {sess.get_inputs()[0].name: inputs[i]})
-        for r in range(-(-args.repeat // BLOCK)):
+        for r in progress(range(-(-args.repeat // BLOCK)), "timing rounds"):
             order = list(range(len(sessions)))
             order = order[r % len(order):] + order[:r % len(order)]
             for i in order:
@@ -125,8 +132,8 @@ def main() -> None:
                     times[i].append((time.perf_counter() - start) * 1000.0)
         del sessions
         # The int8 file has no card beside it: score it at its source's reference size.
-        quality = {str(w): mad_on_portraits(w, ref_size if w.name.endswith(".int8.onnx") else None)
-                   for *_, w in steps if w is not None}
+        quality = {str(w): mad_on_portraits(w, ref_size if w.name.endswith(".int8.onnx") else None, args.data)
+                   for *_, w in progress([s for s in steps if s[-1] is not None], "scoring on the portraits")}
     base = float(np.median(times[BASELINE]))
     print(f"288x512 frame, {args.threads} threads from row 2 on, median of {args.repeat} runs in turns of 5; "
           f"speed relative to row {BASELINE + 1} (the paper network as `greenless bench` runs it).\n")
@@ -140,4 +147,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_script(main)

@@ -5,6 +5,8 @@ then sends ``--requests`` POST /v1/matte calls from ``--clients`` threads and pr
 percentiles, status counts and the server's resident memory along the way (it should stay flat).
 
     python benchmarks/serve_load.py --requests 1000 --clients 4
+
+Needs the serve extra and httpx and psutil (both in the test extra).
 """
 
 from __future__ import annotations
@@ -19,10 +21,12 @@ import threading
 import time
 from collections import Counter
 from pathlib import Path
+from typing import Any
 
-import httpx
-import psutil
 from PIL import Image
+
+from greenless.cli.script import need_path, run_script
+from greenless.errors import GreenlessError
 
 SHARED = Path(__file__).resolve().parents[1] / ".." / "shared" / "data"
 
@@ -33,9 +37,8 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def small_jpeg(width: int) -> bytes:
+def small_jpeg(src: Path, width: int) -> bytes:
     """A real portrait photo scaled to ``width`` pixels wide, as JPEG bytes."""
-    src = sorted((SHARED / "photos").glob("*.jpg"))[0]
     im = Image.open(src).convert("RGB")
     im = im.resize((width, round(im.height * width / im.width)))
     buf = io.BytesIO()
@@ -43,7 +46,7 @@ def small_jpeg(width: int) -> bytes:
     return buf.getvalue()
 
 
-def rss_mb(proc: psutil.Process) -> float:
+def rss_mb(proc: Any) -> float:
     """Resident memory of the server and its children (worker processes), in MiB."""
     procs = [proc, *proc.children(recursive=True)]
     return sum(p.memory_info().rss for p in procs) / 2**20
@@ -57,7 +60,20 @@ def main() -> None:
     ap.add_argument("--output", default="rgba", help="output= option of each request")
     ap.add_argument("--server-args", default="--max-concurrency 1 --queue-size 64",
                     help="extra arguments for greenless serve")
+    ap.add_argument("--image", type=Path, default=None,
+                    help="the photo each request sends, scaled to --width (default: the first of ../shared/data/photos)")
     args = ap.parse_args()
+    if args.image is None:
+        photos = sorted(need_path(SHARED / "photos", "the shared photos (or pass --image)", "dir").glob("*.jpg"))
+        if not photos:
+            raise GreenlessError(f"{SHARED / 'photos'}: no .jpg photos (pass --image)")
+        args.image = photos[0]
+    need_path(args.image, "the test image, --image", "file")
+    try:
+        import httpx
+        import psutil
+    except ImportError as exc:
+        raise GreenlessError(f"the load test needs {exc.name}: pip install httpx psutil (both in the test extra)") from None
 
     port = free_port()
     url = f"http://127.0.0.1:{port}"
@@ -78,7 +94,7 @@ def main() -> None:
                 raise SystemExit("server did not start")
             time.sleep(0.2)
         proc = psutil.Process(server.pid)
-        image = small_jpeg(args.width)
+        image = small_jpeg(args.image, args.width)
         with httpx.Client(timeout=120) as client:
             for _ in range(10):  # warm-up: sessions, arenas, thread pools
                 client.post(f"{url}/v1/matte", params={"output": args.output}, content=image).raise_for_status()
@@ -131,4 +147,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_script(main)

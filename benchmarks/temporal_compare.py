@@ -30,6 +30,8 @@ import cv2
 import numpy as np
 
 from greenless import Matter
+from greenless.cli.script import need_path, progress, run_script
+from greenless.errors import GreenlessError
 from greenless.evaluate.temporal import FlickerMeter, dtssd
 from greenless.media.images import load_rgb
 from greenless.media.video import open_video
@@ -84,22 +86,27 @@ def main() -> None:
     parser.add_argument("--no-real", action="store_true", help="Only the synthetic clips.")
     parser.add_argument("--guided", action="store_true",
                         help="Guided model (--four, default the packaged modnet): the guide on every frame vs feedback.")
+    parser.add_argument("--data", type=Path, default=SHARED, help="the shared data: videos/ and portraits/")
     args = parser.parse_args()
+    for given, what in ((args.three, "the 3-channel weights, --three"), (args.four, "the 4-channel weights, --four")):
+        if given is not None:
+            need_path(given, what, "file")
+    need_path(args.data / "portraits" / "image", "the validation portraits, --data", "dir")
     four = Matter(args.four, model=None if args.four else "modnet", guide="selfie" if args.guided else None,
                   stream=True)
     three = four if args.guided else Matter(args.three, model=None if args.three else "modnet-paper")
     if args.guided:
         print('"3-ch" rows: the guide on every frame; "prev-alpha" rows: the previous matte as the hint\n')
     if four.engine.in_channels != 4:
-        raise SystemExit(f"{four.weights} is not a 4-channel model")
+        raise GreenlessError(f"{four.weights} is not a 4-channel model")
     start = time.perf_counter()
     print(f"3-channel: {three.weights.name} (ref {three.ref_size}); 4-channel: {four.weights.name} (ref {four.ref_size})\n")
 
-    clips = [] if args.no_real else [Path(p) for p in sorted(glob.glob(str(SHARED / "videos" / "asl" / "*.mkv")))] + \
-        [SHARED / "videos" / "thoughtful-35590.mp4"]
+    clips = [] if args.no_real else [Path(p) for p in sorted(glob.glob(str(args.data / "videos" / "asl" / "*.mkv")))] + \
+        [need_path(args.data / "videos" / "thoughtful-35590.mp4", "the portrait video (or --no-real)", "file")]
     flick = {m: [] for m in METHODS}
     counts = []
-    for clip in clips:
+    for clip in progress(clips, "real clips"):
         with open_video(clip) as reader:
             images = [f.image for f in itertools.islice(iter(reader), args.max_frames)]
         seqs = run_methods(three, four, iter(images))
@@ -120,10 +127,11 @@ def main() -> None:
 
     mads = {m: [] for m in METHODS}
     dts = {m: [] for m in METHODS}
-    stems = sorted(p.stem for p in (SHARED / "portraits" / "image").iterdir())
-    for i, stem in enumerate(stems):
-        image = load_rgb(next((SHARED / "portraits" / "image").glob(stem + ".*")))
-        alpha = cv2.imread(str(next((SHARED / "portraits" / "alpha").glob(stem + ".*"))), cv2.IMREAD_GRAYSCALE)
+    portraits = args.data / "portraits"
+    stems = sorted(p.stem for p in (portraits / "image").iterdir())
+    for i, stem in progress(list(enumerate(stems)), "synthetic pans"):
+        image = load_rgb(next((portraits / "image").glob(stem + ".*")))
+        alpha = cv2.imread(str(next((portraits / "alpha").glob(stem + ".*"))), cv2.IMREAD_GRAYSCALE)
         pairs = list(pan_clip(image, alpha, args.pan_frames, args.pan_size, seed=i))
         truth = [t.astype(np.float32) / 255.0 for _, t in pairs]
         seqs = run_methods(three, four, iter(f for f, _ in pairs))
@@ -141,4 +149,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_script(main)

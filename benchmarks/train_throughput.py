@@ -25,6 +25,8 @@ from typing import Any
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "src"))
 
+from greenless.cli.script import need_path, progress, run_script  # noqa: E402
+
 
 def bench_config(recipe: Path, data: Path, out_dir: Path, size: int, batch: int, steps: int, workers: int,
                  threads: int) -> Any:
@@ -87,6 +89,8 @@ def main() -> None:
     args = parser.parse_args()
     if args.steps <= args.warmup:
         parser.error("--steps must be larger than --warmup")
+    need_path(args.config, "the recipe, --config", "file")
+    need_path(args.data / "bg", "the backgrounds of --data, which holds fg/, alpha/ and bg/", "dir")
 
     import torch
 
@@ -99,7 +103,7 @@ def main() -> None:
     else:
         print("| workers | images/s | step s (median) | data wait (median) | data wait (mean) |")
         print("|---|---|---|---|---|")
-    for workers in args.workers:
+    for workers in progress(args.workers, "worker counts"):
         with tempfile.TemporaryDirectory() as tmp:
             cfg = bench_config(args.config, args.data, Path(tmp) / "run", args.size, args.batch, args.steps, workers,
                                args.threads)
@@ -113,4 +117,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_script(main)

@@ -1,6 +1,6 @@
 """Peak memory of ``greenless video`` as the clip gets longer: the streaming pipeline must stay flat.
 
-Runs ``greenless video CLIP -o OUT.mp4 --max-frames N`` for each N in its own wrapper process and prints
+Runs ``greenless video CLIP -o OUT.mp4 --max-frames N`` (N from ``--frames``) for each N in its own wrapper process and prints
 the command's peak resident memory (``ru_maxrss`` of the finished child), so one table says whether
 memory grows with the video's length.
 
@@ -15,6 +15,9 @@ import sys
 import tempfile
 from pathlib import Path
 
+from greenless.cli.script import need_path, progress, run_script
+from greenless.errors import GreenlessError
+
 SHARED = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "videos"
 # Run in a fresh interpreter so RUSAGE_CHILDREN holds this one command only.
 _WRAPPER = ("import resource, subprocess, sys; rc = subprocess.run(sys.argv[1:]).returncode; "
@@ -26,10 +29,12 @@ def peak_mb(clip: Path, frames: int, extra: list[str]) -> float:
     with tempfile.TemporaryDirectory() as tmp:
         cmd = [sys.executable, "-c", _WRAPPER, sys.executable, "-m", "greenless", "video", str(clip),
                "-o", str(Path(tmp) / "out.mp4"), "--max-frames", str(frames), *extra]
-        out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout.split()
-        rc, kib = int(out[-2]), int(out[-1])
-        if rc != 0:
-            raise SystemExit(f"greenless video exited with {rc}")
+        done = subprocess.run(cmd, capture_output=True, text=True)
+        out = done.stdout.split()
+        if done.returncode or len(out) < 2 or out[-2] != "0":
+            last = (done.stderr.strip().splitlines() or ["no output"])[-1]
+            raise GreenlessError(f"greenless video failed on {clip.name} ({last})")
+        kib = int(out[-1])
         return kib / 1024
 
 
@@ -39,13 +44,14 @@ def main() -> None:
     parser.add_argument("--frames", type=int, nargs="+", default=[60, 360])
     parser.add_argument("--ref-size", type=int, default=None, help="Network size (default: the video default's).")
     args = parser.parse_args()
+    need_path(args.clip, "the clip, --clip", "file")
     extra = ["--ref-size", str(args.ref_size)] if args.ref_size else []
     print(f"clip: {args.clip.name}")
     print("| frames | peak RSS (MB) |")
     print("|---:|---:|")
-    for frames in args.frames:
+    for frames in progress(args.frames, "runs"):
         print(f"| {frames} | {peak_mb(args.clip, frames, extra):.0f} |", flush=True)
 
 
 if __name__ == "__main__":
-    main()
+    run_script(main)

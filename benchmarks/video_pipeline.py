@@ -17,6 +17,7 @@ import time
 from pathlib import Path
 
 from greenless import Matter
+from greenless.cli.script import need_path, progress, run_script
 from greenless.media.video import open_video, open_writer
 from greenless.pipeline.video import Background, VideoPipeline
 
@@ -59,6 +60,9 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=None, help="onnxruntime intra-op threads")
     parser.add_argument("--weights", type=Path, default=None)
     args = parser.parse_args()
+    need_path(args.clip, "the clip, --clip", "file")
+    if args.weights is not None:
+        need_path(args.weights, "the weights, --weights", "file")
     matter = Matter(args.weights, ref_size=args.ref_size, threads=args.threads, stream=True,
                     model=None if args.weights else "modnet")  # the video default, with the stream job's defaults
     with open_video(args.clip) as reader:
@@ -70,11 +74,11 @@ def main() -> None:
     print(f"temporal: {temporal}")
     print("| batch | bare inference fps | pipeline fps (composite -> mp4) | ratio |")
     print("|---:|---:|---:|---:|")
-    for batch in ([1] if temporal == "prev-alpha" else args.batch):
+    for batch in progress([1] if temporal == "prev-alpha" else args.batch, "batch sizes"):
         bare = bare_fps(matter, images, batch, temporal)
         pipe = pipeline_fps(matter, args.clip, len(images), batch, "composite", temporal)
         print(f"| {batch} | {bare:.2f} | {pipe:.2f} | {pipe / bare:.2f} |", flush=True)
 
 
 if __name__ == "__main__":
-    main()
+    run_script(main)

@@ -399,7 +399,6 @@ def main() -> None:
     wheel = need_path(args.wheel, "the mediapipe wheel", "file") if args.wheel else fetch_wheel(args.version, args.cache)
 
     import onnx
-    import tflite  # noqa: F401  (its version is recorded)
     from importlib.metadata import version as pkg_version
 
     source = read_member(wheel)

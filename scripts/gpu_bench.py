@@ -37,6 +37,8 @@ sys.path.insert(0, str(REPO / "src"))
 
 from gpu_train import folder_bytes  # noqa: E402  (scripts/ is on the path: this script's own folder)
 
+from greenless.cli.script import need_path, run_script  # noqa: E402
+
 DEST = Path("work/gpu-bench")
 WEIGHTS = Path("src/greenless/weights")
 CARRIED = ("modnet.safetensors", "modnet.json", "modnet-paper.safetensors", "modnet-paper.json", "modnet.onnx")
@@ -401,7 +403,8 @@ def run(out: Path, device: str = "cuda", quick: bool = False, budget_s: float = 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
-    sub.add_parser("prepare", help=f"copy the weights and a clip into {DEST}/ (carried to the device)")
+    p = sub.add_parser("prepare", help=f"copy the weights and a clip into {DEST}/ (carried to the device)")
+    p.add_argument("--clip", type=Path, default=None, help=f"the test clip (default: {CLIP}, beside the repository)")
     p = sub.add_parser("run", help="on the device machine: time everything, write gpu_bench.md/json to --out")
     p.add_argument("--out", type=Path, default=None, help="default: $OUT")
     p.add_argument("--device", default="cuda")
@@ -412,7 +415,10 @@ def main(argv: list[str] | None = None) -> None:
     if args.command == "prepare":
         from gpu_train import travelling_bytes  # scripts/ is on the path when this runs as a script
 
-        total, tree = prepare(), travelling_bytes(REPO)
+        clip = need_path((args.clip or REPO / CLIP).resolve(), "the test clip, --clip", "file")
+        for name in CARRIED:  # checked before prepare() empties the destination
+            need_path(REPO / WEIGHTS / name, "a packaged weights file (run restore-weights first?)", "file")
+        total, tree = prepare(clip=clip), travelling_bytes(REPO)
         if total + tree > CARRY_LIMIT:
             raise SystemExit(f"{DEST} ({total / 2**20:.1f} MiB) and the tree ({tree / 2**20:.1f} MiB) pass the "
                              f"{CARRY_LIMIT / 2**20:.0f} MiB kept under the transfer limit")
@@ -425,14 +431,9 @@ def main(argv: list[str] | None = None) -> None:
     out = args.out or (Path(os.environ["OUT"]) if os.environ.get("OUT") else None)
     if out is None:
         raise SystemExit("no --out and no $OUT")
-    from greenless.errors import GreenlessError
-
-    try:
-        report = run(out, device=args.device, quick=args.quick, budget_s=args.budget_s, frames=args.frames)
-    except GreenlessError as exc:
-        raise SystemExit(f"gpu_bench: error: {exc}") from None
+    report = run(out, device=args.device, quick=args.quick, budget_s=args.budget_s, frames=args.frames)
     print(render(report))
 
 
 if __name__ == "__main__":
-    main()
+    run_script(main)

@@ -31,6 +31,8 @@ from typing import Any
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "src"))
 
+from greenless.cli.script import need_path, run_script  # noqa: E402
+
 DEST = Path("work/gpu")  # under the ignored /work/, relative to the repository root
 STASH = Path("work/weights-stash")
 WEIGHTS = Path("src/greenless/weights")
@@ -346,7 +348,12 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--runs", type=Path, default=Path("runs"))
     args = parser.parse_args(argv)
 
+    if args.command in ("prepare", "train"):
+        need_path(args.config, "the config", "file")
     if args.command == "prepare":
+        need_path(args.data, "the training data, --data", "dir")  # before prepare() empties --dest
+        if args.val is not None:
+            need_path(args.val, "the validation folder, --val", "dir")
         # no checkpoints mid-run: last.pt never comes back from the device (only $OUT does)
         overrides: dict[str, Any] = {"train.num_workers": args.num_workers, "train.threads": 0,
                                      "train.checkpoint_every": 100_000}
@@ -383,10 +390,11 @@ def main(argv: list[str] | None = None) -> None:
         manifest = run_training(args.config, args.minutes, args.name, out, progress=not args.no_progress)
         print(json.dumps({"parts": manifest["parts"], "throughput": manifest["throughput"]}, indent=2))
     elif args.command == "collect":
+        need_path(args.files, "the device call's files", "dir")
         final = collect(args.files, args.runs, args.name)
         manifest = json.loads((final.parent / MANIFEST).read_text())
         print(f"wrote {final}; throughput there: {json.dumps(manifest.get('throughput'))}")
 
 
 if __name__ == "__main__":
-    main()
+    run_script(main)

@@ -19,9 +19,7 @@ import json
 import platform
 from pathlib import Path
 
-from greenless.export import export_onnx
-from greenless.model.checkpoint import load_weights, save_weights
-from greenless.train.validate import validate
+from greenless.cli.script import need_path, progress, run_script
 
 WEIGHTS_DIR = Path(__file__).resolve().parents[1] / "src" / "greenless" / "weights"
 
@@ -87,6 +85,13 @@ def main() -> None:
     parser.add_argument("--machine", default="this project's CPU machine: 2 cores, no GPU",
                         help="Where the run trained, for the card.")
     args = parser.parse_args()
+    need_path(args.weights, "the trained weights", "file")
+    need_path(args.portraits, "the validation portraits, --portraits", "dir")
+
+    from greenless.export import export_onnx  # torch: after the checks, so a mistyped path is answered at once
+    from greenless.model.checkpoint import load_weights, save_weights
+    from greenless.train.validate import validate
+
     model, card = load_weights(args.weights)
     card = {k: v for k, v in card.items() if k != "validation"}
     card["name"] = f"greenless-{args.name}"
@@ -104,11 +109,12 @@ def main() -> None:
     model, _ = load_weights(tmp)  # the fp16-rounded numbers, in fp32
     card["validation"] = {"data": "../shared/data/portraits (4 P3M demo portraits, MIT)",
                           **{f"ref_size_{r}": validate(model, args.portraits, r, hint=hint)
-                             for r in sorted({args.ref_size, args.photo_ref_size or args.ref_size, 512})}}
+                             for r in progress(sorted({args.ref_size, args.photo_ref_size or args.ref_size, 512}),
+                                               "validating at each reference size")}}
     save_weights(model, args.out / f"{args.name}.safetensors", card, half=True)
     export_onnx(model, args.out / f"{args.name}.onnx", card)
     print(json.dumps(card["validation"], indent=2))
 
 
 if __name__ == "__main__":
-    main()
+    run_script(main)
