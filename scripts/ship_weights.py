@@ -51,7 +51,8 @@ TRAINING_DATA = {
     "never_trained_on": "../shared/data/portraits (the validation set)",
 }
 GUIDE = {
-    "model": "MediaPipe selfie segmentation (Google), ONNX conversion via royshil/obs-backgroundremoval",
+    "model": "MediaPipe selfie segmentation (Google), converted from the tflite in Google's mediapipe wheel by "
+             "scripts/derive_guide.py",
     "licence": "Apache-2.0 (greenless/assets/LICENSE.selfie_segmentation.txt)",
     "use": "its letterboxed mask is the network's 4th input channel; in training it runs on every crop and is "
            "then corrupted (greenless.data.augment.corrupt_guide)",

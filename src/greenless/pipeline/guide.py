@@ -1,7 +1,8 @@
 """The semantic guide: a coarse person mask from the packaged selfie-segmentation model.
 
 MediaPipe's selfie segmentation (Apache-2.0, 450 KB, about 3 ms on 2 cores) ships in
-``greenless/assets`` with its licence. Guided networks take its mask as a 4th input channel and refine
+``greenless/assets`` with its licence, which records how it was made: converted from Google's own tflite (in the
+mediapipe wheel on PyPI) by ``scripts/derive_guide.py``. Guided networks take its mask as a 4th input channel and refine
 it into a matte: the guide says where the person is, the network says how much of each pixel is person
 (hair, edges) and overrules the guide where the image disagrees with it (training feeds it shifted,
 eroded, dilated, holed, blotched and missing guides, and the model's own mistakes on composites).
