@@ -34,7 +34,7 @@ def test_missing_alpha_is_a_clear_error(tiny_set: Path, tmp_path: Path) -> None:
     shutil.copytree(tiny_set, tmp_path / "set")
     victim = sorted((tmp_path / "set" / "alpha").iterdir())[0]
     victim.unlink()
-    with pytest.raises(GreenlessError, match=f"no alpha for {victim.stem}"):
+    with pytest.raises(GreenlessError, match=f"no ground truth for 1 image.*{victim.stem}"):
         find_labelled(tmp_path / "set")
 
 

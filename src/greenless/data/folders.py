@@ -1,60 +1,44 @@
 """Find matting samples on disk in the layouts users already have, with clear errors for broken sets.
 
-Layouts: those ``greenless eval`` reads (``greenless.evaluate.dataset.LAYOUTS``: PPM-100 style ``image/`` +
-``alpha/`` with matching stems, P3M's and AIM-500's names too), and foreground lists
-(Composition-1K / PaddleSeg style: ``fg/`` + ``alpha/`` plus a folder or list file of backgrounds).
+Layouts: labelled folders by the one rule ``greenless eval`` and the export check read too
+(``greenless.media.labelled``: PPM-100 style ``image/`` + ``alpha/`` paired by stem, P3M's and AIM-500's
+names too), and foreground lists (Composition-1K / PaddleSeg style: ``fg/`` + ``alpha/``, paired by the
+same rule, plus a folder or list file of backgrounds).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 
 from greenless.errors import GreenlessError
-from greenless.evaluate.dataset import detect_layout
 from greenless.media.images import IMAGE_SUFFIXES as IMAGE_EXTS
+from greenless.media.labelled import Sample, load_labelled, pair_by_stem
 from greenless.media.video import VIDEO_EXTENSIONS
 
 IMAGE_SUFFIXES = frozenset(IMAGE_EXTS)  # the package's one still-image list (media.images)
 VIDEO_SUFFIXES = frozenset(VIDEO_EXTENSIONS)  # and its one video list (media.video)
 
-
-@dataclass(frozen=True)
-class Pair:
-    """One labelled sample: an image (or a foreground) and its alpha matte."""
-
-    image: Path
-    alpha: Path
+#: One labelled sample: an image (or a foreground) and its alpha matte (``.image``, ``.alpha``, ``.stem``).
+Pair = Sample
 
 
 def list_images(folder: Path) -> list[Path]:
-    """Image files directly inside ``folder``, sorted by name."""
-    return sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
-
-
-def _match(images_dir: Path, alpha_dir: Path) -> list[Pair]:
-    images = list_images(images_dir)
-    if not images:
-        raise GreenlessError(f"{images_dir}: no images found")
-    alphas = {p.stem: p for p in list_images(alpha_dir)}
-    missing = [p.name for p in images if p.stem not in alphas]
-    if missing:
-        raise GreenlessError(f"{alpha_dir}: no alpha for {', '.join(missing[:5])}" + (" ..." if len(missing) > 5 else ""))
-    return [Pair(p, alphas[p.stem]) for p in images]
+    """Image files directly inside ``folder`` (hidden files skipped), sorted by name."""
+    return sorted(p for p in folder.iterdir()
+                  if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file() and not p.name.startswith("."))
 
 
 def find_labelled(root: Path) -> list[Pair]:
-    """Image/alpha pairs of a PPM-100, P3M-500 or AIM-500 style folder (the layouts ``greenless eval`` reads:
-    ``greenless.evaluate.dataset.LAYOUTS``, one rule for training and evaluation)."""
-    _, image_dir, alpha_dir = detect_layout(root)
-    return _match(image_dir, alpha_dir)
+    """Image/alpha pairs of a PPM-100, P3M-500 or AIM-500 style folder, by the rule ``greenless eval`` uses
+    (``greenless.media.labelled``)."""
+    return load_labelled(root).samples
 
 
 def find_foregrounds(root: Path) -> list[Pair]:
-    """Foreground/alpha pairs of a Composition-1K style folder (``fg/`` + ``alpha/``)."""
+    """Foreground/alpha pairs of a Composition-1K style folder (``fg/`` + ``alpha/``, paired by stem)."""
     if not (root / "fg").is_dir() or not (root / "alpha").is_dir():
         raise GreenlessError(f"{root}: expected fg/ and alpha/ folders")
-    return _match(root / "fg", root / "alpha")
+    return pair_by_stem(root / "fg", root / "alpha")
 
 
 def find_backgrounds(source: Path) -> list[Path]:
