@@ -123,7 +123,7 @@ def command_group() -> Any:
 def main(argv: list[str] | None = None) -> None:
     """Entry point: runs the app, turning user errors into one line and a non-zero exit."""
     from greenless.cli.flags import translate
-    from greenless.cli.signals import interruption, signals_as_interrupts
+    from greenless.cli.signals import interruption, received_signal, signals_as_interrupts
     from greenless.errors import GreenlessError
 
     try:
@@ -148,5 +148,10 @@ def main(argv: list[str] | None = None) -> None:
                 raise SystemExit(0) from None
             fail(exc.format_message().replace("\n", " "), int(exc.exit_code) or 2)
         raise
+    if code == 130 and received_signal() is not None:
+        # Typer turns a KeyboardInterrupt (our SIGTERM and SIGHUP too) into a silent Exit(130): say which
+        # signal stopped the command and exit with its code (143 for SIGTERM), as the video command does.
+        name, status = interruption()
+        fail(f"interrupted ({name})", status)
     if isinstance(code, int) and code:
         raise SystemExit(code)  # typer.Exit(n) comes back as a return value without standalone mode

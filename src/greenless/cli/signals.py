@@ -53,6 +53,11 @@ def last_signal() -> int:
     return _received[-1] if _received else signal.SIGINT
 
 
+def received_signal() -> int | None:
+    """The last stop signal received while handlers were installed, None when none was."""
+    return _received[-1] if _received else None
+
+
 def interruption(exc: BaseException | None = None) -> tuple[str, int]:
     """(signal name, exit code) for an interruption: from ``exc`` when it is (or was caused by) an
     :class:`Interrupted`, else from the last signal received."""
