@@ -82,11 +82,12 @@ def _toml_value(value: Any) -> str:
 
 
 def write_toml(sections: dict[str, dict[str, Any]], path: Path) -> None:
-    """Write a config's sections (flat keys of str, number, bool or list) as TOML."""
+    """Write a config's sections (flat keys of str, number, bool or list) as TOML; None is "not set" (TOML
+    has no null), so it is left out and the setting keeps its default."""
     lines = []
     for name, values in sections.items():
         lines.append(f"[{name}]")
-        lines += [f"{key} = {_toml_value(value)}" for key, value in values.items()]
+        lines += [f"{key} = {_toml_value(value)}" for key, value in values.items() if value is not None]
         lines.append("")
     path.write_text("\n".join(lines))
 

@@ -19,30 +19,48 @@ def _need_torch(what: str) -> None:
         raise GreenlessError(f"{what} needs PyTorch: {install_hint('train')}") from None
 
 
+def _finite(value: float | None) -> float | None:
+    """Typer callback: a float option must be a finite number (click's ranges let ``inf`` and ``nan`` through)."""
+    import math
+
+    if value is not None and not math.isfinite(value):
+        raise typer.BadParameter(f"{value} is not a finite number")
+    return value
+
+
 @app.command()
 def train(
     config: Path = typer.Argument(..., help="TOML file with \\[model], \\[data] and \\[train] sections."),
-    steps: int = typer.Option(0, "--steps", help="Override \\[train] steps."),
+    steps: int = typer.Option(None, "--steps", min=0,
+                              help="Train this many steps: overrides \\[train] steps, and a config's \\[train] "
+                                   "minutes (the schedule then runs on steps)."),
     out_dir: str = typer.Option("", "--out-dir", help="Override \\[train] out_dir."),
-    resume: bool = typer.Option(True, "--resume/--no-resume", help="Continue from out_dir/last.pt if it exists."),
-    minutes: float = typer.Option(0.0, "--minutes", min=0.0,
+    resume: bool = typer.Option(True, "--resume/--no-resume",
+                                help="Continue from out_dir/last.pt if it exists; --no-resume starts over at step 0 "
+                                     "with a fresh log."),
+    minutes: float = typer.Option(None, "--minutes", min=0.0, callback=_finite,
                                   help="Override \\[train] minutes: train for this wall-clock time (cosine over it, "
                                        "resumes continue the rest), then validate and write final.safetensors."),
-    num_workers: int = typer.Option(-1, "--num-workers", help="Override \\[train] num_workers (data loader processes)."),
+    num_workers: int = typer.Option(None, "--num-workers", min=0, max=256,
+                                    help="Override \\[train] num_workers (data loader processes)."),
 ) -> None:
     """Train MODNet with the supervised losses; run under `torchrun --nproc_per_node N` for DDP."""
+    from greenless.errors import GreenlessError
+
+    if steps is not None and minutes is not None:
+        raise GreenlessError("give --steps or --minutes, not both")
     _need_torch("training")
     from greenless.train.config import load_config
     from greenless.train.supervised import train as run_training
 
     overrides: dict = {}
-    if steps:
-        overrides["train.steps"] = steps
+    if steps is not None:  # the command line wins over the file, whichever of steps or minutes the file set
+        overrides.update({"train.steps": steps, "train.minutes": 0.0})
+    if minutes is not None:
+        overrides["train.minutes"] = minutes
     if out_dir:
         overrides["train.out_dir"] = str(Path(out_dir).resolve())
-    if minutes:
-        overrides["train.minutes"] = minutes
-    if num_workers >= 0:
+    if num_workers is not None:
         overrides["train.num_workers"] = num_workers
     cfg = load_config(config, overrides)
     final = run_training(cfg, resume=resume)

@@ -33,7 +33,8 @@ from greenless.model import build_model
 from greenless.model.modnet import ModelConfig
 from greenless.model.checkpoint import load_weights, save_weights
 from greenless.train.config import TrainConfig
-from greenless.train.losses import LossWeights, modnet_loss_terms
+from greenless.train.leaks import check_validation_apart
+from greenless.train.losses import modnet_loss_terms
 from greenless.train.norms import freeze_batchnorm
 from greenless.train.validate import validate
 
@@ -198,20 +199,22 @@ def lr_factor(step: int, cfg: TrainConfig, progress: float | None = None) -> flo
     """Learning-rate multiplier: linear warm-up, then cosine, step decay or constant.
 
     ``progress`` (0..1) is where the run stands in its wall-clock budget; without one the cosine runs on
-    steps. Either way it ends at 0.02 of the base rate.
+    steps. Either way the last step (``progress`` 1, or step ``steps - 1``) runs at the schedule's end,
+    0.02 of the base rate for the cosine, even when the run is shorter than its warm-up.
     """
     t = cfg.train
-    if t.warmup_steps and step < t.warmup_steps:
+    last = progress >= 1.0 if progress is not None else step + 1 >= t.steps
+    if t.warmup_steps and step < t.warmup_steps and not last:
         return (step + 1) / t.warmup_steps
     if t.schedule == "cosine":
-        if progress is None:
+        if last:
+            progress = 1.0
+        elif progress is None:
             progress = (step - t.warmup_steps) / max(1, t.steps - t.warmup_steps)
         return 0.02 + 0.98 * 0.5 * (1 + math.cos(math.pi * min(1.0, max(0.0, progress))))
     if t.schedule == "step":
         return t.gamma ** (step // t.step_size)
-    if t.schedule == "constant":
-        return 1.0
-    raise GreenlessError(f"unknown schedule {t.schedule!r}; use cosine, step or constant")
+    return 1.0  # constant (the config allows no other schedule)
 
 
 class RunClock:
@@ -278,13 +281,23 @@ def warm_start(model: torch.nn.Module, state: dict[str, torch.Tensor]) -> tuple[
 
 def init_model(cfg: TrainConfig) -> tuple[torch.nn.Module, dict[str, Any]]:
     """Fresh network for a config's [model] section: ImageNet encoder if asked, then ``init_weights``
-    (loaded whole when the architecture matches, else warm-started tensor by tensor)."""
+    (loaded whole when the architecture matches, else warm-started tensor by tensor).
+
+    The card returned describes this run's start only: a warm start's own card (its training, its own
+    warm start, its validation) is not carried over, it is named (``warm_start.from``).
+    """
     m = cfg.model
     wanted = model_config(cfg)
     if m.init_weights:
-        source, source_card = load_weights(cfg.resolve(m.init_weights))
+        path = cfg.resolve(m.init_weights)
+        if not path.is_file():
+            raise GreenlessError(f"[model] init_weights {m.init_weights!r}: no such file ({path})")
+        source, source_card = load_weights(path)
+        start = {"weights": m.init_weights, "from": source_card.get("name", path.name)}
         if {k: v for k, v in source.config.to_dict().items() if k in wanted} == wanted:
-            return source.train(), source_card
+            total = len(source.state_dict())
+            return source.train(), {"encoder_init": "the warm start's",
+                                    "warm_start": {**start, "tensors": f"{total} of {total}"}}
     model = build_model(wanted)
     pretrained = model.backbone.load_imagenet() if m.pretrained else False
     card: dict[str, Any] = {"encoder_init": "imagenet" if pretrained else "random"}
@@ -292,7 +305,7 @@ def init_model(cfg: TrainConfig) -> tuple[torch.nn.Module, dict[str, Any]]:
         copied, total = warm_start(model, source.state_dict())
         if copied == 0:
             raise GreenlessError(f"{m.init_weights}: no tensor fits the [model] section's network")
-        card["warm_start"] = {"weights": m.init_weights, "tensors": f"{copied} of {total}"}
+        card["warm_start"] = {**start, "tensors": f"{copied} of {total}"}
     return model.train(), card
 
 
@@ -329,160 +342,231 @@ def throughput(log_path: Path, images_per_step: int, warmup: int = 3) -> dict[st
             "data_wait_median": float(np.median(shares)), "data_wait_mean": float(np.mean(shares))}
 
 
+def preflight(cfg: TrainConfig, world: int = 1) -> ConcatDataset:
+    """Everything that can refuse a run, checked before anything is written: the validation set apart from
+    the training data, every data folder readable in its layout, at least one batch of samples. Returns the
+    training samples."""
+    check_validation_apart(cfg)
+    dataset = build_dataset(cfg)
+    if len(dataset) < cfg.train.batch_size * world:
+        raise GreenlessError(f"{len(dataset)} samples are fewer than one batch of {cfg.train.batch_size * world}")
+    if cfg.data.val:
+        find_labelled(cfg.resolve(cfg.data.val))
+    return dataset
+
+
+class TrainingRun:
+    """One supervised run (or its resumed continuation): the model, optimiser, clock and log of ``out_dir``.
+
+    Built only once :func:`preflight` passed and the network exists, so a refused run creates no folder.
+    The steps of :func:`train` are its methods: ``restore`` (the checkpoint, or a fresh log), ``step`` (one
+    optimisation step at the scheduled rate), ``checkpoint``, ``validate`` and ``finish`` (final weights
+    and their card).
+    """
+
+    def __init__(self, cfg: TrainConfig, model: torch.nn.Module, card: dict[str, Any]) -> None:
+        self.cfg, self.card = cfg, card
+        t = cfg.train
+        self.rank, self.world, local_rank = _dist_info()
+        self.is_main = self.rank == 0
+        self.cuda = torch.cuda.is_available()
+        self.device = torch.device(f"cuda:{local_rank}" if self.cuda else "cpu")
+        self.use_amp = self.cuda and t.amp
+        self.amp_dtype = _amp_dtype(t.amp_dtype, self.cuda)
+        self.budget_s = t.minutes * 60.0
+        self.loss_spec = cfg.loss()
+        model = model.to(self.device).train()
+        if t.channels_last:  # NHWC: faster on CUDA, and 3x faster training steps on this 2-core CPU
+            model = model.to(memory_format=torch.channels_last)
+        if t.freeze_norm:
+            freeze_batchnorm(model)
+        self.model = model
+        self.optimizer = make_optimizer(model, cfg)
+        self.base_lrs = [g["lr"] for g in self.optimizer.param_groups]
+        self.scaler = torch.amp.GradScaler("cuda", enabled=self.use_amp and self.amp_dtype == torch.float16)
+        self.out_dir = cfg.resolve(t.out_dir)
+        self.last = self.out_dir / "last.pt"
+        self.log_path = self.out_dir / "log.jsonl"
+        self.step_no = 0
+        self.clock = RunClock(self.budget_s)
+        self.finished = False
+        self.pending: dict[str, Any] | None = None
+        self.net: torch.nn.Module = model
+        if self.world > 1:
+            if self.cuda and not t.freeze_norm:  # batch statistics over all ranks (PyTorch has no CPU SyncBatchNorm)
+                self.model = model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)
+            self.net = torch.nn.parallel.DistributedDataParallel(model, device_ids=[local_rank] if self.cuda else None)
+
+    def restore(self, resume: bool) -> None:
+        """Continue from ``last.pt`` when asked and it exists; a run that starts at step 0 starts a fresh log."""
+        state: dict[str, Any] = {}
+        if resume and self.last.is_file():
+            state = torch.load(self.last, map_location=self.device, weights_only=True)
+            self.model.load_state_dict(state["model"])
+            self.optimizer.load_state_dict(state["optimizer"])
+            if "scaler" in state and self.scaler.is_enabled():
+                self.scaler.load_state_dict(state["scaler"])
+            self.step_no = int(state["step"])
+        self.clock = RunClock(self.budget_s, float(state.get("elapsed_s", 0.0)))
+        if self.budget_s:  # a finished budget stays finished; a larger one continues
+            self.finished = bool(state.get("finished")) and state.get("budget_s") == self.budget_s
+        else:
+            self.finished = self.step_no >= self.cfg.train.steps
+        if self.is_main:
+            self.out_dir.mkdir(parents=True, exist_ok=True)
+            if not state:
+                self.log_path.write_text("")
+            (self.out_dir / "config.json").write_text(json.dumps(self.cfg.to_dict(), indent=2))
+
+    def schedule(self) -> bool:
+        """Set the learning rate of the coming step; True when it is the run's last."""
+        t = self.cfg.train
+        if self.budget_s:
+            progress, is_last = self.clock.plan()
+            if self.world > 1:  # every rank must use rank 0's learning rate and stop at the same step
+                shared = torch.tensor([progress, float(is_last)], dtype=torch.float64,
+                                      device=self.device if self.cuda else "cpu")
+                dist.broadcast(shared, 0)
+                progress, is_last = float(shared[0]), bool(shared[1])
+        else:
+            progress, is_last = None, self.step_no + 1 >= t.steps
+        factor = lr_factor(self.step_no, self.cfg, progress)
+        for group, base in zip(self.optimizer.param_groups, self.base_lrs):
+            group["lr"] = base * factor
+        return is_last
+
+    def step(self, batch: dict[str, torch.Tensor], started: float) -> float:
+        """One optimisation step on ``batch``; logs the previous step (a step late, so the GPU never waits).
+        Returns the loss last read (NaN when none was)."""
+        data_s = time.perf_counter() - started
+        with torch.autocast(device_type=self.device.type, dtype=self.amp_dtype, enabled=self.use_amp):
+            outputs = self.net(batch["image"], all_outputs=True)
+        loss, terms = modnet_loss_terms(tuple(o.float() for o in outputs), batch, self.loss_spec)
+        self.optimizer.zero_grad(set_to_none=True)
+        self.scaler.scale(loss).backward()
+        if self.cfg.train.grad_clip:
+            self.scaler.unscale_(self.optimizer)
+            torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.cfg.train.grad_clip)
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
+        self.step_no += 1
+        shown = self.flush()
+        step_s = time.perf_counter() - started
+        self.clock.record(step_s)
+        if self.is_main:
+            self.pending = {"step": self.step_no, "values": torch.stack([loss.detach(), *terms.values()]),
+                            "lr": self.optimizer.param_groups[1]["lr"], "time": time.time(), "data_s": data_s,
+                            "step_s": step_s, "elapsed_s": self.clock.elapsed()}
+        return shown
+
+    def flush(self) -> float:
+        """Write the pending step's log line (its loss tensors read only now); returns its loss."""
+        record, self.pending = self.pending, None
+        if record is None:
+            return float("nan")
+        loss, *terms = record.pop("values").tolist()
+        with self.log_path.open("a") as log:
+            log.write(json.dumps({"step": record.pop("step"), "loss": loss,
+                                  **dict(zip(("semantic", "detail", "matte"), terms)), **record}) + "\n")
+        return loss
+
+    def checkpoint(self) -> None:
+        """Atomically save everything a resume needs (rank 0)."""
+        self.flush()
+        extra = {"elapsed_s": self.clock.elapsed(), "budget_s": self.budget_s, "finished": self.finished}
+        if self.scaler.is_enabled():
+            extra["scaler"] = self.scaler.state_dict()
+        save_checkpoint(self.last, self.model, self.optimizer, self.step_no, extra)
+
+    def validate(self) -> dict[str, float]:
+        """MSE and MAD on ``[data] val`` now, logged (rank 0)."""
+        self.flush()
+        scores = _log_val(self.model, self.cfg, self.device, self.step_no, self.log_path)
+        if self.cfg.train.freeze_norm:
+            freeze_batchnorm(self.model)
+        return scores
+
+    def where(self) -> str:
+        """The progress bar's position: ``step/steps``, or the step and the budget's minutes."""
+        if not self.budget_s:
+            return f"{self.step_no}/{self.cfg.train.steps}"
+        spent, whole = (f"{int(x) // 60}:{int(x) % 60:02d}" for x in (self.clock.elapsed(), self.budget_s))
+        return f"step {self.step_no}, {spent}/{whole}"
+
+    def finish(self) -> Path:
+        """Write ``final.safetensors`` with its card (the config, the loss, steps, time, validation)."""
+        cfg = self.cfg
+        final = self.out_dir / "final.safetensors"
+        if self.is_main:
+            self.flush()
+            card = dict(self.card)
+            card.update({"ref_size": cfg.data.val_ref_size, "hint": cfg.hint,
+                         "training": {"config": cfg.to_dict(), "loss": self.loss_spec.to_dict(),
+                                      "steps": self.step_no}})
+            if cfg.data.val:
+                card["validation"] = _log_val(self.model, cfg, self.device, self.step_no, self.log_path)
+            card["training"]["elapsed_s"] = round(self.clock.elapsed(), 1)
+            save_weights(self.model, final, card, half=False)
+        return final
+
+
+def _progress_bar(enabled: bool) -> Any:
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+    return Progress(TextColumn("[bold]train"), BarColumn(), TextColumn("{task.fields[where]}"),
+                    TextColumn("loss {task.fields[loss]:.4f}"), TextColumn("{task.fields[rate]:.2f} step/s"),
+                    TimeElapsedColumn(), TimeRemainingColumn(), disable=not enabled)
+
+
+def run_steps(run: TrainingRun, dataset: ConcatDataset, progress: bool) -> None:
+    """Step until the run's steps or budget are done, checkpointing and validating on the config's schedule."""
+    t, cfg = run.cfg.train, run.cfg
+    total = run.budget_s if run.budget_s else t.steps
+    position = (lambda: min(total, run.clock.elapsed())) if run.budget_s else (lambda: min(total, run.step_no))
+    start_time, start_step = time.time(), run.step_no
+    with _progress_bar(progress and run.is_main) as bar:
+        task = bar.add_task("train", total=total, completed=position(), loss=float("nan"), rate=0.0,
+                            where=run.where())
+        if run.finished:
+            return
+        batches = iter(make_loader(dataset, cfg, run.step_no, run.rank, run.world, run.cuda))
+        while not run.finished:
+            started = time.perf_counter()
+            run.finished = run.schedule()
+            shown = run.step(to_device(next(batches), run.device, t.channels_last), started)
+            rate = (run.step_no - start_step) / max(1e-6, time.time() - start_time)
+            bar.update(task, completed=total if run.finished else position(), rate=rate, where=run.where(),
+                       **({} if math.isnan(shown) else {"loss": shown}))
+            if run.is_main and (run.step_no % t.checkpoint_every == 0 or run.finished):
+                run.checkpoint()
+            if run.is_main and t.val_every and cfg.data.val and run.step_no % t.val_every == 0 and not run.finished:
+                run.validate()
+        del batches  # stops the loader's workers
+
+
 def train(cfg: TrainConfig, resume: bool = True, progress: bool = True) -> Path:
     """Run (or resume) supervised training; returns the path of the final safetensors weights.
 
     With ``[train] minutes`` the run trains for that much wall-clock time (resumes count what earlier
     sessions spent) on a cosine over the budget; else for ``steps`` steps. Each step's data wait and total
-    time go into ``log.jsonl`` (``data_s``, ``step_s``).
+    time go into ``log.jsonl`` (``data_s``, ``step_s``). ``resume=False`` (``--no-resume``) starts over:
+    step 0, a fresh log. Nothing is written before the data and the start weights are known to be usable.
     """
-    rank, world, local_rank = _dist_info()
     t = cfg.train
-    use_cuda = torch.cuda.is_available()
-    device = torch.device(f"cuda:{local_rank}" if use_cuda else "cpu")
-    if world > 1 and not dist.is_initialized():
-        dist.init_process_group("nccl" if use_cuda else "gloo")
+    _, world, _ = _dist_info()
+    dataset = preflight(cfg, world)
+    torch.manual_seed(t.seed)
     if t.threads:
         torch.set_num_threads(t.threads)
-    if use_cuda:
-        torch.backends.cudnn.benchmark = True  # fixed crop size: pick the fastest convolution once
-    torch.manual_seed(t.seed)
-    out_dir = cfg.resolve(t.out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    dataset = build_dataset(cfg)
-    budget_s = t.minutes * 60.0
-    use_amp = use_cuda and t.amp
-    amp_dtype = _amp_dtype(t.amp_dtype, use_cuda)
-    channels_last = t.channels_last  # NHWC: faster on CUDA, and 3x faster training steps on this 2-core CPU
-
     model, card = init_model(cfg)
-    model = model.to(device).train()
-    if channels_last:
-        model = model.to(memory_format=torch.channels_last)
-    if t.freeze_norm:
-        freeze_batchnorm(model)
-    optimizer = make_optimizer(model, cfg)
-    base_lrs = [g["lr"] for g in optimizer.param_groups]
-    scaler = torch.amp.GradScaler("cuda", enabled=use_amp and amp_dtype == torch.float16)
-    step, state = 0, {}
-    last = out_dir / "last.pt"
-    if resume and last.is_file():
-        state = torch.load(last, map_location=device, weights_only=True)
-        model.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        if "scaler" in state and scaler.is_enabled():
-            scaler.load_state_dict(state["scaler"])
-        step = int(state["step"])
-    clock = RunClock(budget_s, float(state.get("elapsed_s", 0.0)))
-    if budget_s:  # a finished budget stays finished; a larger one continues
-        finished = bool(state.get("finished")) and state.get("budget_s") == budget_s
-    else:
-        finished = step >= t.steps
-    net: torch.nn.Module = model
-    if world > 1:
-        if use_cuda and not t.freeze_norm:  # batch statistics over all ranks (PyTorch has no CPU SyncBatchNorm)
-            model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)
-        net = torch.nn.parallel.DistributedDataParallel(model, device_ids=[local_rank] if use_cuda else None)
-    weights = LossWeights(t.semantic_weight, t.detail_weight, t.matte_weight)
-    is_main = rank == 0
-    log_path = out_dir / "log.jsonl"
-    if is_main:
-        (out_dir / "config.json").write_text(json.dumps(cfg.to_dict(), indent=2))
-
-    def write(record: dict[str, Any] | None) -> float:
-        """Log one step. Its loss tensors are read only now, a step late, so the GPU queue never runs dry."""
-        if record is None:
-            return float("nan")
-        loss, *terms = record.pop("values").tolist()
-        with log_path.open("a") as log:
-            log.write(json.dumps({"step": record.pop("step"), "loss": loss,
-                                  **dict(zip(("semantic", "detail", "matte"), terms)), **record}) + "\n")
-        return loss
-
-    def checkpoint(done: bool) -> None:
-        extra = {"elapsed_s": clock.elapsed(), "budget_s": budget_s, "finished": done}
-        if scaler.is_enabled():
-            extra["scaler"] = scaler.state_dict()
-        save_checkpoint(last, model, optimizer, step, extra)
-
-    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
-
-    bar = Progress(TextColumn("[bold]train"), BarColumn(), TextColumn("{task.fields[where]}"),
-                   TextColumn("loss {task.fields[loss]:.4f}"), TextColumn("{task.fields[rate]:.2f} step/s"),
-                   TimeElapsedColumn(), TimeRemainingColumn(), disable=not (progress and is_main))
-    start_time, start_step = time.time(), step
-
-    def where() -> str:
-        if not budget_s:
-            return f"{step}/{t.steps}"
-        spent, whole = (f"{int(x) // 60}:{int(x) % 60:02d}" for x in (clock.elapsed(), budget_s))
-        return f"step {step}, {spent}/{whole}"
-
-    with bar:
-        total = budget_s if budget_s else t.steps
-        task = bar.add_task("train", total=total, completed=min(total, clock.elapsed() if budget_s else step),
-                            loss=float("nan"), rate=0.0, where=where())
-        batches = iter(make_loader(dataset, cfg, step, rank, world, use_cuda)) if not finished else iter(())
-        pending: dict[str, Any] | None = None
-        while not finished:
-            started = time.perf_counter()
-            if budget_s:
-                progress_now, is_last = clock.plan()
-                if world > 1:  # every rank must use rank 0's learning rate and stop at the same step
-                    shared = torch.tensor([progress_now, float(is_last)], dtype=torch.float64,
-                                          device=device if use_cuda else "cpu")
-                    dist.broadcast(shared, 0)
-                    progress_now, is_last = float(shared[0]), bool(shared[1])
-            else:
-                progress_now, is_last = None, step + 1 >= t.steps
-            factor = lr_factor(step, cfg, progress_now)
-            for group, base in zip(optimizer.param_groups, base_lrs):
-                group["lr"] = base * factor
-            batch = to_device(next(batches), device, channels_last)
-            data_s = time.perf_counter() - started
-            with torch.autocast(device_type=device.type, dtype=amp_dtype, enabled=use_amp):
-                outputs = net(batch["image"], all_outputs=True)
-            loss, terms = modnet_loss_terms(tuple(o.float() for o in outputs), batch, weights)
-            optimizer.zero_grad(set_to_none=True)
-            scaler.scale(loss).backward()
-            if t.grad_clip:
-                scaler.unscale_(optimizer)
-                torch.nn.utils.clip_grad_norm_(model.parameters(), t.grad_clip)
-            scaler.step(optimizer)
-            scaler.update()
-            step += 1
-            shown = write(pending) if is_main else float("nan")
-            pending = None
-            if is_main:
-                pending = {"step": step, "values": torch.stack([loss.detach(), *terms.values()]),
-                           "lr": optimizer.param_groups[1]["lr"], "time": time.time(), "data_s": data_s}
-            step_s = time.perf_counter() - started
-            clock.record(step_s)
-            if pending is not None:
-                pending.update(step_s=step_s, elapsed_s=clock.elapsed())
-            finished = is_last
-            rate = (step - start_step) / max(1e-6, time.time() - start_time)
-            done = total if finished else min(total, clock.elapsed() if budget_s else step)
-            bar.update(task, completed=done, rate=rate, where=where(), **({} if math.isnan(shown) else {"loss": shown}))
-            if is_main and (step % t.checkpoint_every == 0 or finished):
-                write(pending)
-                pending = None
-                checkpoint(finished)
-            if is_main and t.val_every and cfg.data.val and step % t.val_every == 0 and not finished:
-                write(pending)
-                pending = None
-                _log_val(model, cfg, device, step, log_path)
-                if t.freeze_norm:
-                    freeze_batchnorm(model)
-        write(pending)
-        del batches  # stops the loader's workers
-    final = out_dir / "final.safetensors"
-    if is_main:
-        card.update({"ref_size": cfg.data.val_ref_size, "hint": cfg.hint, "training": {"config": cfg.to_dict(), "steps": step}})
-        if cfg.data.val:
-            card["validation"] = _log_val(model, cfg, device, step, log_path)
-        card["training"]["elapsed_s"] = round(clock.elapsed(), 1)
-        save_weights(model, final, card, half=False)
+    if world > 1 and not dist.is_initialized():
+        dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
+    if torch.cuda.is_available():
+        torch.backends.cudnn.benchmark = True  # fixed crop size: pick the fastest convolution once
+    run = TrainingRun(cfg, model, card)
+    run.restore(resume)
+    run_steps(run, dataset, progress)
+    final = run.finish()
     if world > 1:
         dist.barrier()
         dist.destroy_process_group()
