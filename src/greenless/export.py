@@ -9,6 +9,8 @@ import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from greenless.card import CARD_KEY
+
 if TYPE_CHECKING:
     from greenless.export_check import ExportCheck, Runner
 
@@ -36,7 +38,7 @@ def export_onnx(model: Any, path: str | Path, card: dict[str, Any] | None = None
     proto = onnx.load(str(tmp))
     if card:
         entry = proto.metadata_props.add()
-        entry.key, entry.value = "greenless_card", json.dumps(card)
+        entry.key, entry.value = CARD_KEY, json.dumps(card)
     onnx.save(proto, str(tmp))
     tmp.replace(path)
     return path
@@ -98,7 +100,7 @@ def export_torchscript(model: Any, path: str | Path, card: dict[str, Any] | None
         raise GreenlessError(f"TorchScript trace does not generalise to {check_size[0]}x{check_size[1]} inputs; not written")
     tmp = path.with_name(path.name + ".tmp")
     path.parent.mkdir(parents=True, exist_ok=True)
-    torch.jit.save(traced, str(tmp), _extra_files={"greenless_card.json": json.dumps(card or {})})
+    torch.jit.save(traced, str(tmp), _extra_files={f"{CARD_KEY}.json": json.dumps(card or {})})
     tmp.replace(path)
     return path
 
@@ -108,9 +110,9 @@ def set_onnx_card(path: str | Path, card: dict[str, Any]) -> None:
     import onnx
 
     proto = onnx.load(str(path))
-    kept = [(p.key, p.value) for p in proto.metadata_props if p.key != "greenless_card"]
+    kept = [(p.key, p.value) for p in proto.metadata_props if p.key != CARD_KEY]
     del proto.metadata_props[:]
-    for key, value in [*kept, ("greenless_card", json.dumps(card))]:
+    for key, value in [*kept, (CARD_KEY, json.dumps(card))]:
         entry = proto.metadata_props.add()
         entry.key, entry.value = key, value
     onnx.save(proto, str(path))
@@ -227,7 +229,7 @@ def export_checked(model: Any, path: str | Path, variant: str, card: dict[str, A
         if variant == "torchscript":  # the card travels inside the .pt; no .json beside it to clash with an .onnx's
             import torch
 
-            torch.jit.save(torch.jit.load(str(out)), str(out), _extra_files={"greenless_card.json": json.dumps(card)})
+            torch.jit.save(torch.jit.load(str(out)), str(out), _extra_files={f"{CARD_KEY}.json": json.dumps(card)})
             out.replace(path)
             return check
         set_onnx_card(out, card)

@@ -7,13 +7,14 @@ from typing import Any
 
 import numpy as np
 
+from greenless.card import PREPROCESS_RULES, card_path, read_card
 from greenless.engines import Engine, make_engine
 from greenless.errors import GreenlessError
 from greenless.pipeline.guide import bound_by_guide, check_guide, shared_segmenter
 from greenless.pipeline.stream import DEFAULT_OFD_TOL, MatteStream
 from greenless.pipeline.preprocess import inference_size, matte_to_size, to_network_input
 from greenless.registry import DEFAULT_MODEL as _REGISTRY_DEFAULT
-from greenless.registry import MODELS, PREPROCESS_RULES, job_defaults, packaged, read_card
+from greenless.registry import MODELS, job_defaults, packaged
 from greenless.registry import resolve_weights as _resolve_weights
 
 # What each packaged model is and what every job runs by default live in the registry; these names stay
@@ -115,7 +116,7 @@ class Matter:
         file (may be empty)."""
         card = getattr(self.engine, "card", None)
         if card is None and self.weights.suffix == ".onnx":
-            card = read_card(self.weights.with_suffix(".json"))
+            card = read_card(card_path(self.weights))
         return card or {}
 
     def _resolve_guide(self, guide: str | None, default: str) -> str:

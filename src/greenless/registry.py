@@ -10,23 +10,17 @@ Jobs: ``photo`` (one still at a time: the API, ``greenless matte``, batch, the s
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
-from functools import lru_cache
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from greenless.card import card_path, in_channels, read_card
 from greenless.errors import GreenlessError
 
 JOBS = ("photo", "stream")
 #: Reference size for weights whose card names none: MODNet's own.
 FALLBACK_REF_SIZE = 512
-#: How an image becomes the network input (see ``greenless.pipeline.preprocess``): ``greenless`` rounds
-#: sizes to the nearest multiple of 32 and resizes linearly up / by area down; ``modnet-demo`` is the
-#: official MODNet demo's rule (truncate to multiples of 32, area resizing both ways), for converted
-#: official checkpoints so their users get the mattes they know.
-PREPROCESS_RULES = ("greenless", "modnet-demo")
 
 
 @dataclass(frozen=True)
@@ -57,12 +51,12 @@ class PackagedModel:
 
     def card(self) -> dict[str, Any]:
         """The card shipped beside the ONNX file (reference sizes, hint, model config, training record)."""
-        return read_card(self.path("onnx").with_suffix(".json"))
+        return read_card(card_path(self.path("onnx")))
 
     @property
     def in_channels(self) -> int:
         """Input channels of the network: 3 (RGB) or 4 (RGB + guide or previous alpha)."""
-        return int(self.card().get("model", {}).get("in_channels", 3))
+        return in_channels(self.card())
 
     def defaults(self, job: str) -> JobDefaults:
         """What ``job`` runs this model with by default."""
@@ -80,18 +74,6 @@ MODELS = {name: m.summary for name, m in PACKAGED.items()}
 #: real-time network for every job; photos run it at its card's ``photo_ref_size`` (384: better mattes, a
 #: still has time), streams at its ``ref_size`` (288: real time on 2 cores). See the README, "Models".
 DEFAULT_MODEL = {"photo": "modnet", "stream": "modnet"}
-
-
-@lru_cache(maxsize=16)
-def _read_card_text(path: str, mtime: float) -> str:
-    return Path(path).read_text()
-
-
-def read_card(path: Path) -> dict[str, Any]:
-    """The JSON card at ``path`` (cached while the file is unchanged); empty when there is none."""
-    if not path.is_file():
-        return {}
-    return json.loads(_read_card_text(str(path), path.stat().st_mtime))
 
 
 def packaged(name: str) -> PackagedModel:

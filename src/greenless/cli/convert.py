@@ -7,8 +7,8 @@ from pathlib import Path
 import typer
 
 from greenless.cli import app
+from greenless.card import MAX_REF_SIZE
 from greenless.cli.flags import out_option
-from greenless.pipeline.preprocess import MAX_REF_SIZE
 
 
 @app.command()

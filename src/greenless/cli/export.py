@@ -89,10 +89,11 @@ def export(
         raise
     except Exception as exc:
         raise GreenlessError(f"{weights}: cannot load weights ({str(exc).splitlines()[0][:200]})") from exc
+    from greenless.card import in_channels
     from greenless.registry import job_defaults
 
     # the check runs at the weights' stream reference size (the card's ref_size, which the export keeps)
-    size = ref_size or job_defaults(card, int(card.get("model", {}).get("in_channels", 3)), "stream").ref_size
+    size = ref_size or job_defaults(card, in_channels(card), "stream").ref_size
     card = {**card, "source_weights": weights.name}
     with console.status(f"exporting {variant} and checking it on {len(images)} images from {check_data}"):
         check = export_checked(model, output, variant, card, images, alphas, size, calibration=calib, opset=opset,

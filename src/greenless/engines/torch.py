@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
+from greenless.card import in_channels
 from greenless.errors import GreenlessError, install_hint
 
 
@@ -48,7 +49,7 @@ class TorchEngine:
                        else TensorRunner(model, self.device, mode=mode))
         self.half = self.runner.half
         self.model = self.runner.model
-        self.in_channels = int(self.card.get("model", {}).get("in_channels", 3))
+        self.in_channels = in_channels(self.card)
 
     def run(self, batch: np.ndarray) -> np.ndarray:
         out = self.runner(self.torch.from_numpy(np.ascontiguousarray(batch)))

@@ -151,8 +151,10 @@ def load_network(name: str) -> tuple[Any, int]:
     from greenless.matter import packaged_weights
     from greenless.model.checkpoint import load_weights
 
+    from greenless.card import in_channels
+
     model, card = load_weights(packaged_weights(name, "torch"))
-    return model, int(card.get("model", {}).get("in_channels", 3))
+    return model, in_channels(card)
 
 
 def onnx_call(name: str, provider: str, precision: str, device: Any, x: np.ndarray) -> Callable[[], Any]:

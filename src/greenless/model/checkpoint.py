@@ -14,14 +14,9 @@ from typing import Any
 
 import torch
 
+from greenless.card import CARD_KEY, card_path, parse_card, read_card
+from greenless.errors import GreenlessError
 from greenless.model.modnet import MODNet, ModelConfig, build_model
-
-CARD_KEY = "greenless_card"
-
-
-def card_path(weights: Path) -> Path:
-    """Where the human-readable card of a weights file lives."""
-    return weights.with_suffix(".json")
 
 
 def save_weights(model: MODNet, path: str | Path, card: dict[str, Any] | None = None, half: bool = True) -> Path:
@@ -48,15 +43,6 @@ def save_weights(model: MODNet, path: str | Path, card: dict[str, Any] | None = 
     return path
 
 
-def read_card(path: str | Path) -> dict[str, Any]:
-    """The card stored inside a safetensors file (empty dict when it has none)."""
-    from safetensors import safe_open
-
-    with safe_open(str(path), framework="pt") as handle:
-        meta = handle.metadata() or {}
-    return json.loads(meta.get(CARD_KEY, "{}"))
-
-
 def load_weights(path: str | Path, map_location: str = "cpu") -> tuple[MODNet, dict[str, Any]]:
     """Rebuild the network a weights file describes and load it (fp32); returns (model, card).
 
@@ -64,8 +50,6 @@ def load_weights(path: str | Path, map_location: str = "cpu") -> tuple[MODNet, d
     """
     path = Path(path)
     if is_torchscript(path):
-        from greenless.errors import GreenlessError
-
         raise GreenlessError(f"{path}: a TorchScript export holds a traced network, not weights to rebuild; "
                              f"run it with --engine torch, or start from the .safetensors it was exported from")
     if path.suffix == ".safetensors":
@@ -77,11 +61,32 @@ def load_weights(path: str | Path, map_location: str = "cpu") -> tuple[MODNet, d
     else:
         card = {"model": ModelConfig().to_dict(), "source": f"official checkpoint {path.name}"}
         model = build_model(card["model"])
-        state = official_to_ours(torch.load(str(path), map_location=map_location, weights_only=True))
+        state = official_to_ours(load_pickle(path, map_location))
     reference = model.state_dict()
     state = {k: v.to(reference[k].dtype) if k in reference else v for k, v in state.items()}
     model.load_state_dict(state, strict=True)
     return model.eval(), card
+
+
+def load_pickle(path: Path, map_location: str = "cpu") -> dict[str, Any]:
+    """A pickled checkpoint's state dict, loaded with ``weights_only`` (tensors and plain containers only).
+
+    A pickle that holds anything else could run code when loaded, so it is refused in one line (PyTorch's
+    own message suggests turning the guard off); PyTorch's warnings about pickle protocols are not shown.
+    """
+    import pickle
+    import warnings
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            state = torch.load(str(path), map_location=map_location, weights_only=True)
+    except pickle.UnpicklingError:
+        raise GreenlessError(f"{path}: refused: this pickle holds Python objects besides tensors, which could run "
+                             f"code when loaded; greenless loads only plain state dicts (or use .safetensors)") from None
+    if not isinstance(state, dict):
+        raise GreenlessError(f"{path}: not a MODNet checkpoint (a pickled {type(state).__name__}, not a state dict)")
+    return state
 
 
 def is_torchscript(path: str | Path) -> bool:
@@ -104,18 +109,12 @@ def load_torchscript(path: str | Path, map_location: str = "cpu") -> tuple[torch
     The module is the traced network (image batch in, matte out), so it runs where a rebuilt MODNet
     runs for inference (the torch engine) but cannot be trained or exported again.
     """
-    from greenless.errors import GreenlessError
-
-    extra = {"greenless_card.json": ""}
+    extra = {f"{CARD_KEY}.json": ""}
     try:
         module = torch.jit.load(str(path), map_location=map_location, _extra_files=extra)
     except Exception as exc:
         raise GreenlessError(f"{path}: cannot load TorchScript ({str(exc).strip().splitlines()[0][:200]})") from None
-    try:
-        card = json.loads(extra["greenless_card.json"] or "{}")
-    except ValueError:
-        card = {}
-    return module.eval(), card
+    return module.eval(), parse_card(extra[f"{CARD_KEY}.json"], path)
 
 
 def official_to_ours(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:

@@ -1,6 +1,6 @@
 """Reference-size resizing (both sides multiples of 32, the long side bounded) and [-1, 1] normalisation for the network.
 
-Two rules (``greenless.registry.PREPROCESS_RULES``; the registry says which weights use which):
+Two rules (``greenless.card.PREPROCESS_RULES``; the registry says which weights use which):
 
 - ``greenless`` (every weight set greenless trains and ships): sizes rounded to the *nearest* multiple of
   32, OpenCV area resizing when shrinking and bilinear when enlarging, the matte brought back bilinearly.
@@ -18,12 +18,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-
-MAX_REF_SIZE = 2048
-"""Largest reference size the command line accepts, and the server's default ``max_ref_size``.
-
-At 2048 a 4:3 photo is already a 2048x2720 network input, 16 times the pixels it has at the 512 the
-networks were trained at; larger values only cost memory and time."""
+from greenless.card import MAX_REF_SIZE  # noqa: F401  (re-exported: the largest reference size lives with the card's rules)
 
 LONG_SIDE_FACTOR = 4
 """The network input's long side is at most ``LONG_SIDE_FACTOR * ref_size`` (see ``inference_size``)."""

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 from dataclasses import asdict, dataclass
 
-from greenless.pipeline.preprocess import MAX_REF_SIZE
+from greenless.card import MAX_REF_SIZE
+from greenless.errors import GreenlessError
 
 ENV_VAR = "GREENLESS_SERVE_SETTINGS"
 
@@ -28,6 +30,20 @@ class ServeSettings:
     max_ref_size: int = MAX_REF_SIZE  # largest ref_size a client may ask for (the CLI's --ref-size bound)
     idle_timeout: float = 10.0  # seconds a connection may stay open with no request in progress -> closed
     max_connections: int = 512  # open connections per worker (lowered to fit the open-file limit)
+
+    def __post_init__(self) -> None:
+        """Every limit is a finite positive number (counts whole, the queue may be 0): ``--max-upload-mb inf``
+        or ``nan`` used to start a server that answered every request 500. One error line names the flag."""
+        for name in ("max_upload_mb", "timeout", "idle_timeout"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
+                raise GreenlessError(f"--{name.replace('_', '-')} must be a finite number above 0, not {value!r}")
+        for name, least in (("max_pixels", 1), ("max_concurrency", 1), ("queue_size", 0), ("max_connections", 1),
+                            ("max_ref_size", 32)):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < least:
+                raise GreenlessError(f"--{name.replace('_', '-')} must be a whole number of at least {least}, not "
+                                     f"{value!r}")
 
     @property
     def max_upload_bytes(self) -> int:
