@@ -8,7 +8,7 @@ from typing import Any
 
 import typer
 
-from greenless.cli import app
+from greenless.cli import app, threads_option
 
 
 def _engine(model: dict[str, Any]) -> str:
@@ -89,7 +89,7 @@ def bench_command(
     warmup: int | None = typer.Option(None, "--warmup", help="Untimed warm-up runs per measurement (default 3; 1 with --quick)."),
     quick: bool = typer.Option(False, "--quick", help="Short run: 512x288 and 512x512 inputs only, fewer runs."),
     skip: list[str] = typer.Option([], "--skip", help="Leave out: variants, torch, reference, paper (repeatable)."),
-    threads: int | None = typer.Option(None, "--threads", help="Intra-op threads for every runtime (default: the runtime's choice)."),
+    threads: int | None = threads_option("Intra-op threads for every runtime"),
     resolution: list[str] = typer.Option([], "--resolution", "-r", help="Only these inputs (WxH: 512x512, 512x288, 1280x720, 1920x1080; repeatable)."),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object on stdout and nothing else."),
     markdown: bool = typer.Option(False, "--markdown", help="Print the tables as GitHub Markdown (for a README)."),

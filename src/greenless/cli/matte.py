@@ -21,7 +21,8 @@ from pathlib import Path
 
 import typer
 
-from greenless.cli import EngineName, app, engine_option, guide_option, model_option, ref_size_option, refuse_overwrite
+from greenless.cli import (EngineName, app, engine_option, guide_option, model_option, ref_size_option, refuse_overwrite,
+                           threads_option)
 from greenless.cli.flags import background_option, out_option, write_option
 from greenless.pipeline.compose import OutputKind
 
@@ -192,7 +193,7 @@ def matte(
     weights: Path | None = typer.Option(None, "-w", "--weights", help="Weights file (.onnx, .safetensors or official .ckpt)."),
     model: str | None = model_option(),
     guide: str | None = guide_option(),
-    threads: int | None = typer.Option(None, "--threads", min=1, help="CPU threads for the engine."),
+    threads: int | None = threads_option(),
     no_fg_estimate: bool = typer.Option(False, "--no-fg-estimate",
                                         help="Use raw pixel colours instead of estimating the foreground (faster, halos)."),
     max_pixels: int = typer.Option(100_000_000, "--max-pixels", min=1,

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import typer
 
-from greenless.cli import EngineName, app, engine_option, guide_option, model_option, ref_size_option
+from greenless.cli import EngineName, app, engine_option, guide_option, model_option, ref_size_option, threads_option
 from greenless.serve.settings import ServeSettings
 
 DEFAULTS = ServeSettings()  # one copy of every limit's default: the flags below show these
@@ -23,7 +23,7 @@ def serve(
     guide: str | None = guide_option(),
     engine: EngineName = engine_option(),
     ref_size: int | None = ref_size_option("Default short side the network sees (default: the weights' own)."),
-    threads: int | None = typer.Option(None, "--threads", min=1, help="onnxruntime threads per worker."),
+    threads: int | None = threads_option("Engine threads per worker"),
     max_upload_mb: float = typer.Option(DEFAULTS.max_upload_mb, "--max-upload-mb", min=0.001,
                                         help="Largest request body (413 above)."),
     max_pixels: int = typer.Option(DEFAULTS.max_pixels, "--max-pixels", min=1,
@@ -55,16 +55,17 @@ def serve(
 
         from greenless.serve.app import create_app
         from greenless.serve.connections import connection_cap, uvicorn_options
+        from greenless.serve.listen import check_listen, check_log_level
         from greenless.serve.settings import ENV_VAR
     except ImportError as exc:
         raise GreenlessError(f"serve needs the serve extra ({exc.name} is missing): {install_hint('serve')}") from None
     from greenless.matter import resolve_weights
 
+    log_level = check_log_level(log_level)
     weights = resolve_weights(weights, model, engine)
     if weights is not None and not weights.is_file():
         raise GreenlessError(f"{weights}: weights file not found")
-    if not 1 <= port <= 65535:
-        raise GreenlessError(f"--port must be between 1 and 65535, not {port}")
+    check_listen(host, port)  # a bad --host or a port in use: one line now, not uvicorn's start-up log and exit 3
     cap = connection_cap(max_connections)
     if cap < max_connections:
         typer.echo(f"note: --max-connections lowered from {max_connections} to {cap} per worker to stay under the "
@@ -78,11 +79,16 @@ def serve(
     from greenless.matter import Matter
 
     matter = Matter(settings.weights, engine=engine, ref_size=ref_size, threads=threads, guide=guide)
-    if workers == 1:
-        uvicorn.run(create_app(settings, matter=matter), host=host, port=port, log_level=log_level,
-                    **uvicorn_options(settings))
-    else:
-        del matter  # each worker process loads its own
-        os.environ[ENV_VAR] = settings.to_env()
-        uvicorn.run("greenless.serve.app:app_from_env", factory=True, host=host, port=port, workers=workers,
-                    log_level=log_level, **uvicorn_options(settings))
+    try:
+        if workers == 1:
+            uvicorn.run(create_app(settings, matter=matter), host=host, port=port, log_level=log_level,
+                        **uvicorn_options(settings))
+        else:
+            del matter  # each worker process loads its own
+            os.environ[ENV_VAR] = settings.to_env()
+            uvicorn.run("greenless.serve.app:app_from_env", factory=True, host=host, port=port, workers=workers,
+                        log_level=log_level, **uvicorn_options(settings))
+    except SystemExit as exc:  # uvicorn exits 3 when it cannot start (the port taken since check_listen)
+        if exc.code == 3:
+            raise GreenlessError(f"the server could not start on {host}:{port} (see uvicorn's message above)") from None
+        raise
