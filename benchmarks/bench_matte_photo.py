@@ -54,7 +54,7 @@ def main() -> None:
                 t1 = time.perf_counter()
                 alpha = matter.matte(rgb)
                 t2 = time.perf_counter()
-                out = render(rgb, truth, kind, "white", fg)
+                out = render(kind, rgb, truth, "white", fg_estimate=fg)
                 t3 = time.perf_counter()
                 save_image_atomic(Path(tmp) / "out.png", out)
                 t4 = time.perf_counter()

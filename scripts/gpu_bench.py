@@ -220,7 +220,7 @@ def stage_costs(clip: Path, frames: int, out: Path, device: str) -> list[dict[st
     from greenless.engines.accel import resolve_device
     from greenless.pipeline.device import DeviceRenderer
     from greenless.pipeline.guide import SelfieSegmenter, guide_bounds
-    from greenless.pipeline.video import Background, render
+    from greenless.pipeline.video import Background, frame_render as render
 
     reader = open_reader(clip)
     try:
@@ -282,7 +282,7 @@ def checks(device: str, clip: Path, frames: int, compile_backend: str = "inducto
         out.append({"check": "batched device path vs per-frame Matter (same engine)",
                     "max_abs_diff": float(max(np.abs(x - y).max() for x, y in zip(a, b)))})
         from greenless.pipeline.device import DeviceRenderer
-        from greenless.pipeline.video import Background, render
+        from greenless.pipeline.video import Background, frame_render as render
 
         bg = Background("green", images[0].shape[1], images[0].shape[0])
         draw = DeviceRenderer(fast.device)

@@ -106,9 +106,10 @@ def test_cutout_composite_and_raw_path(shared_data: Path) -> None:
     assert np.array_equal(composite(rgb, zeros, (1, 2, 3))[0, 0], [1, 2, 3])
     with pytest.raises(GreenlessError, match="background"):
         composite(rgb, alpha, "no-such-colour-or-file")
-    assert render(rgb, alpha, "alpha").dtype == np.uint8 and render(rgb, alpha, "alpha").ndim == 2
-    with pytest.raises(GreenlessError, match="unknown output"):
-        render(rgb, alpha, "bogus")
+    assert render("alpha", rgb, alpha).dtype == np.uint8 and render("alpha", rgb, alpha).ndim == 2
+    assert np.array_equal(render("alpha", rgb, alpha, gray_as_rgb=True)[:, :, 1], render("ALPHA", rgb, alpha))
+    with pytest.raises(GreenlessError, match="output must be one of rgba, alpha, foreground, composite"):
+        render("bogus", rgb, alpha)
 
 
 def test_api_mirrors_input_types(shared_data: Path) -> None:

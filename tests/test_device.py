@@ -211,7 +211,7 @@ def test_device_renderer_matches_render(frames: list[np.ndarray], shared_data: P
     their mattes: the foreground estimate's blurs and resizes use OpenCV's own weights."""
     from greenless.matter import Matter
     from greenless.pipeline.device import DeviceRenderer
-    from greenless.pipeline.video import Background, render
+    from greenless.pipeline.video import Background, frame_render as render
 
     spec = str(shared_data / background) if "/" in background else background
     bg = Background(spec, frames[0].shape[1], frames[0].shape[0])

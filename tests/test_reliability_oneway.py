@@ -106,7 +106,7 @@ def test_webcam_frames_are_the_streams(clip: Path, tmp_path: Path, capsys: pytes
     """``greenless webcam`` records exactly the composites of ``Matter.stream()``'s mattes (the same policy
     as video: the guide every frame, then OFD)."""
     from greenless import Matter
-    from greenless.pipeline.video import Background, render
+    from greenless.pipeline.video import Background, frame_render as render
 
     out = tmp_path / "cam"
     code, err = run_main(["webcam", "--source", clip, "--no-window", "-o", out, "--max-frames", "5",

@@ -99,10 +99,10 @@ def cutout(image: Any, alpha: Any = None, *, fg_estimate: bool = True, matter: M
            max_pixels: int | None = None) -> Any:
     """The subject on transparency (RGBA); ``alpha`` is computed unless given; colours are de-haloed unless ``fg_estimate=False``."""
     from greenless.media.images import DEFAULT_MAX_PIXELS
-    from greenless.pipeline.compose import cutout as _cutout
+    from greenless.pipeline.compose import render
 
     rgb, kind = _decode(image, DEFAULT_MAX_PIXELS if max_pixels is None else max_pixels)
-    return _encode(_cutout(rgb, _alpha_for(rgb, alpha, matter), fg_estimate), kind)
+    return _encode(render("rgba", rgb, _alpha_for(rgb, alpha, matter), fg_estimate=fg_estimate), kind)
 
 
 def remove(image: Any, **kwargs: Any) -> Any:
@@ -113,10 +113,10 @@ def remove(image: Any, **kwargs: Any) -> Any:
 def foreground(image: Any, alpha: Any = None, *, matter: Matter | None = None, max_pixels: int | None = None) -> Any:
     """Estimated foreground colours (RGB, no halo of the old background), to pair with the matte."""
     from greenless.media.images import DEFAULT_MAX_PIXELS
-    from greenless.pipeline.compose import foreground as _foreground
+    from greenless.pipeline.compose import render
 
     rgb, kind = _decode(image, DEFAULT_MAX_PIXELS if max_pixels is None else max_pixels)
-    return _encode(_foreground(rgb, _alpha_for(rgb, alpha, matter)), kind)
+    return _encode(render("foreground", rgb, _alpha_for(rgb, alpha, matter)), kind)
 
 
 def composite(image: Any, background: Any = "white", alpha: Any = None, *, fg_estimate: bool = True,
@@ -126,8 +126,9 @@ def composite(image: Any, background: Any = "white", alpha: Any = None, *, fg_es
     Background images are scaled to cover the photo and centre-cropped. Returns RGB in the input's type.
     """
     from greenless.media.images import DEFAULT_MAX_PIXELS
-    from greenless.pipeline.compose import composite as _composite
+    from greenless.pipeline.compose import render
 
     limit = DEFAULT_MAX_PIXELS if max_pixels is None else max_pixels
     rgb, kind = _decode(image, limit)
-    return _encode(_composite(rgb, _alpha_for(rgb, alpha, matter), background, fg_estimate, limit), kind)
+    return _encode(render("composite", rgb, _alpha_for(rgb, alpha, matter), background, fg_estimate=fg_estimate,
+                          max_pixels=limit), kind)

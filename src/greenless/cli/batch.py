@@ -9,7 +9,7 @@ import typer
 
 from greenless.cli import app, guide_option, model_option, ref_size_option
 from greenless.cli.flags import background_option, out_option, write_option
-from greenless.pipeline.compose import OutputKind
+from greenless.pipeline.compose import OutputKind, parse_background
 
 def ray_failure(exc: BaseException) -> str:
     """The useful line of a Ray error: the GreenlessError message inside it if any, else its last line."""
@@ -56,9 +56,7 @@ def batch(
         raise GreenlessError(f"batch --ray needs Ray: {install_hint('ray')}") from None
     bg: object = background
     if kind is OutputKind.composite:  # decoded once here, exactly as greenless matte reads --background
-        from greenless.cli.matte import prepare_background
-
-        bg = prepare_background(background, max_pixels)
+        bg = parse_background(background, max_pixels=max_pixels)
     from greenless.matter import Matter, resolve_weights
 
     weights = resolve_weights(weights, model, "onnx")

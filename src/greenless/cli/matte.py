@@ -24,7 +24,7 @@ import typer
 from greenless.cli import (EngineName, app, engine_option, guide_option, model_option, ref_size_option, refuse_overwrite,
                            threads_option)
 from greenless.cli.flags import background_option, out_option, write_option
-from greenless.pipeline.compose import OutputKind
+from greenless.pipeline.compose import OutputKind, parse_background
 
 
 _GLOB_CHARS = set("*?[")
@@ -211,7 +211,7 @@ def matte(
         raise GreenlessError(f"--background is for --write composite, not --write {kind.value}")
     background = background if background is not None else "white"
     # A bad --background would fail every photo: check (and decode) it once, before anything else.
-    bg = prepare_background(background, max_pixels) if kind is OutputKind.composite else background
+    bg = parse_background(background, max_pixels=max_pixels) if kind is OutputKind.composite else background
     bg_file = Path(background) if kind is OutputKind.composite and not isinstance(bg, tuple) else None
     if "-" in inputs:
         if len(inputs) > 1:
@@ -234,20 +234,6 @@ def matte(
     if failures:
         # SystemExit, not typer.Exit: main() runs the app with standalone_mode=False, where Exit codes are returned, not raised.
         raise SystemExit(1)
-
-
-def prepare_background(spec: str, max_pixels: int) -> tuple[int, int, int] | object:
-    """``--background`` as an (r, g, b) colour or a decoded RGB image; one clear error if it is neither."""
-    from greenless.errors import GreenlessError
-    from greenless.media.images import load_rgb
-    from greenless.pipeline.compose import parse_color
-
-    color = parse_color(spec)
-    if color is not None:
-        return color
-    if not Path(spec).is_file():
-        raise GreenlessError(f"--background {spec}: not a colour (white, #00ff00, 0,255,0) nor an image file")
-    return load_rgb(spec, max_pixels=max_pixels)
 
 
 def _make_matter(settings: dict):
@@ -286,7 +272,7 @@ def _run_one(src: Path | None, output: str | None, kind: OutputKind, background:
     else:
         rgb = load_rgb(src, max_pixels=max_pixels)
     alpha = _make_matter(settings).matte(rgb)
-    result = render(rgb, alpha, kind.value, background, fg_estimate, max_pixels)
+    result = render(kind, rgb, alpha, background, fg_estimate=fg_estimate, max_pixels=max_pixels)
     if target is None:
         write_stdout(encode_image(result, fmt))
     else:
@@ -362,7 +348,7 @@ def _run_many(files: list[Path], inputs: list[str], output: str | None, kind: Ou
                 next_load = pool.submit(load_rgb, files[i + 1], max_pixels=max_pixels)
             try:
                 rgb = loading.result()
-                result = render(rgb, matter.matte(rgb), kind.value, background, fg_estimate, max_pixels)
+                result = render(kind, rgb, matter.matte(rgb), background, fg_estimate=fg_estimate, max_pixels=max_pixels)
             except GreenlessError as exc:
                 finish(pending)
                 pending = None

@@ -88,7 +88,7 @@ def webcam(
     from greenless.errors import GreenlessError
     from greenless.matter import Matter
     from greenless.media.video import choose_encoder, is_video_output, open_writer
-    from greenless.pipeline.video import Background, render
+    from greenless.pipeline.video import Background, frame_render
 
     if window is None:
         window = output is None and not virtual_camera  # a window by default only when there is no other sink
@@ -122,7 +122,7 @@ def webcam(
         matter = Matter(weights, engine=engine, ref_size=ref_size, guide=guide, model=model, stream=True)
         from greenless.pipeline.device import DeviceMatter, DeviceRenderer, use_device_path
 
-        draw = render
+        draw = frame_render
         if use_device_path(engine, None):  # the torch engine on CUDA: resizing, network, bounds, composite on the GPU
             matter = DeviceMatter(matter, workers=1)
             draw = DeviceRenderer(matter.device)

@@ -107,7 +107,7 @@ class MatteActor:
             try:
                 rgb = load_rgb(bytes(data), max_pixels=self.spec.max_pixels, name=str(path))
                 alpha = self.matter.matte(rgb)
-                write_atomic(self.filesystem, target, encode_png(render(rgb, alpha, self.spec.kind, self.spec.background)))
+                write_atomic(self.filesystem, target, encode_png(render(self.spec.kind, rgb, alpha, self.spec.background)))
                 outputs.append(target)
                 errors.append("")
             except GreenlessError as exc:

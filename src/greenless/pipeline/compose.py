@@ -156,26 +156,50 @@ def cover_resize(image: np.ndarray, height: int, width: int) -> np.ndarray:
     return np.ascontiguousarray(resized[top:top + height, left:left + width])
 
 
+def parse_background(spec: str, *, files: bool = True, video: bool = False,
+                     max_pixels: int | None = None) -> tuple[int, int, int] | np.ndarray | Path | str:
+    """The one reading of a background given as text, for every face (API, CLI, server, batch, video, webcam).
+
+    A colour (``white``, ``#00ff00``, bare ``00ff00``, ``0,255,0``, ``rgb(0,255,0)``) comes back as (r, g, b); an
+    image file (when ``files``) as its decoded RGB array. With ``video`` (streams), ``blur`` comes back as the
+    string ``"blur"`` and a video or a folder of frames as its ``Path`` (opened by the caller). Anything else
+    is one ``GreenlessError`` line saying what a background may be; an out-of-range colour says so.
+    """
+    from greenless.media.images import DEFAULT_MAX_PIXELS, IMAGE_SUFFIXES, load_rgb
+
+    text = spec.strip()
+    if video and text.lower() == "blur":
+        return "blur"
+    color = parse_color(text)
+    if color is None and re.fullmatch(r"[0-9a-fA-F]{3}|[0-9a-fA-F]{6}|[0-9a-fA-F]{8}", text) and not Path(text).exists():
+        color = parse_color("#" + text)  # '#' must be escaped in a query string and a shell: bare hex is a colour
+    if color is not None:
+        return color
+    path = Path(text)
+    if not files or not (path.exists() if video else path.is_file()):
+        may = "a colour (white, #00ff00, 0,255,0)" + (", blur" if video else "") + (
+            f" or an existing image{', video or folder of frames' if video else ' file'}" if files else "")
+        raise GreenlessError(f"background {spec!r}: not {may}")
+    if video and (path.is_dir() or path.suffix.lower() not in IMAGE_SUFFIXES):
+        return path
+    return load_rgb(path, max_pixels=DEFAULT_MAX_PIXELS if max_pixels is None else max_pixels)
+
+
 def resolve_background(background: Any, height: int, width: int, max_pixels: int | None = None) -> np.ndarray:
     """A background for a height x width composite: colour spec, (r, g, b), image path, PIL image or array.
 
-    Images are resized to cover the frame and centre-cropped; the result is HxWx3 uint8 (or 1x1x3 for a colour).
+    Text goes through ``parse_background``. Images are resized to cover the frame and centre-cropped; the
+    result is HxWx3 uint8 (or 1x1x3 for a colour).
     """
     from greenless.media.images import DEFAULT_MAX_PIXELS, load_rgb, pil_to_rgb
 
+    if isinstance(background, str):
+        background = parse_background(background, max_pixels=max_pixels)
     if isinstance(background, (tuple, list)) and len(background) == 3:
         if not all(isinstance(v, (int, np.integer)) and 0 <= v <= 255 for v in background):
             raise GreenlessError(f"background colour {tuple(background)}: components must be integers 0-255")
         return np.array(background, dtype=np.uint8).reshape(1, 1, 3)
-    if isinstance(background, str):
-        color = parse_color(background)
-        if color is not None:
-            return np.array(color, dtype=np.uint8).reshape(1, 1, 3)
-        path = Path(background)
-        if not path.exists():
-            raise GreenlessError(f"background {background!r}: not a colour name, #rrggbb, r,g,b, or an existing image file")
-        bg = load_rgb(path, max_pixels=DEFAULT_MAX_PIXELS if max_pixels is None else max_pixels)
-    elif isinstance(background, Path):
+    if isinstance(background, Path):
         bg = load_rgb(background, max_pixels=DEFAULT_MAX_PIXELS if max_pixels is None else max_pixels)
     elif hasattr(background, "mode") and hasattr(background, "convert"):
         bg = pil_to_rgb(background)
@@ -198,15 +222,25 @@ def composite(rgb: np.ndarray, alpha: np.ndarray, background: Any = "white", fg_
     return cv2.blendLinear(np.ascontiguousarray(fg), bg, a, 1.0 - a)
 
 
-def render(rgb: np.ndarray, alpha: np.ndarray, kind: str = "rgba", background: Any = "white",
-           fg_estimate: bool = True, max_pixels: int | None = None) -> np.ndarray:
-    """The array for one output kind: rgba (HxWx4), alpha (HxW), foreground (HxWx3) or composite (HxWx3)."""
-    if kind == "rgba":
-        return cutout(rgb, alpha, fg_estimate)
-    if kind == "alpha":
-        return _alpha_u8(alpha)
-    if kind == "foreground":
-        return foreground(rgb, alpha, fg_estimate)
-    if kind == "composite":
-        return composite(rgb, alpha, background, fg_estimate, max_pixels)
-    raise GreenlessError(f"unknown output {kind!r}; choose one of {', '.join(OUTPUT_KINDS)}")
+def render(kind: str, rgb: np.ndarray, alpha: np.ndarray, background: Any = "white", *, fg_estimate: bool = True,
+           max_pixels: int | None = None, fg_max_pixels: int = FG_MAX_PIXELS, gray_as_rgb: bool = False) -> np.ndarray:
+    """The picture for one output kind, the one renderer of every face: rgba (HxWx4), alpha (HxW, or HxWx3 grey
+    with ``gray_as_rgb`` for video encoders), foreground (HxWx3) or composite (HxWx3).
+
+    ``background`` is anything ``resolve_background`` takes, or an object with ``for_frame(rgb)`` giving the
+    background for this frame (``pipeline.video.Background``: a still, a looping video, or blur of the frame).
+    Foreground colours are estimated on at most ``fg_max_pixels`` of the soft edge (video passes fewer).
+    """
+    kind = OutputKind.parse(kind)
+    if kind is OutputKind.alpha:
+        a8 = _alpha_u8(alpha)
+        return np.repeat(a8[:, :, None], 3, axis=2) if gray_as_rgb else a8
+    if kind is OutputKind.rgba:
+        return cutout(rgb, alpha, fg_estimate, fg_max_pixels)
+    if kind is OutputKind.foreground:
+        return foreground(rgb, alpha, fg_estimate, fg_max_pixels)
+    if background is None:
+        raise GreenlessError("composite output needs a background")
+    if hasattr(background, "for_frame"):
+        background = background.for_frame(rgb)
+    return composite(rgb, alpha, background, fg_estimate, max_pixels, fg_max_pixels)

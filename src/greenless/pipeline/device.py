@@ -250,7 +250,7 @@ def use_device_path(engine: str, device: str | None) -> bool:
 
 
 class DeviceRenderer:
-    """``greenless.pipeline.video.render`` on a torch device, for the outputs that estimate foreground colours
+    """``compose.render`` on a torch device, for the outputs that estimate foreground colours
     (composite, rgba, foreground); the alpha output (a clip and a cast) stays on the CPU.
 
     The CPU path's foreground estimate (``compose.estimate_foreground``: blur-fusion on the soft edge's
@@ -275,12 +275,13 @@ class DeviceRenderer:
         self._stream = torch.cuda.Stream(device) if device.type == "cuda" else None
 
     def __call__(self, mode: str, rgb: np.ndarray, alpha: np.ndarray, background: Any,
-                 gray_as_rgb: bool = True) -> np.ndarray:
-        """The output picture for one frame, as ``pipeline.video.render`` makes it."""
-        from greenless.pipeline.video import render
+                 gray_as_rgb: bool = False) -> np.ndarray:
+        """The output picture for one frame, as ``compose.render`` makes it (same arguments)."""
+        from greenless.pipeline.compose import render
 
         if mode not in ("composite", "rgba", "foreground") or (mode == "composite" and background is None):
-            return render(mode, rgb, alpha, background, gray_as_rgb)  # alpha output, or render's own error
+            return render(mode, rgb, alpha, background, fg_max_pixels=self.max_pixels,
+                          gray_as_rgb=gray_as_rgb)  # alpha output, or render's own error
         torch = self.torch
         with torch.inference_mode(), (torch.cuda.stream(self._stream) if self._stream is not None else nullcontext()):
             image = self._up(rgb).permute(2, 0, 1).float()  # 3 x H x W in 0..255

@@ -7,6 +7,7 @@ inference and encoding overlap. The temporal policy (previous-alpha feedback, OF
 
 from __future__ import annotations
 
+import functools
 import queue
 import threading
 import time
@@ -19,11 +20,10 @@ import numpy as np
 
 from greenless.errors import GreenlessError
 
-from greenless.pipeline.compose import composite, cover_resize, cutout, estimate_foreground, parse_color
+from greenless.pipeline.compose import OutputKind, cover_resize, parse_background, render
 from greenless.pipeline.stream import (DEFAULT_OFD_TOL, TEMPORAL_MODES, MatteStream, OneFrameDelay,  # noqa: F401
                                        TemporalPolicy, apply_ofd, ofd_step, resolve_temporal)
 
-OUTPUT_MODES = ("composite", "alpha", "rgba", "foreground")
 DEFAULT_BACKGROUND = "green"
 _END = object()
 
@@ -38,25 +38,18 @@ class Background:
         self._still: np.ndarray | None = None
         self._video: Any = None
         self._frames: Any = None
-        self.blur = self.spec.lower() == "blur"
-        if self.blur:
-            return
-        color = parse_color(self.spec)  # the one colour rule: "300,0,0" is an error line, as for photos
-        if color is not None:
+        parsed = parse_background(self.spec, video=True)  # the one background rule, as for photos
+        self.blur = isinstance(parsed, str)
+        if isinstance(parsed, tuple):
             self._still = np.empty((height, width, 3), np.uint8)
-            self._still[:] = color
-            return
-        path = Path(self.spec)
-        if not path.exists():
-            raise GreenlessError(f"{self.spec}: background is neither a colour, 'blur', nor an existing image or video")
-        from greenless.media.images import IMAGE_SUFFIXES, load_rgb
-        from greenless.media.video import open_video
+            self._still[:] = parsed
+        elif isinstance(parsed, np.ndarray):
+            self._still = cover_resize(parsed, height, width)
+        elif isinstance(parsed, Path):
+            from greenless.media.video import open_video
 
-        if path.suffix.lower() in IMAGE_SUFFIXES:
-            self._still = cover_resize(load_rgb(path), height, width)
-            return
-        self._video = open_video(path)
-        self._frames = iter(self._video)
+            self._video = open_video(parsed)
+            self._frames = iter(self._video)
 
     def for_frame(self, rgb: np.ndarray) -> np.ndarray:
         """Background for the frame ``rgb`` (the next frame of a video background, looping at its end)."""
@@ -89,21 +82,8 @@ class Background:
 VIDEO_FG_MAX_PIXELS = 60_000
 
 
-def render(mode: str, rgb: np.ndarray, alpha: np.ndarray, background: Background | None,
-           gray_as_rgb: bool = True) -> np.ndarray:
-    """The output picture for one frame: composite, alpha (grey), rgba cut-out or estimated foreground."""
-    if mode == "composite":
-        if background is None:
-            raise GreenlessError("composite output needs a background")
-        return composite(rgb, alpha, background.for_frame(rgb), fg_max_pixels=VIDEO_FG_MAX_PIXELS)
-    if mode == "alpha":
-        a8 = np.clip(alpha * 255.0 + 0.5, 0, 255).astype(np.uint8)
-        return np.repeat(a8[:, :, None], 3, axis=2) if gray_as_rgb else a8
-    if mode == "rgba":
-        return cutout(rgb, alpha, fg_max_pixels=VIDEO_FG_MAX_PIXELS)
-    if mode == "foreground":
-        return estimate_foreground(rgb, alpha, max_pixels=VIDEO_FG_MAX_PIXELS)
-    raise GreenlessError(f"unknown --output {mode!r}; choose one of {', '.join(OUTPUT_MODES)}")
+#: The one renderer (``compose.render``) as streams use it: foreground colours on at most VIDEO_FG_MAX_PIXELS.
+frame_render = functools.partial(render, fg_max_pixels=VIDEO_FG_MAX_PIXELS)
 
 
 @dataclass
@@ -144,8 +124,7 @@ class VideoPipeline:
                  temporal: str | None = None, batch: int = 4, ofd_tol: float = DEFAULT_OFD_TOL,
                  queue_size: int | None = None, on_frame: Callable[[int], None] | None = None, ofd: bool = True,
                  stream: MatteStream | None = None, renderer: Callable[..., np.ndarray] | None = None) -> None:
-        if mode not in OUTPUT_MODES:
-            raise GreenlessError(f"unknown --output {mode!r}; choose one of {', '.join(OUTPUT_MODES)}")
+        mode = OutputKind.parse(mode)
         if batch < 1:
             raise GreenlessError("--batch must be at least 1")
         self.matter = matter
@@ -157,9 +136,9 @@ class VideoPipeline:
         self.batch = min(batch, self.stream.max_batch or batch)
         self.queue_size = queue_size or max(4, 2 * self.batch)
         self.on_frame = on_frame
-        #: Makes each output picture, with ``render``'s arguments (``render`` itself unless given: the device path
-        #: passes ``pipeline.device.DeviceRenderer``, which composites on the GPU).
-        self.render = renderer or render
+        #: Makes each output picture, with ``compose.render``'s arguments (``frame_render`` unless given: the device
+        #: path passes ``pipeline.device.DeviceRenderer``, which composites on the GPU).
+        self.render = renderer or frame_render
 
     def run(self, frames: Iterable[Any], writer: Any, gray_as_rgb: bool = True) -> VideoStats:
         """Matte every frame of ``frames`` (media.video.Frame objects) and write the rendered result."""
@@ -188,7 +167,7 @@ class VideoPipeline:
                     if item is _END:
                         return
                     frame, alpha = item
-                    image = self.render(self.mode, frame.image, alpha, self.background, gray_as_rgb)
+                    image = self.render(self.mode, frame.image, alpha, self.background, gray_as_rgb=gray_as_rgb)
                     pts = frame.pts if frame.pts is not None else frame.index
                     if last_pts[0] is not None and pts <= last_pts[0]:
                         pts = last_pts[0] + 1  # encoders need strictly increasing timestamps

@@ -29,10 +29,7 @@ from greenless.errors import GreenlessError
 from greenless.serve.settings import ServeSettings
 
 from greenless.media.images import ImageTooLarge, load_rgb
-from greenless.pipeline.compose import parse_color
-from greenless.pipeline.compose import render as render_output
-
-OUTPUTS = ("rgba", "alpha", "foreground", "composite")
+from greenless.pipeline.compose import OUTPUT_KINDS, parse_background, render
 
 
 class ApiError(Exception):
@@ -63,18 +60,14 @@ def parse_options(values: Mapping[str, Any], settings: ServeSettings, has_backgr
     """
     output = (values.get("output") or "").strip().lower() or None
     background = (values.get("background") or "").strip() or None
-    if output is not None and output not in OUTPUTS:
-        raise ApiError(400, f"output must be one of {', '.join(OUTPUTS)}, not {output!r}")
+    if output is not None and output not in OUTPUT_KINDS:
+        raise ApiError(400, f"output must be one of {', '.join(OUTPUT_KINDS)}, not {output!r}")
     colour: tuple[int, int, int] | None = None
     if background is not None:
-        if len(background) in (3, 6, 8) and all(c in "0123456789abcdefABCDEF" for c in background):
-            background = "#" + background  # '#' must be escaped in a query string; accept bare hex too
-        try:
-            colour = parse_color(background)  # a colour only: never a path on the server
+        try:  # the one background rule, colours only: never a path on the server
+            colour = parse_background(background, files=False)  # type: ignore[assignment]
         except GreenlessError as exc:
-            raise ApiError(400, f"background: {exc}") from None
-        if colour is None:
-            raise ApiError(400, f"background must be a colour such as #00ff00, 0,255,0 or white, not {background!r}")
+            raise ApiError(400, str(exc)) from None
     wants_background = colour is not None or has_background_image
     if output is None:
         output = "composite" if wants_background else "rgba"
@@ -150,7 +143,7 @@ def encode_png(array: np.ndarray) -> bytes:
     return _encode(array)
 
 
-def render(matter: Any, image: bytes, background_image: bytes | None, options: MatteOptions, settings: ServeSettings) -> bytes:
+def matte_request(matter: Any, image: bytes, background_image: bytes | None, options: MatteOptions, settings: ServeSettings) -> bytes:
     """The whole job for one request (runs in a worker thread): decode, matte, compose, encode PNG."""
     rgb = decode_upload(image, "image", settings)
     bg = decode_upload(background_image, "background image", settings) if background_image is not None else None
@@ -158,7 +151,7 @@ def render(matter: Any, image: bytes, background_image: bytes | None, options: M
         matter = copy.copy(matter)  # shares the engine; only the size the network sees differs
         matter.ref_size = options.ref_size
     alpha = matter.matte(rgb)
-    return encode_png(render_output(rgb, alpha, options.output, bg if bg is not None else options.background))
+    return encode_png(render(options.output, rgb, alpha, bg if bg is not None else options.background))
 
 
 async def read_body(request: Request, limit: int) -> bytes:
@@ -209,7 +202,7 @@ def error_response(status: int, message: str, headers: dict[str, str] | None = N
 # The three request options, documented once for both ways of sending them (query string, form fields).
 # The server reads them as raw strings and parse_options validates them (so `output` is taken in any case).
 _OPTIONS: dict[str, dict[str, Any]] = {
-    "output": {"type": "string", "enum": list(OUTPUTS), "description":
+    "output": {"type": "string", "enum": list(OUTPUT_KINDS), "description":
                "rgba: cut-out with transparency (default); alpha: the matte as greyscale; foreground: the person's "
                "colours with the old background removed from soft edges (RGB; pair with alpha); composite: the "
                "person over `background` (default when a background is given)."},
@@ -325,7 +318,7 @@ def create_app(settings: ServeSettings | None = None, matter: Any = None) -> Fas
                 values = {**{name: request.query_params.get(name) for name in _OPTIONS}, **fields}
                 options = parse_options(values, settings, bg_image is not None)
                 await gate.acquire()
-                job = asyncio.ensure_future(run_in_threadpool(render, request.app.state.matter, image, bg_image,
+                job = asyncio.ensure_future(run_in_threadpool(matte_request, request.app.state.matter, image, bg_image,
                                                               options, settings))
                 job.add_done_callback(lambda done: _finish(gate, done))  # the slot stays taken until the thread ends
                 png = await asyncio.shield(job)
