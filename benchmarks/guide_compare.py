@@ -24,8 +24,9 @@ import numpy as np
 
 from greenless.cli.script import need_path, progress, run_script
 from greenless.data.folders import find_labelled
-from greenless.matter import MODELS, Matter
+from greenless.matter import Matter
 from greenless.media.images import load_rgb, write_bytes_atomic
+from greenless.registry import MODELS
 from greenless.pipeline.guide import SelfieSegmenter
 
 SHARED = Path(__file__).resolve().parents[2] / "shared"

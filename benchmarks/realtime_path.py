@@ -86,9 +86,10 @@ def main() -> None:
     for sub in ("portraits", "photos", "backgrounds", "videos"):
         need_path(args.data / sub, f"the {sub} of the shared data, --data", "dir")
 
-    from greenless.matter import Matter, packaged_weights
+    from greenless.matter import Matter
+    from greenless.registry import packaged
 
-    paper_trained, default = packaged_weights("modnet-paper"), packaged_weights("modnet")
+    paper_trained, default = packaged("modnet-paper").path("onnx"), packaged("modnet").path("onnx")
     ref_size = Matter(default).ref_size
     with tempfile.TemporaryDirectory(prefix="greenless-path-") as tmp:
         t = Path(tmp)

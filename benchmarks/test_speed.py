@@ -9,12 +9,12 @@ import numpy as np
 import pytest
 
 from greenless.engines.onnx import OnnxEngine
-from greenless.matter import default_weights
+from greenless.registry import packaged
 
 
 @pytest.fixture(scope="module")
 def engine() -> OnnxEngine:
-    return OnnxEngine(default_weights("onnx"))
+    return OnnxEngine(packaged("modnet").path("onnx"))
 
 
 @pytest.mark.parametrize(("height", "width"), [(288, 512), (512, 512)], ids=["512x288", "512x512"])

@@ -8,7 +8,7 @@ the validation figures (measured here on ../shared/data/portraits, which trainin
         --machine "this project's CPU machine: 2 cores, no GPU"
 
 ``--name`` is the file stem under src/greenless/weights and the name ``--model`` takes (see
-greenless.matter.MODELS): ``modnet`` from configs/modnet.toml, ``modnet-paper`` (ref size 256) from
+greenless.registry.MODELS): ``modnet`` from configs/modnet.toml, ``modnet-paper`` (ref size 256) from
 configs/modnet-paper.toml.
 """
 

@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 
 from conftest import run_greenless
-from greenless.matter import Matter, default_weights
+from greenless.matter import Matter
+from greenless.registry import packaged
 from greenless.media.images import load_rgb
 
 import torch  # noqa: E402  (the torch extra is part of the test install)
@@ -77,7 +78,7 @@ def test_onnx_and_torch_agree(tmp_path: Path, shared_data: Path) -> None:
     from greenless.export import export_onnx
     from greenless.model.checkpoint import load_weights
 
-    weights = default_weights("torch")
+    weights = packaged("modnet").path("torch")
     model, card = load_weights(weights)
     onnx_path = export_onnx(model, tmp_path / "m.onnx", card)
     rgb = load_rgb(shared_data / "portraits" / "image" / "p_51c916fc.jpg")

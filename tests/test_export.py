@@ -22,8 +22,10 @@ from greenless.cli import main  # noqa: E402
 from greenless.errors import GreenlessError  # noqa: E402
 from greenless.model.checkpoint import save_weights  # noqa: E402
 from greenless.model.modnet import build_model  # noqa: E402
+from greenless.pipeline.recipe import Recipe  # noqa: E402
 
 REF = 128
+RECIPE = Recipe(ref_size=REF)  # a 3-channel network's photo recipe at REF
 SIZES = [(1, 128, 192), (2, 160, 96)]  # (batch, height, width): two shapes besides the 256x256 trace
 
 
@@ -75,6 +77,7 @@ def test_torchscript_runs_at_other_sizes_and_matches_torch(model, check_set, tmp
 
 
 def test_fp16_keeps_float32_io_and_stays_close(model, onnx_file: Path, tmp_path: Path) -> None:
+    pytest.importorskip("onnxconverter_common", reason="fp16 export needs the export extra (onnxconverter-common)")
     import onnxruntime as ort
 
     half = convert_fp16(onnx_file, tmp_path / "half.onnx")
@@ -108,15 +111,38 @@ def test_int8_export_end_to_end(model, check_set, shared_data: Path, tmp_path: P
 
 def test_compare_and_enforce_figures(model, onnx_file: Path, check_set) -> None:
     images, alphas = check_set
-    check = compare("onnx", torch_runner(model), onnx_runner(onnx_file), images, alphas, REF)
+    check = compare("onnx", torch_runner(model), onnx_runner(onnx_file), images, alphas, RECIPE)
     assert check.matte_mean_abs_diff < 1e-4 and abs(check.mad_change) < 1e-3
     enforce(check, 0.05, 1e-3)
-    perfect = [matte_with(torch_runner(model), im, REF) for im in images]  # torch is exact on these: MAD 0
+    perfect = [matte_with(torch_runner(model), im, RECIPE) for im in images]  # torch is exact on these: MAD 0
     strict = compare("onnx", torch_runner(model), lambda x: np.clip(onnx_runner(onnx_file)(x) + 0.01, 0, 1),
-                     images, perfect, REF)
+                     images, perfect, RECIPE)
     assert strict.torch_mad == 0.0 and strict.export_mad > 0
     with pytest.raises(GreenlessError, match="refused"):
         enforce(strict, 0.0)
+
+
+def test_export_check_scores_the_mattes_matter_gives(check_set, tmp_path: Path) -> None:
+    """The check of an export of the guided packaged model runs its recipe (guide, bounds, stream reference size):
+    its figures are the MAD of what ``Matter`` gives with the exported file and with the source weights."""
+    from greenless.matter import Matter
+    from greenless.model.checkpoint import load_weights
+    from greenless.registry import packaged
+
+    source = packaged("modnet").path("torch")
+    net, card = load_weights(source)
+    images, alphas = check_set
+    out = tmp_path / "guided.onnx"
+    check = export_checked(net, out, "onnx", card, images, alphas, 288)
+    exported, eager = Matter(out, stream=True), Matter(source, engine="torch", device="cpu", stream=True, ref_size=288)
+    assert exported.hint == eager.hint == "guide" and exported.ref_size == 288
+
+    def mad(matter: Matter) -> float:  # over all pixels of all images, as the check counts
+        errors = [np.abs(matter.matte(im).astype(np.float64) - gt).sum() for im, gt in zip(images, alphas)]
+        return float(sum(errors) / sum(gt.size for gt in alphas))
+
+    assert check.export_mad == pytest.approx(mad(exported), abs=1e-7)
+    assert check.torch_mad == pytest.approx(mad(eager), abs=1e-6)
 
 
 def test_cli_refuses_a_variant_that_degrades_and_writes_nothing(model, check_set, shared_data: Path,
@@ -128,7 +154,7 @@ def test_cli_refuses_a_variant_that_degrades_and_writes_nothing(model, check_set
     (check_dir / "alpha").mkdir()
     rgb = cv2.resize(check_set[0][0], None, fx=0.5, fy=0.5, interpolation=cv2.INTER_AREA)
     cv2.imwrite(str(check_dir / "image" / "a.png"), cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
-    alpha = matte_with(torch_runner(model), rgb, REF)
+    alpha = matte_with(torch_runner(model), rgb, RECIPE)
     cv2.imwrite(str(check_dir / "alpha" / "a.png"), (alpha * 65535 + 0.5).astype(np.uint16))
     out_dir = tmp_path / "out"
     out_dir.mkdir()

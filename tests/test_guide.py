@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import re
@@ -16,7 +17,8 @@ from greenless.data.augment import corrupt_guide
 from greenless.data.datasets import CompositionDataset, LabelledDataset
 from greenless.data.folders import find_backgrounds, find_foregrounds, find_labelled
 from greenless.errors import GreenlessError
-from greenless.matter import Matter, packaged_weights
+from greenless.matter import Matter
+from greenless.registry import packaged
 from greenless.media.images import load_rgb
 from greenless.pipeline.guide import SelfieSegmenter, packaged_segmenter_path
 
@@ -97,7 +99,7 @@ def test_guide_default_follows_the_weights_card(tmp_path: Path) -> None:
 
     # 3-channel weights (and converted official checkpoints) run unguided, as the paper does
     assert Matter(model="modnet-paper").guide == "none"
-    onnx = packaged_weights("modnet")
+    onnx = packaged("modnet").path("onnx")
     card = json.loads(onnx.with_suffix(".json").read_text())
     for hint, expected in (("guide", "selfie"), ("prev-alpha", "none")):
         copy = tmp_path / f"{hint}.onnx"  # the card in the file's metadata, as exports write it
@@ -186,7 +188,7 @@ def test_an_exported_onnx_carries_its_card_and_runs_guided(tmp_path: Path) -> No
     from greenless.export import export_onnx
     from greenless.model.checkpoint import load_weights
 
-    model, card = load_weights(packaged_weights("modnet", "torch"))
+    model, card = load_weights(packaged("modnet").path("torch"))
     path = export_onnx(model, tmp_path / "alone.onnx", card)
     assert not path.with_suffix(".json").exists()
     matter = Matter(path)
@@ -206,5 +208,5 @@ def test_photos_drop_what_only_one_guide_view_takes_in(shared_data: Path) -> Non
     photo = Matter()
     assert photo.guide_view == "both" and Matter(stream=True).guide_view == "pad"
     assert (photo.matte(rgb)[city] > 0.5).mean() < 0.02
-    photo.guide_view = "pad"
+    photo.recipe = dataclasses.replace(photo.recipe, guide_view="pad")
     assert (photo.matte(rgb)[city] > 0.5).mean() > 0.3  # the failure the second view removes

@@ -12,9 +12,8 @@ import pytest
 from PIL import Image, ImageFile
 
 from greenless.errors import GreenlessError
-from greenless.matter import as_rgb_array
-from greenless.media.images import (encode_image, load_rgb, open_image, pil_to_rgb, save_image_atomic,
-                                    save_png_atomic, write_bytes_atomic)
+from greenless.media.images import (as_rgb_array, encode_image, load_rgb, open_image, pil_to_rgb,
+                                    save_image_atomic, save_png_atomic, write_bytes_atomic)
 
 
 @pytest.fixture(scope="module")

@@ -47,8 +47,8 @@ def test_registry_answers_for_each_packaged_model(name: str, channels: int, phot
     assert model.in_channels == channels
     photo_job, stream_job = model.defaults("photo"), model.defaults("stream")
     assert (photo_job.ref_size, stream_job.ref_size) == (photo, stream)
-    assert photo_job.guide == stream_job.guide == guide
-    assert photo_job.temporal is None and stream_job.temporal == temporal
+    assert photo_job.hint == stream_job.hint == ("guide" if guide == "selfie" else "none")
+    assert photo_job.temporal == stream_job.temporal == temporal
     assert photo_job.preprocess == stream_job.preprocess == "greenless"
     still, live = Matter(model=name), Matter(model=name, stream=True)
     assert (still.ref_size, still.guide, still.preprocess) == (photo, guide, "greenless")

@@ -45,8 +45,7 @@ def _decode(image: Any, max_pixels: int | None) -> tuple[Any, str]:
     """(HxWx3 uint8 RGB, kind of the input: 'pil', 'array', 'bytes' or 'path')."""
     import numpy as np
 
-    from greenless.matter import as_rgb_array
-    from greenless.media.images import load_rgb, pil_to_rgb
+    from greenless.media.images import as_rgb_array, load_rgb, pil_to_rgb
 
     if isinstance(image, (bytes, bytearray, memoryview)):
         return load_rgb(bytes(image), max_pixels=max_pixels), "bytes"

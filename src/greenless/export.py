@@ -13,6 +13,7 @@ from greenless.card import CARD_KEY
 
 if TYPE_CHECKING:
     from greenless.export_check import ExportCheck, Runner
+    from greenless.pipeline.recipe import Recipe
 
 ONNX_OPSET = 17
 
@@ -45,17 +46,10 @@ def export_onnx(model: Any, path: str | Path, card: dict[str, Any] | None = None
 
 
 def torch_runner(model: Any) -> "Runner":
-    """A runner (NCHW batch -> N1HW matte) over an eager PyTorch model in fp32 on CPU."""
-    import numpy as np
-    import torch
+    """A runner (NCHW batch -> N1HW matte) over an eager PyTorch model in fp32, in eval mode."""
+    from greenless.engines.torch import module_runner
 
-    model = model.eval().float()
-
-    def run(batch: "np.ndarray") -> "np.ndarray":
-        with torch.inference_mode():
-            return model(torch.from_numpy(np.ascontiguousarray(batch, dtype=np.float32))).numpy()
-
-    return run
+    return module_runner(model.eval().float())
 
 
 def onnx_runner(path: str | Path, device: str | None = "cpu") -> "Runner":
@@ -135,8 +129,9 @@ def convert_fp16(src: str | Path, dst: str | Path) -> Path:
     return Path(dst)
 
 
-def quantize_int8(src: str | Path, dst: str | Path, calibration: list[Any], ref_size: int) -> Path:
-    """Static int8 quantisation (QDQ, per-channel s8 weights, u8 activations) calibrated on real RGB images."""
+def quantize_int8(src: str | Path, dst: str | Path, calibration: list[Any], recipe: "Recipe") -> Path:
+    """Static int8 quantisation (QDQ, per-channel s8 weights, u8 activations) calibrated on real RGB images,
+    prepared by ``recipe`` as the export will see them (a guided network gets each image's guide)."""
     import logging
     import os
     import tempfile
@@ -146,11 +141,8 @@ def quantize_int8(src: str | Path, dst: str | Path, calibration: list[Any], ref_
     from onnxruntime.quantization import CalibrationDataReader, CalibrationMethod, QuantFormat, QuantType, quantize_static
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
-    from greenless.pipeline.preprocess import inference_size, network_input
-
-    channels = onnx.load(str(src), load_external_data=False).graph.input[0].type.tensor_type.shape.dim[1].dim_value
-    batches = [network_input(rgb, inference_size(*rgb.shape[:2], ref_size), channels) for rgb in calibration]
-    if channels == 4:
+    batches = [recipe.prepare([rgb]).x for rgb in calibration]
+    if recipe.channels == 4:
         # The previous-alpha channel must be calibrated over its real range, not only blank: add each
         # image again with the fp32 model's own matte of it as the previous alpha (as in a video).
         import onnxruntime as ort
@@ -194,12 +186,15 @@ def export_checked(model: Any, path: str | Path, variant: str, card: dict[str, A
     check images, and moved into place (ONNX: with a ``.json`` card beside it and in its metadata; TorchScript:
     the card inside the file as ``greenless_card.json``), holding the figures, only when its MAD is
     at most ``max_degradation`` worse and, for the fp32 variants, its mattes match within 1e-3.
-    Otherwise ``GreenlessError`` is raised and nothing is written.
+    Otherwise ``GreenlessError`` is raised and nothing is written. The check and the int8 calibration run the
+    recipe a stream runs the exported file with at ``ref_size`` (``recipe_for`` of the card it is written
+    with), so the figures are those of the mattes ``Matter`` gives.
     """
     import os
 
     from greenless.errors import GreenlessError
     from greenless.export_check import compare, enforce
+    from greenless.pipeline.recipe import recipe_for
 
     if variant not in VARIANTS:
         raise GreenlessError(f"unknown export variant {variant!r}; choose one of {', '.join(VARIANTS)}")
@@ -211,6 +206,7 @@ def export_checked(model: Any, path: str | Path, variant: str, card: dict[str, A
     fp32 = path.with_name(stem + ".fp32.onnx")
     out = path.with_name(stem + (".pt" if variant == "torchscript" else ".onnx"))
     card = {**card, "variant": variant, "opset": opset if variant != "torchscript" else None, "ref_size": ref_size}
+    recipe = recipe_for(card, model.config.in_channels, "stream")
     try:
         if variant == "torchscript":
             export_torchscript(model, out, card)
@@ -220,10 +216,9 @@ def export_checked(model: Any, path: str | Path, variant: str, card: dict[str, A
             if variant == "fp16":
                 convert_fp16(fp32, out)
             elif variant == "int8":
-                quantize_int8(fp32, out, calibration or [], ref_size)
+                quantize_int8(fp32, out, calibration or [], recipe)
             candidate = onnx_runner(out)
-        check = compare(variant, torch_runner(model), candidate, check_images, check_alphas, ref_size,
-                        model.config.in_channels)
+        check = compare(variant, torch_runner(model), candidate, check_images, check_alphas, recipe)
         enforce(check, max_degradation, 1e-3 if variant in ("onnx", "torchscript") else None)
         card["check"] = check.to_dict()
         if variant == "torchscript":  # the card travels inside the .pt; no .json beside it to clash with an .onnx's

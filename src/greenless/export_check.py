@@ -1,8 +1,9 @@
 """Checks an exported model against the PyTorch model on real images, and reads calibration data for int8.
 
 A runner is any ``f(batch NCHW float32 in [-1, 1]) -> N x 1 x H x W matte``; both the reference and the
-candidate go through the same resize/normalise/upsample steps as ``Matter``, so the figures describe
-what users will see.
+candidate run inside the recipe ``Matter`` runs the weights with (``greenless.pipeline.recipe``: reference size,
+preprocessing, the hint channel with its guide, bounding, upsampling), so the figures describe the mattes
+users will get from the export.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from greenless.errors import GreenlessError
 from greenless.evaluate.dataset import load_eval_set, read_alpha, read_rgb
 from greenless.media.images import IMAGE_SUFFIXES
 from greenless.media.video import VIDEO_EXTENSIONS as VIDEO_SUFFIXES
-from greenless.pipeline.preprocess import inference_size, matte_to_size, network_input
+from greenless.pipeline.recipe import Recipe
 
 Runner = Callable[[np.ndarray], np.ndarray]
 
@@ -38,12 +39,10 @@ def load_check_set(folder: Path, limit: int | None = None) -> tuple[list[np.ndar
     return images, mattes, [p.stem for p, _ in pairs]
 
 
-def matte_with(runner: Runner, rgb: np.ndarray, ref_size: int, channels: int = 3) -> np.ndarray:
-    """Full-size matte of ``rgb`` through ``runner`` (the same steps as ``Matter.matte``; a 4-channel
-    network gets a blank previous alpha, as for a photo)."""
-    h, w = rgb.shape[:2]
-    out = runner(network_input(rgb, inference_size(h, w, ref_size), channels))
-    return matte_to_size(np.asarray(out, np.float32)[0, 0], h, w)
+def matte_with(runner: Runner, rgb: np.ndarray, recipe: Recipe) -> np.ndarray:
+    """Full-size matte of ``rgb`` through ``runner`` by ``recipe``: what ``Matter.matte`` gives when its engine
+    is ``runner`` and its recipe is ``recipe``."""
+    return recipe.matte(runner, [rgb])[0]
 
 
 @dataclass
@@ -79,12 +78,12 @@ class ExportCheck:
 
 
 def compare(variant: str, reference: Runner, candidate: Runner, images: list[np.ndarray], alphas: list[np.ndarray],
-            ref_size: int, channels: int = 3) -> ExportCheck:
-    """Run both models over the check images and collect the agreement and quality figures."""
+            recipe: Recipe) -> ExportCheck:
+    """Run both models over the check images by ``recipe`` and collect the agreement and quality figures."""
     diffs, maxdiff, t_se, t_ae, e_se, e_ae, pixels = 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0
     for rgb, gt in zip(images, alphas):
-        ref = matte_with(reference, rgb, ref_size, channels).astype(np.float64)
-        out = matte_with(candidate, rgb, ref_size, channels).astype(np.float64)
+        ref = matte_with(reference, rgb, recipe).astype(np.float64)
+        out = matte_with(candidate, rgb, recipe).astype(np.float64)
         diff = np.abs(ref - out)
         diffs += float(diff.sum())
         maxdiff = max(maxdiff, float(diff.max()))
@@ -93,7 +92,7 @@ def compare(variant: str, reference: Runner, candidate: Runner, images: list[np.
         e_se += float(((out - gt) ** 2).sum())
         e_ae += float(np.abs(out - gt).sum())
         pixels += gt.size
-    return ExportCheck(variant, len(images), ref_size, diffs / pixels, maxdiff, t_se / pixels, t_ae / pixels,
+    return ExportCheck(variant, len(images), recipe.ref_size, diffs / pixels, maxdiff, t_se / pixels, t_ae / pixels,
                        e_se / pixels, e_ae / pixels)
 
 

@@ -1,8 +1,10 @@
 """The model registry: what each packaged weight set is, and what every job runs a set of weights with.
 
-One place answers "which file, which reference size, which inputs, which guide, which temporal method,
+One place answers "which file, which reference size, which inputs, which hint, which temporal method,
 which preprocessing" for the packaged models (by name) and for any other weights file (through its card,
-the JSON the weights carry). ``Matter`` and ``Matter.stream()`` ask it; nothing else decides these.
+the JSON the weights carry), and turns a model name or a weights file into a path (``resolve_weights``).
+``greenless.pipeline.recipe.recipe_for`` builds the one matte recipe from these answers; ``Matter``, its
+streams, training validation, the export check and the benchmarks all run that recipe.
 
 Jobs: ``photo`` (one still at a time: the API, ``greenless matte``, batch, the server, evaluation) and
 ``stream`` (frames in order: ``greenless video``, ``greenless webcam``, ``Matter.stream()``).
@@ -15,12 +17,17 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from greenless.card import card_path, in_channels, read_card
+from greenless.card import HINTS, card_path, in_channels, read_card
 from greenless.errors import GreenlessError
 
 JOBS = ("photo", "stream")
 #: Reference size for weights whose card names none: MODNet's own.
 FALLBACK_REF_SIZE = 512
+#: What a recipe's 4th input channel carries (the card's, the training config's, the recipe's and ``Matter``'s
+#: word for it): the card's hints (``guide``: the packaged segmentation model's mask, which also bounds the
+#: matte; ``prev-alpha``: the previous frame's matte, blank for a still or a stream's first frame) or ``none``
+#: (3-channel weights: no 4th channel).
+RECIPE_HINTS = (*HINTS, "none")
 
 
 @dataclass(frozen=True)
@@ -28,9 +35,9 @@ class JobDefaults:
     """What a job runs a set of weights with when the caller does not say."""
 
     ref_size: int  # short side the network sees
-    guide: str  # "selfie" (the segmentation guide in the 4th channel) or "none"
-    temporal: str | None  # streams: "prev-alpha" (feed back the previous matte) or "ofd"; photos: None
-    preprocess: str  # one of PREPROCESS_RULES
+    hint: str  # what the 4th input channel carries, one of RECIPE_HINTS
+    temporal: str  # what a stream does between frames unless told: "prev-alpha" (feed back the matte) or "ofd"
+    preprocess: str  # one of greenless.card.PREPROCESS_RULES
     guide_view: str = "pad"  # how the segmenter sees the image (SelfieSegmenter modes): "both" for photos, "pad" for streams
 
 
@@ -92,8 +99,9 @@ def check_job(job: str) -> str:
 
 def resolve_weights(weights: str | Path | None, model: str | None, engine: str = "onnx",
                     job: str | None = "photo") -> Path | None:
-    """``--weights`` wins; else the packaged ``--model``; else the packaged default of ``job`` (None: no
-    default, the caller's own applies)."""
+    """The one way from a model name or a file to a weights path: ``--weights`` wins; else the packaged
+    ``--model`` (``engine`` picks its ``.onnx`` or ``.safetensors``); else the packaged default of ``job``
+    (``job=None``: None, so ``Matter`` later applies the default of the job it runs)."""
     if weights is not None and model is not None:
         raise GreenlessError("give --weights or --model, not both")
     if weights is not None:
@@ -108,28 +116,44 @@ def is_official(card: dict[str, Any]) -> bool:
     return card.get("preprocess") == "modnet-demo" or str(card.get("source", "")).startswith("official checkpoint")
 
 
-def default_temporal(in_channels: int, guided: bool) -> str:
-    """The temporal method a stream uses unless told: ``prev-alpha`` (feed the previous matte back through the
-    4th channel) for 4-channel weights running without their guide, else ``ofd`` (guided weights get the guide
-    on every frame: measured steadier than feedback, ``benchmarks/temporal_compare.py --guided``). OFD runs on
-    top of either unless turned off (``Matter.stream(ofd=False)``, ``--no-ofd``)."""
-    return "prev-alpha" if in_channels == 4 and not guided else "ofd"
+def default_temporal(hint: str) -> str:
+    """The temporal method a stream uses unless told, for weights running with ``hint``: ``prev-alpha`` (feed
+    the previous matte back through the 4th channel) for 4-channel weights running without their guide, else
+    ``ofd`` (guided weights get the guide on every frame: measured steadier than feedback,
+    ``benchmarks/temporal_compare.py --guided``). OFD runs on top of either unless turned off
+    (``Matter.stream(ofd=False)``, ``--no-ofd``)."""
+    return "prev-alpha" if hint == "prev-alpha" else "ofd"
 
 
-def job_defaults(card: dict[str, Any], in_channels: int, job: str) -> JobDefaults:
-    """Defaults of ``job`` for weights with this ``card`` and this many input channels.
+def check_hint(hint: str) -> str:
+    """``hint`` if it is one of RECIPE_HINTS, else a one-line error."""
+    if hint not in RECIPE_HINTS:
+        raise GreenlessError(f"unknown hint {hint!r}; choose from {', '.join(RECIPE_HINTS)}")
+    return hint
+
+
+def default_hint(card: dict[str, Any], in_channels: int) -> str:
+    """The hint weights run with unless told: ``guide`` for 4-channel weights trained with it (card
+    ``hint = "guide"``), ``prev-alpha`` for other 4-channel weights, ``none`` for 3-channel ones (so 3-channel
+    weights and official checkpoints run unguided as the paper does)."""
+    if in_channels != 4:
+        return "none"
+    return "guide" if card.get("hint") == "guide" else "prev-alpha"
+
+
+def job_defaults(card: dict[str, Any], in_channels: int, job: str, hint: str | None = None) -> JobDefaults:
+    """Defaults of ``job`` for weights with this ``card`` and this many input channels (``hint``: the caller's
+    choice of 4th channel, which the temporal default follows; None: ``default_hint``).
 
     Reference size: the card's ``ref_size`` for streams, its ``photo_ref_size`` (else ``ref_size``) for
-    photos, else 512. Guide: ``selfie`` for 4-channel weights trained with it (card ``hint = "guide"``), else
-    none, so 3-channel weights and official checkpoints run unguided as the paper does. Preprocessing: the
-    official demo's for official checkpoints, greenless's otherwise. Guide view: photos run the segmenter
-    letterboxed and squashed and keep the minimum (``SelfieSegmenter`` mode ``both``: what only one view
-    takes in is dropped), streams letterboxed only (a second run would cost real time).
+    photos, else 512. Temporal: ``default_temporal`` of the hint. Preprocessing: the official demo's for
+    official checkpoints, greenless's otherwise. Guide view: photos run the segmenter letterboxed and squashed
+    and keep the minimum (``SelfieSegmenter`` mode ``both``: what only one view takes in is dropped), streams
+    letterboxed only (a second run would cost real time).
     """
     check_job(job)
     own = card.get("ref_size") if job == "stream" else card.get("photo_ref_size", card.get("ref_size"))
-    guide = "selfie" if card.get("hint") == "guide" and in_channels == 4 else "none"
-    temporal = default_temporal(in_channels, guide != "none") if job == "stream" else None
+    hint = check_hint(hint) if hint is not None else default_hint(card, in_channels)
     preprocess = "modnet-demo" if is_official(card) else "greenless"
-    return JobDefaults(int(own or FALLBACK_REF_SIZE), guide, temporal, preprocess,
+    return JobDefaults(int(own or FALLBACK_REF_SIZE), hint, default_temporal(hint), preprocess,
                        guide_view="pad" if job == "stream" else "both")

@@ -57,9 +57,10 @@ def batch(
     bg: object = background
     if kind is OutputKind.composite:  # decoded once here, exactly as greenless matte reads --background
         bg = parse_background(background, max_pixels=max_pixels)
-    from greenless.matter import Matter, resolve_weights
+    from greenless.matter import Matter
+    from greenless.registry import resolve_weights
 
-    weights = resolve_weights(weights, model, "onnx")
+    weights = resolve_weights(weights, model, "onnx", job=None)
     if weights is not None and not weights.is_file():
         raise GreenlessError(f"{weights}: weights file not found")
 

@@ -81,9 +81,9 @@ def eval_command(
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     from greenless.evaluate.runner import evaluate
-    from greenless.matter import resolve_weights
+    from greenless.registry import resolve_weights
 
-    weights = resolve_weights(weights, model, engine)
+    weights = resolve_weights(weights, model, engine, job=None)
 
     err_console = Console(stderr=True)
     progress = Progress(TextColumn("[progress.description]{task.description}"), BarColumn(), MofNCompleteColumn(),

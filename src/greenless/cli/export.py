@@ -43,9 +43,9 @@ def export(
 
     from greenless.errors import GreenlessError, install_hint
 
-    from greenless.matter import default_weights, resolve_weights
+    from greenless.registry import resolve_weights
 
-    weights = resolve_weights(weights, model, "torch")
+    weights = resolve_weights(weights, model, "torch", job="stream")  # the packaged default when neither is given
     if sum((torchscript, fp16, int8)) > 1:
         raise GreenlessError("choose one of --torchscript, --fp16 and --int8 per export")
     variant = "torchscript" if torchscript else "fp16" if fp16 else "int8" if int8 else "onnx"
@@ -74,7 +74,6 @@ def export(
         if not sources:
             raise GreenlessError("no calibration data: pass --calibration-data DIR")
         calib = calibration_images(sources, calibration_samples)
-    weights = weights or default_weights("torch")
     try:
         import torch  # noqa: F401
     except ImportError:

@@ -202,10 +202,10 @@ def matte(
     """Cut people out of photos: write a transparent PNG (or matte, foreground, composite) per photo."""
     from greenless.errors import GreenlessError
 
-    from greenless.matter import resolve_weights
+    from greenless.registry import resolve_weights
 
     fg_estimate = not no_fg_estimate
-    weights = resolve_weights(weights, model, engine.value)
+    weights = resolve_weights(weights, model, engine.value, job=None)
     settings = dict(weights=weights, engine=engine.value, ref_size=ref_size, threads=threads, guide=guide)
     if background is not None and kind is not OutputKind.composite:  # silently ignoring it would surprise
         raise GreenlessError(f"--background is for --write composite, not --write {kind.value}")

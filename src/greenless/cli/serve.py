@@ -59,10 +59,10 @@ def serve(
         from greenless.serve.settings import ENV_VAR
     except ImportError as exc:
         raise GreenlessError(f"serve needs the serve extra ({exc.name} is missing): {install_hint('serve')}") from None
-    from greenless.matter import resolve_weights
+    from greenless.registry import resolve_weights
 
     log_level = check_log_level(log_level)
-    weights = resolve_weights(weights, model, engine)
+    weights = resolve_weights(weights, model, engine, job=None)
     if weights is not None and not weights.is_file():
         raise GreenlessError(f"{weights}: weights file not found")
     check_listen(host, port)  # a bad --host or a port in use: one line now, not uvicorn's start-up log and exit 3

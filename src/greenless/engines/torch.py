@@ -6,7 +6,9 @@ job; this class adapts it to the numpy protocol ``Matter`` speaks.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -54,3 +56,20 @@ class TorchEngine:
     def run(self, batch: np.ndarray) -> np.ndarray:
         out = self.runner(self.torch.from_numpy(np.ascontiguousarray(batch)))
         return out.float().cpu().numpy()
+
+
+def module_runner(model: Any, device: Any = None) -> Callable[[np.ndarray], np.ndarray]:
+    """A PyTorch MODNet as a numpy runner (what ``greenless.pipeline.recipe`` runs between its halves): an
+    N x C x h x w float32 batch in, the N x 1 x h x w float32 matte out, with the batch sent to ``device``
+    (default: where the model's weights are), in inference mode and in whatever train/eval mode the model is
+    (callers put it in eval mode)."""
+    import torch
+
+    device = device if device is not None else next(model.parameters()).device
+
+    def run(batch: np.ndarray) -> np.ndarray:
+        with torch.inference_mode():
+            x = torch.from_numpy(np.ascontiguousarray(batch, dtype=np.float32)).to(device)
+            return model(x, all_outputs=False).float().cpu().numpy()
+
+    return run

@@ -80,7 +80,6 @@ class TimedModel:
             self._end_to_end = lambda rgb: seg(rgb, mode="squash")
             return
         from greenless.matter import Matter
-        from greenless.pipeline.preprocess import inference_size
 
         if kind == "torch" and threads:
             import torch
@@ -93,7 +92,7 @@ class TimedModel:
         rng = np.random.default_rng(0)
         self._net = matter.engine.run
         self._net_input = lambda h, w, b: rng.uniform(-1, 1, (b, channels, h, w)).astype(np.float32)
-        self._net_size = lambda h, w: inference_size(h, w, matter.ref_size)
+        self._net_size = matter.recipe.network_size  # the recipe's size (its preprocessing rule included)
         self._end_to_end = matter.matte
 
     def prepare(self, what: str, label: str, batch: int) -> dict[str, Any]:

@@ -148,12 +148,11 @@ def load_network(name: str) -> tuple[Any, int]:
     if name == PAPER_REFERENCE:
         torch.manual_seed(0)
         return build_model({"encoder": "mobilenetv2"}).eval(), 3
-    from greenless.matter import packaged_weights
-    from greenless.model.checkpoint import load_weights
-
     from greenless.card import in_channels
+    from greenless.model.checkpoint import load_weights
+    from greenless.registry import packaged
 
-    model, card = load_weights(packaged_weights(name, "torch"))
+    model, card = load_weights(packaged(name).path("torch"))
     return model, in_channels(card)
 
 
@@ -162,14 +161,14 @@ def onnx_call(name: str, provider: str, precision: str, device: Any, x: np.ndarr
     (no host copies in the timed call, as the torch rows)."""
     import onnxruntime as ort
 
-    from greenless.matter import packaged_weights
+    from greenless.registry import packaged
 
     if name == PAPER_REFERENCE:
         raise GreenlessError("no ONNX file (random-init reference)")
     wanted = _ORT_PROVIDERS[provider]
     if wanted not in ort.get_available_providers():
         raise GreenlessError(f"this onnxruntime has no {wanted} (onnxruntime-gpu has it; see README, GPU)")
-    path = packaged_weights(name, "onnx")
+    path = packaged(name).path("onnx")
     opts = ort.SessionOptions()
     opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     opts.log_severity_level = 3

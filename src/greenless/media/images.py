@@ -170,6 +170,27 @@ def pil_to_rgb(img: Any) -> np.ndarray:
     return np.ascontiguousarray(arr, dtype=np.uint8)
 
 
+def as_rgb_array(image: Any) -> np.ndarray:
+    """PIL image or ndarray (HxW, HxWx3, HxWx4; uint8, uint16 or float in [0,1]) -> HxWx3 uint8 RGB."""
+    if hasattr(image, "convert") and hasattr(image, "mode"):  # PIL.Image without importing PIL eagerly
+        return pil_to_rgb(image)
+    arr = np.asarray(image)
+    if arr.ndim == 2:
+        arr = np.repeat(arr[:, :, None], 3, axis=2)
+    if arr.ndim != 3 or arr.shape[2] not in (1, 3, 4):
+        raise GreenlessError(f"expected an HxW, HxWx3 or HxWx4 image, got shape {arr.shape}")
+    if arr.shape[2] == 1:
+        arr = np.repeat(arr, 3, axis=2)
+    arr = arr[:, :, :3]
+    if arr.dtype == np.uint16:
+        arr = (arr >> 8).astype(np.uint8)
+    elif arr.dtype.kind == "f":
+        arr = (np.clip(arr, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
+    elif arr.dtype != np.uint8:
+        arr = np.clip(arr, 0, 255).astype(np.uint8)
+    return np.ascontiguousarray(arr)
+
+
 def array_to_pil(array: np.ndarray) -> Any:
     """HxW (grey), HxWx3 (RGB) or HxWx4 (RGBA) uint8, or float in [0, 1], -> PIL image."""
     from PIL import Image

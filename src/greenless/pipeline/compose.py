@@ -191,7 +191,7 @@ def resolve_background(background: Any, height: int, width: int, max_pixels: int
     Text goes through ``parse_background``. Images are resized to cover the frame and centre-cropped; the
     result is HxWx3 uint8 (or 1x1x3 for a colour).
     """
-    from greenless.media.images import DEFAULT_MAX_PIXELS, load_rgb, pil_to_rgb
+    from greenless.media.images import DEFAULT_MAX_PIXELS, as_rgb_array, load_rgb, pil_to_rgb
 
     if isinstance(background, str):
         background = parse_background(background, max_pixels=max_pixels)
@@ -204,8 +204,6 @@ def resolve_background(background: Any, height: int, width: int, max_pixels: int
     elif hasattr(background, "mode") and hasattr(background, "convert"):
         bg = pil_to_rgb(background)
     else:
-        from greenless.matter import as_rgb_array
-
         bg = as_rgb_array(background)
     return cover_resize(bg, height, width)
 

@@ -2,7 +2,9 @@
 and the return to full size run there; only the guide (a CPU model) stays on the CPU, in parallel threads.
 
 ``DeviceMatter`` wraps a ``Matter`` whose engine is the torch engine and answers ``matte_batch`` exactly as
-the matter does (so ``Matter.stream()``, ``VideoPipeline`` and ``greenless webcam`` use it unchanged), but:
+the matter does (so ``Matter.stream()``, ``VideoPipeline`` and ``greenless webcam`` use it unchanged): it runs
+the matter's recipe (``greenless.pipeline.recipe``: its network size, hint channel, guide bounds and
+preprocessing rule), with these steps on the device:
 
 - frames are stacked into one pinned (page-locked) host buffer and copied to the device asynchronously;
 - the resizes are matrix products with weights taken from OpenCV itself (``cv2.resize`` of an identity
@@ -31,8 +33,9 @@ import cv2
 import numpy as np
 
 from greenless.errors import GreenlessError
-from greenless.pipeline.guide import guide_bounds
-from greenless.pipeline.preprocess import area_resize, inference_size, to_network_input
+from greenless.media.images import as_rgb_array
+from greenless.pipeline.preprocess import area_resize, to_network_input
+from greenless.pipeline.recipe import group_by_size
 
 #: Resize weight matrices kept per (input length, output length, rule, direction); a video needs four.
 _MAX_WEIGHTS = 32
@@ -65,6 +68,7 @@ class DeviceMatter:
         self.runner = matter.engine.runner
         self.device = self.runner.device
         self.weights = matter.weights
+        self.recipe = matter.recipe
         self.guide = matter.guide
         self.ref_size = matter.ref_size
         self.preprocess = matter.preprocess
@@ -108,8 +112,6 @@ class DeviceMatter:
     # -- the batched path --------------------------------------------------------------------------------------
     def matte_batch(self, images: list[Any], prev_alphas: list[np.ndarray | None] | None = None) -> list[np.ndarray]:
         """Mattes for several images (float32 HxW in [0, 1] each), as ``Matter.matte_batch`` gives them."""
-        from greenless.matter import as_rgb_array, group_by_size
-
         rgbs = [as_rgb_array(im) for im in images]
         results: list[np.ndarray | None] = [None] * len(rgbs)
         for (h, w), idxs in group_by_size(rgbs).items():
@@ -124,8 +126,8 @@ class DeviceMatter:
     def _matte_group(self, rgbs: list[np.ndarray], prevs: list[np.ndarray | None], h: int, w: int) -> list[np.ndarray]:
         """Same-size frames in one network call."""
         torch = self.torch
-        size = inference_size(h, w, self.ref_size, self.preprocess)
-        guided = self.engine.in_channels == 4
+        size = self.recipe.network_size(h, w)
+        guided = self.recipe.channels == 4
         hints = [self._pool.submit(self._hint, rgb, prev, size) for rgb, prev in zip(rgbs, prevs)] if guided else []
         x = self._network_input(rgbs, size)  # queued on the device while the guides run
         bounds: list[tuple[np.ndarray, np.ndarray] | None] = []
@@ -157,9 +159,9 @@ class DeviceMatter:
     def _hint(self, rgb: np.ndarray, prev: np.ndarray | None, size: tuple[int, int]
               ) -> tuple[np.ndarray, tuple[np.ndarray, np.ndarray] | None]:
         """(4th input channel, the guide's bounds or None) for one frame, on a guide thread."""
-        segmenter = self._segmenter() if self.guide != "none" else None
-        hint, guide = self.matter.hint_input(rgb, prev, size, segmenter=segmenter)
-        return hint, None if guide is None else guide_bounds(np.asarray(guide, np.float32))
+        segmenter = self._segmenter() if self.recipe.guided else None
+        hint, guide = self.recipe.hint_channel(rgb, prev, size, segmenter=segmenter)
+        return hint, self.recipe.bounds(guide)
 
     def _upload(self, array: np.ndarray) -> Any:
         """A float32 host array on the device (asynchronously from pinned memory on CUDA)."""

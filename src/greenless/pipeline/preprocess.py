@@ -46,8 +46,8 @@ def inference_size(height: int, width: int, ref_size: int = 512, rule: str = "gr
     is within 4:1, so those sizes are exactly what they always were; only strips beyond 4:1 are seen
     with a short side below ``ref_size`` (down to the 32-pixel minimum).
 
-    Every caller (``Matter``, training validation, the export checks, benchmarks) goes through this one
-    function, so the rule lives only here.
+    Every caller goes through this one function (through ``greenless.pipeline.recipe``), so the rule lives only
+    here.
     """
     if ref_size < 32:
         raise ValueError("ref_size must be at least 32")
@@ -143,13 +143,6 @@ def prev_alpha_channel(prev: np.ndarray | None, size: tuple[int, int]) -> np.nda
     if prev.shape != (h, w):
         prev = cv2.resize(prev, (w, h), interpolation=cv2.INTER_AREA)
     return np.ascontiguousarray((prev * 2.0 - 1.0)[None, None])
-
-
-def network_input(rgb: np.ndarray, size: tuple[int, int], channels: int = 3,
-                  prev: np.ndarray | None = None) -> np.ndarray:
-    """``to_network_input`` plus, for 4-channel networks, the previous-alpha channel (blank by default)."""
-    x = to_network_input(rgb, size)
-    return np.concatenate([x, prev_alpha_channel(prev, size)], axis=1) if channels == 4 else x
 
 
 def matte_to_size(matte: np.ndarray, height: int, width: int, rule: str = "greenless") -> np.ndarray:

@@ -2,19 +2,22 @@
 
 ``greenless video``, ``greenless webcam`` and anything else that mattes a sequence go through
 ``MatteStream``, so the temporal policy lives here alone: which hint the 4th input channel gets (the guide
-of every frame, or the previous frame's matte fed back) comes from the registry's defaults or the caller's
-``temporal``; OFD (one-frame delay, removing one-frame alpha spikes) runs on top unless turned off.
+of every frame, or the previous frame's matte fed back) comes from the matter's recipe (the registry's
+default for the weights and their hint) or the caller's ``temporal``; OFD (one-frame delay, removing one-frame alpha spikes) runs on top unless turned off.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from greenless.errors import GreenlessError
+
+if TYPE_CHECKING:
+    from greenless.pipeline.recipe import Recipe
 
 TEMPORAL_MODES = ("prev-alpha", "ofd", "none")
 DEFAULT_OFD_TOL = 0.1
@@ -81,23 +84,22 @@ class TemporalPolicy:
         return " + ".join(parts) or "none"
 
 
-def resolve_temporal(temporal: str | None, in_channels: int, guided: bool, ofd: bool = True,
-                     tol: float = DEFAULT_OFD_TOL, weights: Any = None) -> TemporalPolicy:
-    """The policy for a stream: ``temporal`` (``prev-alpha``, ``ofd``, ``none``; None: the registry's default
-    for these weights), with OFD on top of ``prev-alpha`` and ``ofd`` unless ``ofd`` is False.
+def resolve_temporal(temporal: str | None, recipe: Recipe, ofd: bool = True, tol: float = DEFAULT_OFD_TOL,
+                     weights: Any = None) -> TemporalPolicy:
+    """The policy for a stream over ``recipe`` (``greenless.pipeline.recipe.Recipe``): ``temporal``
+    (``prev-alpha``, ``ofd``, ``none``; None: the recipe's, which is the registry's default for the weights and
+    their hint), with OFD on top of ``prev-alpha`` and ``ofd`` unless ``ofd`` is False.
 
     ``prev-alpha`` needs 4-channel weights; ``none`` means neither feedback nor OFD.
     """
-    from greenless.registry import default_temporal
-
     if temporal is None:
-        temporal = default_temporal(in_channels, guided)
+        temporal = recipe.temporal
     if temporal not in TEMPORAL_MODES:
         raise GreenlessError(f"unknown --temporal {temporal!r}; choose one of {', '.join(TEMPORAL_MODES)}")
-    if temporal == "prev-alpha" and in_channels != 4:
+    if temporal == "prev-alpha" and recipe.channels != 4:
         raise GreenlessError(f"--temporal prev-alpha needs 4-channel (previous-alpha) weights (--model modnet, the video "
-                             f"default, or a 4-channel --weights file); {weights or 'the default weights'} take {in_channels} "
-                             f"input channels")
+                             f"default, or a 4-channel --weights file); {weights or 'the default weights'} take "
+                             f"{recipe.channels} input channels")
     return TemporalPolicy(feedback=temporal == "prev-alpha", ofd=ofd and temporal != "none", tol=tol)
 
 
@@ -114,8 +116,7 @@ class MatteStream:
     def __init__(self, matter: Any, temporal: str | None = None, ofd: bool = True,
                  ofd_tol: float = DEFAULT_OFD_TOL) -> None:
         self.matter = matter
-        self.policy = resolve_temporal(temporal, matter.engine.in_channels, matter.guide != "none", ofd, ofd_tol,
-                                       getattr(matter, "weights", None))
+        self.policy = resolve_temporal(temporal, matter.recipe, ofd, ofd_tol, getattr(matter, "weights", None))
         self.reset()
 
     @property

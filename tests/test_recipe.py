@@ -1,0 +1,76 @@
+"""The one matte recipe: every path that makes or measures a matte runs it, so their figures agree."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from greenless.errors import GreenlessError
+from greenless.matter import Matter
+from greenless.media.images import load_rgb
+from greenless.pipeline.recipe import Recipe, recipe_for
+from greenless.registry import packaged
+
+
+def test_training_validation_gives_the_figures_greenless_eval_gives(shared_data: Path) -> None:
+    """Same weights, same folder: the validation that picks weights during training reports what ``greenless
+    eval`` reports (it ran the guide letterboxed at the stream's view while photos run both views)."""
+    torch = pytest.importorskip("torch", reason="training validation needs the torch extra")
+    from greenless.evaluate.runner import evaluate
+    from greenless.model.checkpoint import load_weights
+    from greenless.train.validate import validate
+
+    weights = packaged("modnet").path("torch")
+    model, card = load_weights(weights)
+    ref = card["photo_ref_size"]
+    with torch.inference_mode():
+        trained = validate(model, shared_data / "portraits", ref, hint=card["hint"])
+    evaluated = evaluate(shared_data / "portraits", weights=weights, engine="torch", ref_size=ref).ours.mean
+    assert trained["mad"] == pytest.approx(evaluated["mad"], rel=1e-5)
+    assert trained["mse"] == pytest.approx(evaluated["mse"], rel=1e-5)
+
+
+def test_prepare_and_finish_around_any_runner_give_what_matter_gives(shared_data: Path) -> None:
+    """The two halves with the engine's ``run`` between them are ``Matter.matte``; ``finish`` has the full-size
+    image and the network-size guide at hand."""
+    rgb = load_rgb(shared_data / "photos" / "doctor-5871743_640.jpg")
+    matter = Matter()
+    prepared = matter.recipe.prepare([rgb])
+    assert prepared.x.shape[:2] == (1, 4) and prepared.size == matter.recipe.network_size(*rgb.shape[:2])
+    assert prepared.rgbs[0] is rgb and prepared.full_size == rgb.shape[:2]
+    assert prepared.guides[0] is not None and prepared.guides[0].shape == prepared.size
+    alpha = matter.recipe.finish(matter.engine.run(prepared.x), prepared)[0]
+    assert np.array_equal(alpha, matter.matte(rgb))
+    # a given previous matte replaces the guide (streams that feed it back), and then nothing is bounded
+    fed = matter.recipe.prepare([rgb], [alpha])
+    assert fed.guides == [None] and not np.array_equal(fed.x[:, 3], prepared.x[:, 3])
+
+
+def test_streams_take_their_temporal_default_from_the_recipe() -> None:
+    """The registry's temporal default (in the recipe) is the one a stream uses: change it, the stream follows."""
+    matter = Matter(stream=True)
+    assert matter.recipe.temporal == "ofd" and matter.stream().label == "ofd"
+    matter.recipe = dataclasses.replace(matter.recipe, temporal="prev-alpha")
+    assert matter.stream().label == "prev-alpha + ofd"
+    unguided = Matter(stream=True, guide="none")
+    assert unguided.hint == "prev-alpha" and unguided.recipe.temporal == "prev-alpha"
+
+
+def test_recipe_for_reads_the_registry_and_refuses_bad_settings() -> None:
+    card = packaged("modnet").card()
+    photo, stream = recipe_for(card, 4, "photo"), recipe_for(card, 4, "stream")
+    assert (photo.ref_size, photo.guide_view, photo.hint) == (card["photo_ref_size"], "both", "guide")
+    assert (stream.ref_size, stream.guide_view, stream.hint) == (card["ref_size"], "pad", "guide")
+    assert recipe_for({}, 3) == Recipe(ref_size=512, hint="none")
+    assert recipe_for({"source": "official checkpoint"}, 3).preprocess == "modnet-demo"
+    with pytest.raises(GreenlessError, match="x.onnx takes no guide"):
+        recipe_for({}, 3, guide="selfie", name="x.onnx")
+    with pytest.raises(GreenlessError, match="at least 32"):
+        recipe_for({}, 3, ref_size=16)
+    with pytest.raises(GreenlessError, match="unknown preprocessing"):
+        recipe_for({}, 3, preprocess="bicubic")
+    with pytest.raises(ValueError, match="one size"):
+        Recipe().prepare([np.zeros((32, 32, 3), np.uint8), np.zeros((64, 32, 3), np.uint8)])
