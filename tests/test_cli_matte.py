@@ -223,7 +223,7 @@ def test_portrait_cutout_quality(shared_data: Path, tmp_path: Path) -> None:
 
 def test_output_naming_rules(tmp_path: Path) -> None:
     """Names without running the model: lone inputs, folders, clashing stems, inputs never overwritten."""
-    from greenless.cli.matte import OutputKind, batch_outputs, expand_inputs, single_output
+    from greenless.cli.matte import OutputKind, batch_outputs, expand_inputs, single_output  # noqa: F401
 
     folder = tmp_path / "f"
     folder.mkdir()
