@@ -16,6 +16,7 @@ from typing import Any
 
 REPO = Path(__file__).resolve().parent.parent
 DOC = REPO / "docs" / "cli.md"
+sys.path.insert(0, str(REPO / "src"))  # this checkout's commands, whichever greenless is installed
 
 
 def _commands() -> dict[str, Any]:
