@@ -71,3 +71,26 @@ def test_unloadable_model_is_a_one_line_failure(tmp_path: Path) -> None:
     bad.write_bytes(b"not an onnx file")
     with pytest.raises(GreenlessError, match=r"cannot load .*modnet\.int8\.onnx"):
         Worker(ModelSpec("greenless", "onnx", str(bad), "int8"), 512, 1)
+
+
+def test_bench_warns_in_one_line_when_the_machine_is_busy(monkeypatch, capsys) -> None:
+    """Load above the cores: one warning line on stderr beside the figures; an idle machine: none. A bad option
+    is still one error line (the warning comes with figures only)."""
+    from conftest import run_main
+
+    from greenless.evaluate import benchmark
+
+    assert benchmark.busy_note(load=1.5, cores=2) is None
+    assert "load 9.0 on 2 cores" in benchmark.busy_note(load=9.0, cores=2)
+    monkeypatch.setattr(benchmark, "run_benchmark", lambda **kwargs: {"models": []})
+    monkeypatch.setattr(benchmark.os, "getloadavg", lambda: (64.0, 1.0, 1.0))
+    monkeypatch.setattr(benchmark.os, "cpu_count", lambda: 4)
+    code, err = run_main(["bench", "--quick", "--json"], capsys)
+    assert code == 0
+    assert err.splitlines() == ["greenless: warning: the machine is busy (1-minute load 64.0 on 4 cores): these "
+                                "figures are what is left beside other work, not the machine's speed"]
+    code, err = run_main(["bench", "--engine", "x"], capsys)
+    assert code == 2 and err.count("\n") == 1 and "go with --device" in err
+    monkeypatch.setattr(benchmark.os, "getloadavg", lambda: (0.5, 1.0, 1.0))
+    code, err = run_main(["bench", "--quick", "--json"], capsys)
+    assert code == 0 and err == ""

@@ -69,5 +69,8 @@ def test_drop_a_photo_and_download_the_cutout(live_server, shared_data: Path, tm
             page.set_input_files("#file", str(garbage))
             page.wait_for_function("document.getElementById('status').className === 'error'", timeout=30_000)
             assert "decode" in page.inner_text("#status")
+            # ... and the previous result and its Download button are gone, not left looking like this photo's
+            assert page.get_attribute("#result", "src") is None
+            assert page.is_hidden("#download")
         finally:
             browser.close()

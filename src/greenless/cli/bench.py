@@ -104,10 +104,11 @@ def bench_command(
     """Time the default model per engine at 512x512, 512x288, 1280x720 and 1920x1080, beside reference and paper models."""
     from rich.console import Console
 
-    from greenless.evaluate.benchmark import default_reference, run_benchmark
+    from greenless.evaluate.benchmark import busy_note, default_reference, run_benchmark
 
+    busy = busy_note()  # looked at before and after the run: either way the figures are not the machine's
     if device is not None:
-        _device_bench(device, engine, batch, resolution, quick, repeat, warmup, as_json, markdown)
+        _device_bench(device, engine, batch, resolution, quick, repeat, warmup, as_json, markdown, busy)
         return
     if engine or batch:
         from greenless.errors import GreenlessError
@@ -123,12 +124,22 @@ def bench_command(
         report = run_benchmark(reference=reference or default_reference(), repeat=repeat, warmup=warmup, quick=quick,
                                skip=set(skip), threads=threads, resolutions=resolution or None,
                                on_progress=on_progress)
+    warn_if_busy(busy)
     if _printed_as_text(report, as_json, markdown, render_markdown):
         return
     console = Console()
     for table in render_tables(report):
         console.print(table)
     console.print(f"machine: {machine_line(report)}")
+
+
+def warn_if_busy(before: str | None) -> None:
+    """One warning line on stderr when the machine was busy before or after the run (see ``busy_note``)."""
+    from greenless.evaluate.benchmark import busy_note
+
+    note = before or busy_note()
+    if note:
+        typer.echo(f"greenless: warning: {note}", err=True)
 
 
 def _printed_as_text(report: dict, as_json: bool, markdown: bool, render_markdown: Any) -> bool:
@@ -141,7 +152,7 @@ def _printed_as_text(report: dict, as_json: bool, markdown: bool, render_markdow
 
 
 def _device_bench(device: str, engines: list[str], batches: list[int], resolutions: list[str], quick: bool,
-                  repeat: int | None, warmup: int | None, as_json: bool, markdown: bool) -> None:
+                  repeat: int | None, warmup: int | None, as_json: bool, markdown: bool, busy: str | None = None) -> None:
     """``bench --device``: the networks on one torch device (see :mod:`greenless.evaluate.device_bench`)."""
     from rich.console import Console
     from rich.table import Table
@@ -165,6 +176,7 @@ def _device_bench(device: str, engines: list[str], batches: list[int], resolutio
     err_console = Console(stderr=True)
     with err_console.status("benchmarking") as status:
         report = run_device_bench(plan, on_progress=lambda text: status.update(text))
+    warn_if_busy(busy)
     if _printed_as_text(report, as_json, markdown, render_markdown):
         return
     table = Table(title=f"greenless bench --device {device}: {report['machine']['device']}")

@@ -202,6 +202,25 @@ def default_ref_size() -> int:
     return packaged(DEFAULT_MODEL["stream"]).defaults("stream").ref_size
 
 
+def busy_note(load: float | None = None, cores: int | None = None) -> str | None:
+    """One line saying the machine is busy (its 1-minute load average above its logical cores), else None.
+
+    Timings taken while other work holds the CPUs are that work's leftovers, not the machine's speed; the bench
+    says so before it starts. ``load`` and ``cores`` default to ``os.getloadavg()`` and ``os.cpu_count()``
+    (no load average, as on Windows: None).
+    """
+    if load is None:
+        try:
+            load = os.getloadavg()[0]
+        except (AttributeError, OSError):
+            return None
+    cores = cores or os.cpu_count() or 1
+    if load <= cores:
+        return None
+    return (f"the machine is busy (1-minute load {load:.1f} on {cores} cores): these figures are what is left "
+            f"beside other work, not the machine's speed")
+
+
 def machine_info() -> dict[str, Any]:
     """Where the numbers came from: CPU, cores, OS, Python and runtime versions."""
     import onnxruntime as ort
