@@ -78,7 +78,8 @@ def run_methods(three: Matter, four: Matter, frames: Iterator[np.ndarray]) -> di
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--three", type=Path, default=None, help="3-channel weights (default: the packaged modnet-paper).")
+    parser.add_argument("--three", type=Path, default=None, help="3-channel weights (default: modnet-paper, once rebuilt "
+                        "with scripts/rebuild_weights.py modnet-paper: it ships as a card only).")
     parser.add_argument("--four", type=Path, default=None, help="4-channel weights (default: the packaged modnet).")
     parser.add_argument("--max-frames", type=int, default=60, help="Frames per real clip.")
     parser.add_argument("--pan-frames", type=int, default=40, help="Frames per synthetic pan.")

@@ -41,7 +41,7 @@ from greenless.cli.script import need_path, run_script  # noqa: E402
 
 DEST = Path("work/gpu-bench")
 WEIGHTS = Path("src/greenless/weights")
-CARRIED = ("modnet.safetensors", "modnet.json", "modnet-paper.safetensors", "modnet-paper.json", "modnet.onnx")
+CARRIED = ("modnet.safetensors", "modnet.json", "modnet.onnx")
 CLIP = Path("../shared/data/videos/thoughtful-35590.mp4")  # 640x360, 367 frames, a person (CC-BY-4.0)
 CARRY_LIMIT = 60 * 2**20
 

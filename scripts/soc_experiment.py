@@ -7,7 +7,7 @@ Adapts on the first half of the ASL clips (every n-th frame) plus the portrait v
 - inconsistency (mean |semantic - blurred 1/16 matte|) on frames of the held-out ASL clips, before/after;
 - MSE and MAD on ../shared/data/portraits (full resolution, the weights' reference size), before/after.
 
-    python scripts/soc_experiment.py --weights src/greenless/weights/modnet-paper.safetensors -o runs/soc
+    python scripts/soc_experiment.py --weights src/greenless/weights/modnet.safetensors -o runs/soc
 """
 
 from __future__ import annotations

@@ -40,6 +40,27 @@ def repo_root() -> Path:
 
 
 @pytest.fixture(scope="session")
+def unguided_weights(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A small unguided 3-channel network (the paper's architecture, IBNorm, on MobileNetV2; random weights) as
+    ``unguided.onnx`` with its card beside it, and ``unguided.safetensors``: the unguided path's weights for
+    tests, now that the packaged modnet-paper ships as a card and a recipe only (its mattes are not a
+    quality claim)."""
+    import torch
+
+    from greenless.export import export_onnx
+    from greenless.model import build_model
+    from greenless.model.checkpoint import save_weights
+
+    torch.manual_seed(0)
+    folder = tmp_path_factory.mktemp("unguided")
+    model = build_model({"encoder": "mobilenetv2", "hr_channels": 8})
+    card = {"name": "test-unguided", "ref_size": 256, "hint": "none"}
+    save_weights(model, folder / "unguided.safetensors", card, half=False)
+    export_onnx(model, folder / "unguided.onnx", {**card, "model": model.config.to_dict()})
+    return folder / "unguided.onnx"
+
+
+@pytest.fixture(scope="session")
 def tiny_set() -> Path:
     """A few-KB training set (fg/, alpha/, image/, bg/) cut from the pseudo-labelled data."""
     return FIXTURES / "tiny_set"

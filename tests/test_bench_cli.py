@@ -22,8 +22,8 @@ def test_bench_quick_json_structure(reference_model: Path) -> None:
     by_name = {m["name"]: m for m in report["models"]}
     ours, ref = by_name["greenless modnet"], by_name["reference selfie segmentation"]
     assert ours["kind"] == "onnx" and ours["path"].endswith("modnet.onnx")
-    paper_trained = by_name["greenless modnet-paper"]  # the packaged paper-architecture weights, side by side
-    assert paper_trained["path"].endswith("modnet-paper.onnx") and paper_trained["rows"]
+    # every other packaged set in the package is timed side by side (modnet-paper is not in it: card only)
+    assert all(m["rows"] for name, m in by_name.items() if name.startswith("greenless "))
     measures = {(r["what"], r["batch"]) for r in ours["rows"]}
     assert measures == {("network", 1), ("network", 4), ("end-to-end", 1)}
     assert {(r["what"], r["batch"]) for r in ref["rows"]} == {("network", 1), ("end-to-end", 1)}

@@ -212,19 +212,13 @@ def test_trained_models_against_reference_on_portraits(shared_data: Path, refere
                                                        capsys: pytest.CaptureFixture[str]) -> None:
     """What the README claims on the four real portraits. The default (modnet, guided, reference size
     384, both guide views): lower mean MSE, MAD, SAD and Conn than the reference model, lower MAD on every
-    portrait, far better where the reference fails (p_71bcce3a), and far better than modnet-paper, which
-    keeps lower mean MSE and Conn than the reference.
+    portrait, and far better where the reference fails (p_71bcce3a). (modnet-paper, MAD 0.113, ships as a
+    card and a recipe only.)
     """
-    results = {}
-    for model in ("modnet-paper", "modnet"):
-        code, out, err = run_cli(["eval", str(shared_data / "portraits"), "--model", model,
-                                  "--compare-reference", str(reference_model), "--json"], capsys)
-        assert code == 0, err
-        results[model] = json.loads(out)
-    paper, default = results["modnet-paper"], results["modnet"]
-    assert paper["mean"]["mse"] < paper["reference"]["mean"]["mse"]
-    assert paper["mean"]["conn"] < paper["reference"]["mean"]["conn"]
-    assert paper["mean"]["mad"] < 0.13  # regression guard: modnet-paper measures 0.113
+    code, out, err = run_cli(["eval", str(shared_data / "portraits"), "--model", "modnet",
+                              "--compare-reference", str(reference_model), "--json"], capsys)
+    assert code == 0, err
+    default = json.loads(out)
     ref = default["reference"]
     for metric in ("mse", "mad", "sad", "conn"):
         assert default["mean"][metric] < ref["mean"][metric] / 4  # measured 5.4x (MSE) and 4.8x (MAD) lower
@@ -232,4 +226,3 @@ def test_trained_models_against_reference_on_portraits(shared_data: Path, refere
     for stem, scores in default["per_image"].items():
         assert scores["mad"] < ref["per_image"][stem]["mad"], stem
     assert default["per_image"]["p_71bcce3a"]["mse"] < ref["per_image"]["p_71bcce3a"]["mse"] / 5
-    assert default["mean"]["mad"] < paper["mean"]["mad"] / 4

@@ -92,13 +92,13 @@ def test_guide_fills_the_hint_channel_and_a_given_previous_alpha_wins(shared_dat
     assert np.abs(with_guide - alpha).mean() < np.abs(without - alpha).mean()
 
 
-def test_guide_default_follows_the_weights_card(tmp_path: Path) -> None:
+def test_guide_default_follows_the_weights_card(tmp_path: Path, unguided_weights: Path) -> None:
     import shutil
 
     from greenless.export import set_onnx_card
 
     # 3-channel weights (and converted official checkpoints) run unguided, as the paper does
-    assert Matter(model="modnet-paper").guide == "none"
+    assert Matter(weights=unguided_weights).guide == "none"
     onnx = packaged("modnet").path("onnx")
     card = json.loads(onnx.with_suffix(".json").read_text())
     for hint, expected in (("guide", "selfie"), ("prev-alpha", "none")):
@@ -111,9 +111,10 @@ def test_guide_default_follows_the_weights_card(tmp_path: Path) -> None:
         Matter(model="modnet", guide="grabcut")
 
 
-def test_guide_errors_are_one_line(capsys: pytest.CaptureFixture[str], repo_root: Path, tmp_path: Path) -> None:
+def test_guide_errors_are_one_line(capsys: pytest.CaptureFixture[str], repo_root: Path, tmp_path: Path,
+                                   unguided_weights: Path) -> None:
     photo = repo_root / "examples" / "astronaut.jpg"
-    code, err = run_main(["matte", photo, "-o", tmp_path / "a.png", "--model", "modnet-paper", "--guide", "selfie"], capsys)
+    code, err = run_main(["matte", photo, "-o", tmp_path / "a.png", "--weights", unguided_weights, "--guide", "selfie"], capsys)
     assert code == 2 and err.strip().count("\n") == 0 and "takes no guide" in err
     assert not (tmp_path / "a.png").exists()
     code, err = run_main(["matte", photo, "-o", tmp_path / "b.png", "--model", "modnet", "--guide", "mask"], capsys)

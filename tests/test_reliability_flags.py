@@ -57,11 +57,11 @@ def test_matte_with_a_hundred_thousand_threads_runs_with_a_note(photo: Path, tmp
     assert not any("Traceback" in line for line in err)
 
 
-def test_the_onnx_engine_clamps_threads_given_through_the_api() -> None:
+def test_the_onnx_engine_clamps_threads_given_through_the_api(unguided_weights: Path) -> None:
     from greenless import Matter
     from greenless.engines import usable_cpus
 
-    matter = Matter(model="modnet-paper", threads=100_000, ref_size=64)
+    matter = Matter(weights=unguided_weights, threads=100_000, ref_size=64)
     assert matter.engine.session.get_session_options().intra_op_num_threads == usable_cpus()
 
 

@@ -33,7 +33,6 @@ def _pngs(folder: Path) -> list[np.ndarray]:
 
 @pytest.mark.parametrize("name, channels, photo, stream, guide, temporal", [
     ("modnet", 4, 384, 288, "selfie", "ofd"),
-    ("modnet-paper", 3, 256, 256, "none", "ofd"),
 ])
 def test_registry_answers_for_each_packaged_model(name: str, channels: int, photo: int, stream: int, guide: str,
                                                   temporal: str) -> None:
@@ -58,6 +57,25 @@ def test_registry_answers_for_each_packaged_model(name: str, channels: int, phot
     if channels == 4:
         unguided = Matter(model=name, stream=True, guide="none")
         assert unguided.stream().label == "prev-alpha + ofd" and unguided.stream(ofd=False).label == "prev-alpha"
+
+
+def test_a_set_that_ships_as_a_card_answers_and_says_how_to_rebuild_it(capsys: pytest.CaptureFixture[str],
+                                                                       tmp_path: Path) -> None:
+    """modnet-paper leaves the wheel (49 MB for MAD 0.113): its card still answers what it is and how each job
+    would run it; asking for its weights is one line naming the command that rebuilds them."""
+    from greenless import Matter
+    from greenless.registry import packaged
+
+    model = packaged("modnet-paper")
+    assert not model.in_wheel and model.in_channels == 3
+    assert (model.defaults("photo").ref_size, model.defaults("stream").guide) == (256, "none")
+    if not (Path(__file__).resolve().parents[1] / "src" / "greenless" / "weights" / "modnet-paper.onnx").is_file():
+        with pytest.raises(GreenlessError, match=r"modnet-paper is not in the package.*scripts/rebuild_weights.py modnet-paper"):
+            Matter(model="modnet-paper")
+        code, err = run_main(["matte", Path(__file__).resolve().parents[1] / "examples" / "astronaut.jpg", "-o",
+                              tmp_path / "a.png", "--model", "modnet-paper"], capsys)
+        assert code == 2 and err.count("\n") == 1 and "rebuild_weights.py modnet-paper" in err
+        assert list(tmp_path.iterdir()) == []
 
 
 def test_registry_refuses_unknown_names(capsys: pytest.CaptureFixture[str], clip: Path, tmp_path: Path) -> None:
@@ -129,25 +147,25 @@ def test_webcam_frames_are_the_streams(clip: Path, tmp_path: Path, capsys: pytes
         np.testing.assert_array_equal(got, want)
 
 
-def test_webcam_takes_the_same_temporal_choices_as_video(clip: Path, tmp_path: Path,
+def test_webcam_takes_the_same_temporal_choices_as_video(clip: Path, tmp_path: Path, unguided_weights: Path,
                                                         capsys: pytest.CaptureFixture[str]) -> None:
     for command in (["webcam", "--source", clip, "--no-window", "-o", tmp_path / "w.mp4"],
                     ["video", clip, "-o", tmp_path / "v.mp4"]):
-        code, err = run_main([*command, "--temporal", "prev-alpha", "--model", "modnet-paper", *FAST], capsys)
+        code, err = run_main([*command, "--temporal", "prev-alpha", "--weights", unguided_weights, *FAST], capsys)
         assert code == 2 and err.count("\n") == 1 and "needs 4-channel" in err, err
         code, err = run_main([*command, "--temporal", "sometimes", *FAST], capsys)
         assert code == 2 and err.count("\n") == 1 and "unknown --temporal 'sometimes'" in err, err
     assert list(tmp_path.iterdir()) == []
 
 
-def test_stream_batches_and_holds_one_frame_back(shared_data: Path) -> None:
+def test_stream_batches_and_holds_one_frame_back(shared_data: Path, unguided_weights: Path) -> None:
     """Batched pushes give the same mattes as one frame at a time; OFD holds the last frame until flush."""
     from greenless import Matter
     from greenless.media.video import open_video
 
     with open_video(shared_data / "videos" / "asl" / "yes.mkv") as reader:
         frames = [f.image for f in itertools.islice(iter(reader), 5)]
-    matter = Matter(model="modnet-paper", ref_size=64, stream=True)
+    matter = Matter(weights=unguided_weights, ref_size=64, stream=True)
     stream = matter.stream()
     assert stream.max_batch is None
     first = stream.push(frames[:1], ["a"])
@@ -271,6 +289,7 @@ def _demo_matte(model: "torch.nn.Module", rgb: np.ndarray, ref_size: int) -> np.
 
 
 def test_converted_official_checkpoint_runs_the_official_demo_preprocessing(tmp_path: Path, shared_data: Path,
+                                                                            unguided_weights: Path,
                                                                             capsys: pytest.CaptureFixture[str]) -> None:
     pytest.importorskip("torch")
     from test_engines import _official_checkpoint
@@ -307,7 +326,7 @@ def test_converted_official_checkpoint_runs_the_official_demo_preprocessing(tmp_
         assert checked == 5
     # greenless's own weights keep greenless's rule (the default path's numbers do not move)
     assert packaged("modnet").defaults("photo").preprocess == "greenless"
-    assert Matter(model="modnet-paper").preprocess == "greenless"
+    assert Matter(weights=unguided_weights).preprocess == "greenless"
 
 
 # --- one copy of each shared rule: file suffixes, PNG encoding --------------------------------------------

@@ -51,9 +51,11 @@ def test_soc_losses_follow_the_official_weights_and_floor() -> None:
     assert float(total) == pytest.approx(100 * parts["consistency"], rel=1e-5)
 
 
-@pytest.mark.parametrize("name,channels", [("modnet-paper", 3), ("modnet", 4)])
-def test_adapt_runs_on_packaged_weights(name: str, channels: int, tmp_path: Path, shared_data: Path) -> None:
-    weights = WEIGHTS / f"{name}.safetensors"
+@pytest.mark.parametrize("name,channels", [("unguided", 3), ("modnet", 4)])
+def test_adapt_runs_on_packaged_weights(name: str, channels: int, tmp_path: Path, shared_data: Path,
+                                        unguided_weights: Path) -> None:
+    """The packaged (guided, 4-channel) set and a 3-channel unguided network."""
+    weights = unguided_weights.with_suffix(".safetensors") if name == "unguided" else WEIGHTS / f"{name}.safetensors"
     assert load_weights(weights)[0].config.in_channels == channels
     clip = shared_data / "videos" / "asl" / "yes.mkv"
     frames = list(iter_frames(clip, every=10, limit=4))
@@ -132,7 +134,7 @@ def test_adapt_cli_reports_bad_weights_on_one_line(name: str, content: bytes | N
 
 def test_load_for_adaptation_raises_greenless_error_for_onnx() -> None:
     with pytest.raises(GreenlessError, match="not ONNX"):
-        load_for_adaptation(WEIGHTS / "modnet-paper.onnx")
+        load_for_adaptation(WEIGHTS / "modnet.onnx")
 
 
 def test_guided_weights_get_the_guide_in_soc(shared_data: Path) -> None:

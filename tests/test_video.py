@@ -203,7 +203,7 @@ def test_backgrounds_colour_image_and_looping_video(tmp_path: Path) -> None:
         Background("not-a-colour-or-file", 8, 6)
 
 
-def test_previous_alpha_is_fed_back_with_four_channel_weights(asl: Path, tmp_path: Path,
+def test_previous_alpha_is_fed_back_with_four_channel_weights(asl: Path, tmp_path: Path, unguided_weights: Path,
                                                                capsys: pytest.CaptureFixture[str]) -> None:
     pytest.importorskip("torch")
     from greenless import Matter
@@ -240,7 +240,7 @@ def test_previous_alpha_is_fed_back_with_four_channel_weights(asl: Path, tmp_pat
                          "--max-frames", "3", *FAST], capsys)
     assert code == 0 and "temporal: prev-alpha" in err
     code, err = run_cli(["video", asl / "yes.mkv", "-o", tmp_path / "x.mp4", "--temporal", "prev-alpha",
-                         "--model", "modnet-paper", *FAST], capsys)
+                         "--weights", unguided_weights, *FAST], capsys)
     assert code == 2 and "4-channel" in err and err.count("\n") == 1
     # The packaged default is guided: video gives it the guide on every frame, with OFD (measured steadier
     # than feeding back its previous matte); --guide none brings the previous-alpha feedback back.

@@ -31,7 +31,7 @@ def load_matter(weights: str | Path | None = None, engine: str = "onnx", ref_siz
                 threads: int | None = None, device: str | None = None, model: str | None = None,
                 guide: str | None = None) -> Matter:
     """A ``Matter`` for these settings, built once per process and reused (the packaged model by default;
-    ``model`` picks another packaged set, e.g. ``"modnet-paper"``; ``guide="none"`` turns the semantic
+    ``model`` picks a packaged set by name (``greenless.registry.PACKAGED``); ``guide="none"`` turns the semantic
     guide off for weights that use one)."""
     key = (str(weights) if weights is not None else None, engine, ref_size, threads, device, model, guide)
     with _DEFAULT_LOCK:

@@ -41,24 +41,36 @@ class JobDefaults:
     guide_view: str = "pad"  # how the segmenter sees the image (SelfieSegmenter modes): "both" for photos, "pad" for streams
 
 
+#: The one command that rebuilds a named weight set from its recipe (data, warm start, training, shipping).
+REBUILD_COMMAND = "python scripts/rebuild_weights.py {name}"
+
+
 @dataclass(frozen=True)
 class PackagedModel:
-    """A weight set that ships inside the package: ``<name>.onnx`` (+ ``.json`` card) and ``<name>.safetensors``."""
+    """A weight set known by name: ``<name>.json`` (its card) ships inside the package, and with it
+    ``<name>.onnx`` and ``<name>.safetensors`` unless ``in_wheel`` is False: then only the card and the
+    recipe ship (the weights cost more wheel than they earn), and the files appear where the card is once
+    ``scripts/rebuild_weights.py NAME`` has rebuilt them in a clone (an editable install)."""
 
     name: str
     summary: str
+    in_wheel: bool = True
 
     def path(self, engine: str = "onnx") -> Path:
         """The file the ``engine`` loads (``.onnx`` for onnx, ``.safetensors`` for torch)."""
         file = f"{self.name}.onnx" if engine == "onnx" else f"{self.name}.safetensors"
-        path = Path(str(resources.files("greenless") / "weights" / file))
+        path = _weights_dir() / file
         if not path.is_file():
+            if not self.in_wheel:
+                raise GreenlessError(
+                    f"{self.name} is not in the package, only its card is ({self.name}.json); rebuild it from a "
+                    f"clone with `{REBUILD_COMMAND.format(name=self.name)}`, or pass --weights FILE")
             raise GreenlessError(f"the packaged weights {file} are missing; reinstall greenless")
         return path
 
     def card(self) -> dict[str, Any]:
-        """The card shipped beside the ONNX file (reference sizes, hint, model config, training record)."""
-        return read_card(card_path(self.path("onnx")))
+        """The card shipped beside the weights (reference sizes, hint, model config, training record)."""
+        return read_card(card_path(_weights_dir() / f"{self.name}.onnx"))
 
     @property
     def in_channels(self) -> int:
@@ -70,10 +82,16 @@ class PackagedModel:
         return job_defaults(self.card(), self.in_channels, job)
 
 
+def _weights_dir() -> Path:
+    return Path(str(resources.files("greenless") / "weights"))
+
+
 PACKAGED: dict[str, PackagedModel] = {m.name: m for m in (
     PackagedModel("modnet", "real-time MODNet (BatchNorm, separable convolutions, half-resolution semantics) guided by "
                             "the packaged segmentation model's mask in a 4th input channel; the default for every job"),
-    PackagedModel("modnet-paper", "the paper's architecture (IBNorm, full convolutions) on EfficientNet-Lite0, unguided"),
+    PackagedModel("modnet-paper", "the paper's architecture (IBNorm, full convolutions) on EfficientNet-Lite0, "
+                                  "unguided; MAD 0.113 on the shared portraits, so only its card ships: "
+                                  "`python scripts/rebuild_weights.py modnet-paper` rebuilds the weights", in_wheel=False),
 )}
 #: Packaged model names and one-line summaries, the names ``--model`` takes.
 MODELS = {name: m.summary for name, m in PACKAGED.items()}

@@ -28,7 +28,7 @@ SHARED: dict[str, str] = {
     "--write": f"What to write: {', '.join(OUTPUT_KINDS)}.",
     "--background": "What goes behind the person for composite output: a colour (white, #00ff00, 0,255,0) or an "
                     "image file (video and webcam also take a video file and blur).",
-    "--model": "Packaged weights by name (modnet, modnet-paper).",
+    "--model": "Packaged weights by name (modnet; modnet-paper once rebuilt: scripts/rebuild_weights.py).",
     "--weights": "A weights file instead of the packaged ones.",
     "--guide": "Semantic guide for guided weights: selfie or none.",
     "--engine": "Runtime: onnx or torch (bench --device: the engines to time).",

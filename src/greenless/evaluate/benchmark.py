@@ -165,8 +165,8 @@ def plan(reference: Path | None, skip: set[str], paper_onnx: Path | None) -> tup
     specs = [ModelSpec(f"greenless {DEFAULT_MODEL}", "onnx", str(onnx_path), "fp32")]
     skipped: list[ModelResult] = []
     if "variants" not in skip:
-        # Other packaged weight sets (modnet-paper: the paper's architecture, trained like the default)
-        # and precision variants saved as modnet.<precision>.onnx.
+        # Other weight sets beside the default (modnet-paper once rebuilt: it ships as a card only) and
+        # precision variants saved as modnet.<precision>.onnx.
         for variant in sorted(onnx_path.parent.glob("modnet*.onnx")):
             if variant == onnx_path or "prev-alpha" in variant.stem:
                 continue

@@ -26,9 +26,9 @@ from greenless.errors import GreenlessError
 #: (label, input h, input w): the network sees the input itself, both sides rounded up to multiples of 32.
 DEVICE_SIZES = (("512x512", 512, 512), ("512x288", 288, 512), ("1920x1080", 1080, 1920))
 QUICK_SIZES = ("512x288",)
-#: Models: the packaged sets by name, and the paper architecture at random init.
+#: Models: the packaged sets in the wheel by name, and the paper architecture at random init.
 PAPER_REFERENCE = "paper MobileNetV2"
-DEVICE_MODELS = ("modnet", "modnet-paper", PAPER_REFERENCE)
+DEVICE_MODELS = ("modnet", PAPER_REFERENCE)
 #: Engine labels: runtime-mode-precision. torch-* run via TensorRunner, onnx-* via an onnxruntime provider.
 CUDA_ENGINES = ("torch-eager-fp32", "torch-eager-fp16", "torch-cudagraph-fp16", "torch-compile-fp16",
                 "onnx-cuda-fp32", "onnx-tensorrt-fp16")
