@@ -54,7 +54,7 @@ def unguided_weights(tmp_path_factory: pytest.TempPathFactory) -> Path:
     torch.manual_seed(0)
     folder = tmp_path_factory.mktemp("unguided")
     model = build_model({"encoder": "mobilenetv2", "hr_channels": 8})
-    card = {"name": "test-unguided", "ref_size": 256, "hint": "none"}
+    card = {"name": "test-unguided", "ref_size": 256}
     save_weights(model, folder / "unguided.safetensors", card, half=False)
     export_onnx(model, folder / "unguided.onnx", {**card, "model": model.config.to_dict()})
     return folder / "unguided.onnx"

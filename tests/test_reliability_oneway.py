@@ -68,7 +68,7 @@ def test_a_set_that_ships_as_a_card_answers_and_says_how_to_rebuild_it(capsys: p
 
     model = packaged("modnet-paper")
     assert not model.in_wheel and model.in_channels == 3
-    assert (model.defaults("photo").ref_size, model.defaults("stream").guide) == (256, "none")
+    assert (model.defaults("photo").ref_size, model.defaults("stream").hint) == (256, "none")
     if not (Path(__file__).resolve().parents[1] / "src" / "greenless" / "weights" / "modnet-paper.onnx").is_file():
         with pytest.raises(GreenlessError, match=r"modnet-paper is not in the package.*scripts/rebuild_weights.py modnet-paper"):
             Matter(model="modnet-paper")
