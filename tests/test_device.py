@@ -108,12 +108,40 @@ def test_device_path_small_frames_feedback_and_demo_rule(frames: list[np.ndarray
 
 def test_device_path_needs_the_torch_engine() -> None:
     from greenless.matter import Matter
-    from greenless.pipeline.device import DeviceMatter, use_device_path
+    from greenless.pipeline.device import DeviceMatter
+    from greenless.pipeline.stream import use_device_path
 
     with pytest.raises(GreenlessError, match="needs the torch engine"):
         DeviceMatter(Matter(stream=True))
     assert use_device_path("onnx", "cpu") and not use_device_path("onnx", None)
     assert use_device_path("torch", None) == torch.cuda.is_available()
+
+
+def test_one_stream_factory_picks_path_renderer_and_batch() -> None:
+    """``open_stream`` decides for video, webcam and ``Matter.stream()``: the device path when a device was asked
+    for (its renderer on CUDA only), a live source one frame per call, feedback one frame per call."""
+    from greenless.matter import Matter
+    from greenless.pipeline.device import DeviceMatter
+    from greenless.pipeline.stream import DEFAULT_BATCH, DEVICE_BATCH, open_stream
+    from greenless.pipeline.video import frame_render
+
+    plain = Matter(stream=True)
+    setup = open_stream(plain)
+    assert setup.matter is plain and setup.render is frame_render and setup.batch == DEFAULT_BATCH
+    assert not setup.on_device and setup.network_fps() is None
+    assert open_stream(plain, live=True).batch == 1 and open_stream(plain, batch=5).batch == 5
+    with pytest.raises(GreenlessError, match="--batch must be at least 1"):
+        open_stream(plain, batch=0)
+    asked = Matter(engine="torch", device="cpu", stream=True)
+    with open_stream(asked) as setup:
+        assert isinstance(setup.matter, DeviceMatter) and setup.batch == DEVICE_BATCH
+        assert setup.render is frame_render  # the device renderer pays off on a GPU only
+        assert setup.stream.matter is setup.matter and setup.label == "ofd"
+    with open_stream(asked, temporal="prev-alpha", batch=8) as setup:
+        assert setup.batch == 1 and setup.label == "prev-alpha + ofd"
+    with pytest.raises(GreenlessError, match="unknown --temporal"):
+        open_stream(asked, temporal="smooth")
+    assert asked.stream().matter is asked  # the API's stream stays frame by frame on the matter itself
 
 
 def test_video_on_the_device_path(shared_data: Path, tmp_path: Path) -> None:

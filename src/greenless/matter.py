@@ -14,7 +14,7 @@ from greenless.errors import GreenlessError
 from greenless.media.images import as_rgb_array
 from greenless.pipeline.guide import shared_segmenter
 from greenless.pipeline.recipe import Recipe, recipe_for
-from greenless.pipeline.stream import DEFAULT_OFD_TOL, MatteStream
+from greenless.pipeline.stream import DEFAULT_OFD_TOL, MatteStream, open_stream
 from greenless.registry import resolve_weights
 
 
@@ -43,6 +43,8 @@ class Matter:
         if engine == "torch" and path.suffix == ".onnx":
             raise GreenlessError(f"{path}: the torch engine needs .safetensors or an official .ckpt, not .onnx")
         self.weights = path
+        #: The device asked for (None: the engine's own pick); streams take the batched device path when one is.
+        self.requested_device = device
         self.engine: Engine = make_engine(engine, path, threads=threads, device=device)
         #: The steps from pixels to matte (reference size, preprocessing, hint, guide view, bounding): the
         #: registry's for this job and these weights, overridden by the arguments given.
@@ -95,8 +97,9 @@ class Matter:
         """A ``MatteStream`` over this matter: push frames in order, get their mattes with the temporal policy
         applied (``temporal``: ``prev-alpha``, ``ofd`` or ``none``; default: the registry's for these weights;
         OFD on top unless ``ofd`` is False). Build the matter with ``stream=True`` for the stream defaults
-        (reference size), as video and webcam do."""
-        return MatteStream(self, temporal=temporal, ofd=ofd, ofd_tol=ofd_tol)
+        (reference size), as video and webcam do. Frame by frame on this matter: ``open_stream`` (the factory this
+        calls) picks the batched device path, its renderer and batch size for the video and webcam commands."""
+        return open_stream(self, device_path=False, temporal=temporal, ofd=ofd, ofd_tol=ofd_tol).stream
 
     def matte(self, image: Any, prev_alpha: np.ndarray | None = None) -> np.ndarray:
         """Alpha matte of one image as float32 HxW in [0, 1], at the image's own resolution."""

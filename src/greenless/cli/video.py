@@ -63,13 +63,10 @@ def video(
     from greenless.registry import resolve_weights
     from greenless.media.video import choose_encoder, is_video_output, open_video, open_writer
     from greenless.pipeline.compose import parse_color
+    from greenless.pipeline.stream import StreamSetup, open_stream
     from greenless.pipeline.video import Background, VideoPipeline
 
-    from greenless.pipeline.device import DeviceMatter, DeviceRenderer, use_device_path
-
-    on_device = use_device_path(engine, device)
     engine = "torch" if device is not None else engine
-    batch = batch if batch is not None else (16 if on_device else 2)
     weights = resolve_weights(weights, model, engine, job="stream")  # the registry's stream default
     check_numbers(batch=batch, fps=fps, max_frames=max_frames, ofd_tol=ofd_tol)
     if not input.exists():
@@ -82,14 +79,13 @@ def video(
     existed = output.exists()  # an interrupted run must never replace it
 
     reader = open_video(input, fps=fps)
-    device_matter: DeviceMatter | None = None
+    setup: StreamSetup | None = None
     try:
-        # The stream job's defaults (model, reference size, guide, temporal policy) come from the registry.
+        # The stream job's defaults (model, reference size, guide, temporal policy) come from the registry;
+        # the path (per frame or batched on a device), its renderer and batch size from the stream factory.
         matter = Matter(weights, engine=engine, ref_size=ref_size, guide=guide, stream=True, device=device)
-        if on_device:
-            matter = device_matter = DeviceMatter(matter)
-        stream = matter.stream(temporal, ofd=not no_ofd, ofd_tol=ofd_tol)
-        method = stream.label
+        setup = open_stream(matter, batch=batch, temporal=temporal, ofd=not no_ofd, ofd_tol=ofd_tol)
+        method = setup.label
         bg = Background(background, reader.width, reader.height) if mode == "composite" else None
         audio = input if is_video_output(output) and reader.audio_streams else None
         writer = open_writer(output, reader.width, reader.height, reader.fps, alpha=mode == "rgba",
@@ -114,11 +110,8 @@ def video(
                     elapsed = now - clock["start"]
                     progress.update(task, advance=n, fps=(clock["done"] - 1) / elapsed if elapsed > 0 else 0.0)
 
-                # on a GPU the composite is made there too; on CPU OpenCV's own is the faster
-                on_gpu = device_matter is not None and device_matter.device.type == "cuda"
-                renderer = DeviceRenderer(device_matter.device) if on_gpu else None
-                pipeline = VideoPipeline(matter, mode=mode.value, background=bg, batch=batch, on_frame=on_frame,
-                                         stream=stream, renderer=renderer)
+                pipeline = VideoPipeline(setup.matter, mode=mode.value, background=bg, batch=setup.batch,
+                                         on_frame=on_frame, stream=setup.stream, renderer=setup.render)
                 stats = pipeline.run(frames, writer, gray_as_rgb=is_video_output(output))
                 progress.update(task, total=stats.frames, completed=stats.frames)
             if stats.interrupted:
@@ -132,13 +125,14 @@ def video(
                 bg.close()
         for note in writer.notes:
             typer.echo(f"note: {note}", err=True)
-        network = f"; network alone {device_matter.network_fps():.1f} fps" if device_matter is not None else ""
+        network_fps = setup.network_fps()
+        network = f"; network alone {network_fps:.1f} fps" if network_fps is not None else ""
         typer.echo(f"wrote {output} ({stats.frames} frames, {stats.fps:.1f} fps end to end{network}, temporal: {method})",
                    err=True)
     finally:
         reader.close()
-        if device_matter is not None:
-            device_matter.close()
+        if setup is not None:
+            setup.close()
 
 
 def finish_interrupted(writer: Any, output: Path, existed: bool, frames: int, total: int | None) -> NoReturn:
@@ -163,7 +157,7 @@ def finish_interrupted(writer: Any, output: Path, existed: bool, frames: int, to
     raise SystemExit(status)
 
 
-def check_numbers(batch: int, fps: float | None, max_frames: int | None, ofd_tol: float) -> None:
+def check_numbers(batch: int | None, fps: float | None, max_frames: int | None, ofd_tol: float) -> None:
     """One ``GreenlessError`` for a numeric option out of range, before any file is opened or created.
 
     Typer's own ranges let ``nan`` through (every comparison with it is false), and these values used to
@@ -174,7 +168,7 @@ def check_numbers(batch: int, fps: float | None, max_frames: int | None, ofd_tol
 
     from greenless.errors import GreenlessError
 
-    if batch < 1:
+    if batch is not None and batch < 1:
         raise GreenlessError(f"--batch must be at least 1, not {batch}")
     if fps is not None and not (math.isfinite(fps) and MIN_FPS <= fps <= MAX_FPS):
         raise GreenlessError(f"--fps must be a number from {MIN_FPS:g} to {MAX_FPS:g}, not {fps:g}")

@@ -88,7 +88,8 @@ def webcam(
     from greenless.errors import GreenlessError
     from greenless.matter import Matter
     from greenless.media.video import choose_encoder, is_video_output, open_writer
-    from greenless.pipeline.video import Background, frame_render
+    from greenless.pipeline.stream import open_stream
+    from greenless.pipeline.video import Background
 
     if window is None:
         window = output is None and not virtual_camera  # a window by default only when there is no other sink
@@ -120,13 +121,11 @@ def webcam(
         # The stream job's defaults (model, reference size, guide, temporal policy) come from the registry;
         # the stream holds the frame-to-frame state, exactly as for greenless video.
         matter = Matter(weights, engine=engine, ref_size=ref_size, guide=guide, model=model, stream=True)
-        from greenless.pipeline.device import DeviceMatter, DeviceRenderer, use_device_path
-
-        draw = frame_render
-        if use_device_path(engine, None):  # the torch engine on CUDA: resizing, network, bounds, composite on the GPU
-            matter = DeviceMatter(matter, workers=1)
-            draw = DeviceRenderer(matter.device)
-        stream = matter.stream(temporal, ofd=not no_ofd)
+        # the stream factory picks the path (the torch engine on CUDA: resizing, network, bounds and composite on
+        # the GPU), its renderer, and one frame per call for a live source
+        setup = open_stream(matter, live=True, temporal=temporal, ofd=not no_ofd)
+        stream, draw = setup.stream, setup.render
+        sinks.append(setup)  # closed with the sinks at the end (the device path's guide threads)
         bg = Background(background, width, height)
         camera = open_virtual_camera(width, height, fps) if virtual_camera else None
         if camera is not None:

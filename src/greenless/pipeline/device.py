@@ -86,11 +86,12 @@ class DeviceMatter:
         """Alpha matte of one image, as ``Matter.matte``."""
         return self.matte_batch([image], None if prev_alpha is None else [prev_alpha])[0]
 
-    def stream(self, *args: Any, **kwargs: Any) -> Any:
+    def stream(self, temporal: str | None = None, ofd: bool = True, ofd_tol: float | None = None) -> Any:
         """A ``MatteStream`` over this device matter (temporal policy as ``Matter.stream``)."""
-        from greenless.pipeline.stream import MatteStream
+        from greenless.pipeline.stream import DEFAULT_OFD_TOL, open_stream
 
-        return MatteStream(self, *args, **kwargs)
+        tol = DEFAULT_OFD_TOL if ofd_tol is None else ofd_tol
+        return open_stream(self, device_path=False, temporal=temporal, ofd=ofd, ofd_tol=tol).stream
 
     def network_seconds(self) -> float:
         """Time spent inside the network so far (device time on CUDA, measured by events)."""
@@ -235,20 +236,6 @@ class DeviceMatter:
         out = self.runner(x)
         self._network_s += time.perf_counter() - start_s
         return out
-
-
-def use_device_path(engine: str, device: str | None) -> bool:
-    """Whether a stream (video, webcam) runs the batched device path: asked for with ``--device``, or the torch
-    engine on a machine with CUDA (the onnx engine and CPU torch without ``--device`` keep the per-frame path)."""
-    if device is not None:
-        return True
-    if engine != "torch":
-        return False
-    try:
-        import torch
-    except ImportError:
-        return False  # Matter then says the torch engine needs PyTorch
-    return bool(torch.cuda.is_available())
 
 
 class DeviceRenderer:
