@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
+from typing import Any
 
 import typer
 
 from greenless.cli import app, guide_option, model_option, ref_size_option
 from greenless.cli.flags import background_option, out_option, write_option
 from greenless.pipeline.compose import OutputKind, parse_background
+
 
 def ray_failure(exc: BaseException) -> str:
     """The useful line of a Ray error: the GreenlessError message inside it if any, else its last line."""
@@ -41,9 +43,28 @@ def batch(
     max_pixels: int = typer.Option(100_000_000, "--max-pixels", min=1, help="Refuse larger images (decompression bombs)."),
 ) -> None:
     """Matte every photo of a folder on Ray Data: same files as `greenless matte FOLDER -o OUT`, at cluster scale."""
-    from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+    from greenless.errors import GreenlessError
+    from greenless.matter import Matter
+    from greenless.registry import resolve_weights
 
+    run_batch = _ray_backend(use_ray)
+    # decoded once here, exactly as greenless matte reads --background
+    bg = parse_background(background, max_pixels=max_pixels) if kind is OutputKind.composite else background
+    weights = resolve_weights(weights, model, "onnx", job=None)
+    if weights is not None and not weights.is_file():
+        raise GreenlessError(f"{weights}: weights file not found")
+    Matter(weights, ref_size=ref_size, threads=1, guide=guide)  # a bad model fails here in one line, not in every actor
+    plan = run_batch(input_uri, out, kind=kind.value, background=bg, weights=str(weights) if weights else None,
+                     ref_size=ref_size, address=address, cpus_per_actor=cpus_per_actor, gpus_per_actor=gpus_per_actor,
+                     actors=actors, batch_size=batch_size, max_pixels=max_pixels, guide=guide)
+    failures = _follow(plan)
+    print(f"wrote {plan.total - failures} of {plan.total} images to {out} with {plan.actors} Ray actors", file=sys.stderr)
+    if failures:
+        raise SystemExit(1)
+
+
+def _ray_backend(use_ray: bool) -> Any:
+    """``distributed.ray_batch.run_batch``, or one error line: --ray missing, or Ray not installed."""
     from greenless.errors import GreenlessError, install_hint
 
     if not use_ray:
@@ -54,37 +75,26 @@ def batch(
         from greenless.distributed.ray_batch import run_batch
     except ImportError:
         raise GreenlessError(f"batch --ray needs Ray: {install_hint('ray')}") from None
-    bg: object = background
-    if kind is OutputKind.composite:  # decoded once here, exactly as greenless matte reads --background
-        bg = parse_background(background, max_pixels=max_pixels)
-    from greenless.matter import Matter
-    from greenless.registry import resolve_weights
+    return run_batch
 
-    weights = resolve_weights(weights, model, "onnx", job=None)
-    if weights is not None and not weights.is_file():
-        raise GreenlessError(f"{weights}: weights file not found")
 
-    Matter(weights, ref_size=ref_size, threads=1, guide=guide)  # a bad model fails here in one line, not in every actor
-    plan = run_batch(input_uri, out, kind=kind.value, background=bg, weights=str(weights) if weights else None,
-                     ref_size=ref_size, address=address, cpus_per_actor=cpus_per_actor, gpus_per_actor=gpus_per_actor,
-                     actors=actors, batch_size=batch_size, max_pixels=max_pixels, guide=guide)
+def _follow(plan: Any) -> int:
+    """Run ``plan`` with a progress bar and one error line per failed photo; returns the failure count."""
+    from rich.console import Console
+
+    from greenless.cli.report import error_line, files_progress
+    from greenless.errors import GreenlessError
+
     console = Console(stderr=True)
     failures = 0
-    columns = (TextColumn("matting"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
-    with Progress(*columns, console=console, transient=True, disable=not console.is_terminal) as progress:
+    with files_progress(console, transient=True) as progress:
         task = progress.add_task("matting", total=plan.total)
         try:
             for row in plan.rows():
                 if row["error"]:
                     failures += 1
-                    line = f"greenless: error: {row['error']}"
-                    if console.is_terminal:
-                        progress.console.print(line, markup=False, highlight=False, soft_wrap=True)
-                    else:
-                        print(line, file=sys.stderr, flush=True)
+                    error_line(console, row["error"])
                 progress.advance(task)
         except Exception as exc:  # an actor that could not start (bad weights on a node) fails the whole job
             raise GreenlessError(f"the Ray job failed: {ray_failure(exc)}") from None
-    print(f"wrote {plan.total - failures} of {plan.total} images to {out} with {plan.actors} Ray actors", file=sys.stderr)
-    if failures:
-        raise SystemExit(1)
+    return failures

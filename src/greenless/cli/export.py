@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import typer
 
@@ -41,11 +42,31 @@ def export(
     """Export the model and check it on real images: matte difference to PyTorch and MSE/MAD before and after."""
     from rich.console import Console
 
-    from greenless.errors import GreenlessError, install_hint
-
-    from greenless.registry import resolve_weights
+    from greenless.card import in_channels
+    from greenless.export import export_checked
+    from greenless.registry import job_defaults, resolve_weights
 
     weights = resolve_weights(weights, model, "torch", job="stream")  # the packaged default when neither is given
+    variant = _variant(output, torchscript, fp16, int8)
+    _check_weights(weights)
+    # Cheap checks of the data first, so a wrong folder fails before PyTorch loads.
+    check_data, images, alphas, calib = _check_sets(check_data, check_limit, calibration if int8 else None,
+                                                    calibration_samples, int8)
+    net, card = _load(weights)
+    # the check runs at the weights' stream reference size (the card's ref_size, which the export keeps)
+    size = ref_size or job_defaults(card, in_channels(card), "stream").ref_size
+    card = {**card, "source_weights": weights.name}
+    with Console(stderr=True).status(f"exporting {variant} and checking it on {len(images)} images from {check_data}"):
+        check = export_checked(net, output, variant, card, images, alphas, size, calibration=calib, opset=opset,
+                               max_degradation=max_degradation / 100.0)
+    typer.echo(check.summary())
+    typer.echo(f"wrote {output}")
+
+
+def _variant(output: Path, torchscript: bool, fp16: bool, int8: bool) -> str:
+    """onnx, torchscript, fp16 or int8, checked against ``output``'s suffix and the installed extras."""
+    from greenless.errors import GreenlessError, install_hint
+
     if sum((torchscript, fp16, int8)) > 1:
         raise GreenlessError("choose one of --torchscript, --fp16 and --int8 per export")
     variant = "torchscript" if torchscript else "fp16" if fp16 else "int8" if int8 else "onnx"
@@ -57,45 +78,49 @@ def export(
     want_suffix = ".pt" if torchscript else ".onnx"
     if output.suffix != want_suffix:
         raise GreenlessError(f"{output}: a {variant} export must end in {want_suffix}")
+    return variant
+
+
+def _check_weights(weights: Path | None) -> None:
+    from greenless.errors import GreenlessError
+
     if weights is not None and not weights.is_file():
         raise GreenlessError(f"{weights}: weights file not found")
     if weights is not None and weights.suffix == ".onnx":
         raise GreenlessError(f"{weights}: export starts from PyTorch weights (.safetensors or .ckpt), not ONNX")
-    # Cheap checks of the data first, so a wrong folder fails before PyTorch loads.
+
+
+def _check_sets(check_data: Path | None, check_limit: int | None, calibration: list[Path] | None, samples: int,
+                int8: bool) -> tuple[Path, Any, Any, Any]:
+    """(check folder, images, alphas, calibration images or None): the data the export is checked and calibrated on."""
+    from greenless.errors import GreenlessError
     from greenless.export_check import calibration_images, load_check_set
 
     check_data = check_data or _find_shared("portraits")
     if check_data is None:
         raise GreenlessError("no check data: pass --check-data DIR (a labelled folder: image/ + alpha/, or any layout greenless eval reads)")
     images, alphas, _ = load_check_set(check_data, check_limit)
-    calib = None
-    if int8:
-        sources = calibration or [p for p in (_find_shared(s) for s in ("photos", "backgrounds", "videos")) if p]
-        if not sources:
-            raise GreenlessError("no calibration data: pass --calibration-data DIR")
-        calib = calibration_images(sources, calibration_samples)
+    if not int8:
+        return check_data, images, alphas, None
+    sources = calibration or [p for p in (_find_shared(s) for s in ("photos", "backgrounds", "videos")) if p]
+    if not sources:
+        raise GreenlessError("no calibration data: pass --calibration-data DIR")
+    return check_data, images, alphas, calibration_images(sources, samples)
+
+
+def _load(weights: Path) -> tuple[Any, dict]:
+    """The PyTorch network and card of ``weights``; one error line without PyTorch or for a file that is none."""
+    from greenless.errors import GreenlessError, install_hint
+
     try:
         import torch  # noqa: F401
     except ImportError:
         raise GreenlessError(f"export needs PyTorch: {install_hint('torch')}") from None
-    from greenless.export import export_checked
     from greenless.model.checkpoint import load_weights
 
-    console = Console(stderr=True)
     try:
-        model, card = load_weights(weights)
+        return load_weights(weights)
     except GreenlessError:
         raise
     except Exception as exc:
         raise GreenlessError(f"{weights}: cannot load weights ({str(exc).splitlines()[0][:200]})") from exc
-    from greenless.card import in_channels
-    from greenless.registry import job_defaults
-
-    # the check runs at the weights' stream reference size (the card's ref_size, which the export keeps)
-    size = ref_size or job_defaults(card, in_channels(card), "stream").ref_size
-    card = {**card, "source_weights": weights.name}
-    with console.status(f"exporting {variant} and checking it on {len(images)} images from {check_data}"):
-        check = export_checked(model, output, variant, card, images, alphas, size, calibration=calib, opset=opset,
-                               max_degradation=max_degradation / 100.0)
-    typer.echo(check.summary())
-    typer.echo(f"wrote {output}")

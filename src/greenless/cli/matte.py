@@ -154,31 +154,6 @@ def _run_one(src: Path | None, output: str | None, job: PhotoJob, settings: dict
         print(f"wrote {target}", file=sys.stderr)
 
 
-def _report(console: Any, message: str) -> None:
-    """One ``greenless: error:`` line on stderr, above the progress bar when there is one."""
-    line = f"greenless: error: {message}"
-    if console.is_terminal:
-        console.print(line, markup=False, highlight=False, soft_wrap=True)
-    else:
-        print(line, file=sys.stderr, flush=True)
-
-
-def _progress(console: Any) -> Any:
-    """A Rich progress bar with files per second (shown on a terminal only)."""
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, ProgressColumn, TextColumn, TimeRemainingColumn
-    from rich.text import Text
-
-    class RateColumn(ProgressColumn):
-        """Files per second (the task's running speed)."""
-
-        def render(self, task: Any) -> Text:
-            speed = task.finished_speed or task.speed
-            return Text(f"{speed:.2f} files/s" if speed else "- files/s", style="progress.data.speed")
-
-    return Progress(TextColumn("matting"), BarColumn(), MofNCompleteColumn(), RateColumn(), TimeRemainingColumn(),
-                    console=console, disable=not console.is_terminal, transient=False)
-
-
 def _run_many(files: list[Path], inputs: list[str], output: str | None, job: PhotoJob, settings: dict,
               problems: list[str], background_file: Path | None = None) -> int:
     """Several photos with a progress bar; a bad file is one error line and is skipped. Returns the failure count.
@@ -187,23 +162,24 @@ def _run_many(files: list[Path], inputs: list[str], output: str | None, job: Pho
     """
     from rich.console import Console
 
+    from greenless.cli.report import error_line, files_progress
     from greenless.pipeline.photos import matte_files
 
     targets = batch_outputs(files, inputs, output, job.kind)
     refuse_batch_overwrites(targets, files, background_file)
     console = Console(stderr=True)
     for message in problems:
-        _report(console, message)
+        error_line(console, message)
     failures = len(problems)
     matter = _make_matter(settings)
-    with _progress(console) as progress:
+    with files_progress(console) as progress:
         task = progress.add_task("matting", total=len(files))
 
         def on_result(src: Path, target: Path, error: Exception | None) -> None:
             nonlocal failures
             if error is not None:
                 failures += 1
-                _report(console, str(error))
+                error_line(console, str(error))
             progress.advance(task)
 
         written = matte_files(matter, files, targets, job, on_result)

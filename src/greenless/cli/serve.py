@@ -48,37 +48,60 @@ def serve(
     closed after --idle-timeout and at most --max-connections stay open per worker, so a flood of idle
     sockets cannot use up the open-file limit.
     """
-    from greenless.errors import GreenlessError, install_hint
-
-    try:
-        import uvicorn
-
-        from greenless.serve.app import create_app
-        from greenless.serve.connections import connection_cap, uvicorn_options
-        from greenless.serve.listen import check_listen, check_log_level
-        from greenless.serve.settings import ENV_VAR
-    except ImportError as exc:
-        raise GreenlessError(f"serve needs the serve extra ({exc.name} is missing): {install_hint('serve')}") from None
+    from greenless.errors import GreenlessError
+    from greenless.matter import Matter
     from greenless.registry import resolve_weights
+
+    _need_serve_extra()
+    from greenless.serve.listen import check_listen, check_log_level
 
     log_level = check_log_level(log_level)
     weights = resolve_weights(weights, model, engine, job=None)
     if weights is not None and not weights.is_file():
         raise GreenlessError(f"{weights}: weights file not found")
     check_listen(host, port)  # a bad --host or a port in use: one line now, not uvicorn's start-up log and exit 3
+    settings = ServeSettings(
+        weights=str(weights) if weights else None, engine=engine.value, ref_size=ref_size, threads=threads, guide=guide,
+        max_upload_mb=max_upload_mb, max_pixels=max_pixels, timeout=timeout, max_concurrency=max_concurrency,
+        queue_size=queue_size, idle_timeout=idle_timeout, max_connections=_capped(max_connections),
+    )
+    # Load the model once here so a bad weights file fails now, with one line, not in every worker (only _run holds it).
+    _run(settings, Matter(settings.weights, engine=engine, ref_size=ref_size, threads=threads, guide=guide), host, port,
+         workers, log_level)
+
+
+def _need_serve_extra() -> None:
+    """One error line naming the extra when FastAPI or uvicorn is missing."""
+    from greenless.errors import GreenlessError, install_hint
+
+    try:
+        import uvicorn  # noqa: F401
+
+        from greenless.serve.app import create_app  # noqa: F401
+    except ImportError as exc:
+        raise GreenlessError(f"serve needs the serve extra ({exc.name} is missing): {install_hint('serve')}") from None
+
+
+def _capped(max_connections: int) -> int:
+    """``--max-connections`` kept under the open-file limit, with a note when it is lowered."""
+    from greenless.serve.connections import connection_cap
+
     cap = connection_cap(max_connections)
     if cap < max_connections:
         typer.echo(f"note: --max-connections lowered from {max_connections} to {cap} per worker to stay under the "
                    "open-file limit (raise it with ulimit -n)", err=True)
-    settings = ServeSettings(
-        weights=str(weights) if weights else None, engine=engine.value, ref_size=ref_size, threads=threads, guide=guide,
-        max_upload_mb=max_upload_mb, max_pixels=max_pixels, timeout=timeout, max_concurrency=max_concurrency,
-        queue_size=queue_size, idle_timeout=idle_timeout, max_connections=cap,
-    )
-    # Load the model once here so a bad weights file fails now, with one line, not in every worker.
-    from greenless.matter import Matter
+    return cap
 
-    matter = Matter(settings.weights, engine=engine, ref_size=ref_size, threads=threads, guide=guide)
+
+def _run(settings: ServeSettings, matter: object, host: str, port: int, workers: int, log_level: str) -> None:
+    """uvicorn with one app (``matter`` in this process) or ``workers`` processes, each loading its own model."""
+    import uvicorn
+
+    from greenless.errors import GreenlessError
+    from greenless.serve.app import create_app
+    from greenless.serve.connections import uvicorn_options
+    from greenless.serve.settings import ENV_VAR
+
     try:
         if workers == 1:
             uvicorn.run(create_app(settings, matter=matter), host=host, port=port, log_level=log_level,
