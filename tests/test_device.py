@@ -109,7 +109,7 @@ def test_device_path_small_frames_feedback_and_demo_rule(frames: list[np.ndarray
 def test_device_path_needs_the_torch_engine() -> None:
     from greenless.matter import Matter
     from greenless.pipeline.device import DeviceMatter
-    from greenless.pipeline.stream import use_device_path
+    from greenless.pipeline.streaming import use_device_path
 
     with pytest.raises(GreenlessError, match="needs the torch engine"):
         DeviceMatter(Matter(stream=True))
@@ -122,7 +122,7 @@ def test_one_stream_factory_picks_path_renderer_and_batch() -> None:
     for (its renderer on CUDA only), a live source one frame per call, feedback one frame per call."""
     from greenless.matter import Matter
     from greenless.pipeline.device import DeviceMatter
-    from greenless.pipeline.stream import DEFAULT_BATCH, DEVICE_BATCH, open_stream
+    from greenless.pipeline.streaming import DEFAULT_BATCH, DEVICE_BATCH, open_stream
     from greenless.pipeline.video import frame_render
 
     plain = Matter(stream=True)

@@ -16,8 +16,8 @@ import cv2
 import numpy as np
 
 from greenless.errors import GreenlessError
-from greenless.evaluate.dataset import load_eval_set, read_alpha, read_rgb
-from greenless.media.images import IMAGE_SUFFIXES
+from greenless.media.images import IMAGE_SUFFIXES, load_rgb, read_alpha
+from greenless.media.labelled import load_labelled
 from greenless.media.video import VIDEO_EXTENSIONS as VIDEO_SUFFIXES
 from greenless.pipeline.recipe import Recipe
 
@@ -26,12 +26,12 @@ Runner = Callable[[np.ndarray], np.ndarray]
 
 def load_check_set(folder: Path, limit: int | None = None) -> tuple[list[np.ndarray], list[np.ndarray], list[str]]:
     """Images and mattes from a labelled folder in any layout ``greenless eval`` reads (PPM-100's ``image/`` +
-    ``alpha/``, P3M, AIM-500: ``greenless.evaluate.dataset``), paired by stem, at most ``limit`` of them."""
-    samples = load_eval_set(folder).samples
+    ``alpha/``, P3M, AIM-500: ``greenless.media.labelled``), paired by stem, at most ``limit`` of them."""
+    samples = load_labelled(folder).samples
     pairs = [(s.image, s.alpha) for s in (samples[:limit] if limit else samples)]
     images, mattes = [], []
     for image_path, alpha_path in pairs:
-        rgb, alpha = read_rgb(image_path), read_alpha(alpha_path).astype(np.float32)
+        rgb, alpha = load_rgb(image_path), read_alpha(alpha_path).astype(np.float32)
         if alpha.shape != rgb.shape[:2]:
             raise GreenlessError(f"{alpha_path}: size {alpha.shape[::-1]} differs from its image {rgb.shape[1::-1]}")
         images.append(rgb)
@@ -144,7 +144,7 @@ def calibration_images(sources: list[Path], max_samples: int = 24, frames_per_vi
         if path.suffix.lower() in VIDEO_SUFFIXES:
             images.extend(video_frames(path, frames_per_video))
         else:
-            images.append(read_rgb(path))
+            images.append(load_rgb(path))
     if not images:
         raise GreenlessError(f"no calibration images found in {', '.join(map(str, sources))}")
     return images[:max_samples]

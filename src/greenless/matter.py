@@ -14,7 +14,8 @@ from greenless.errors import GreenlessError
 from greenless.media.images import as_rgb_array
 from greenless.pipeline.guide import shared_segmenter
 from greenless.pipeline.recipe import Recipe, recipe_for
-from greenless.pipeline.stream import DEFAULT_OFD_TOL, MatteStream, open_stream
+from greenless.pipeline.stream import DEFAULT_OFD_TOL, MatteStream
+from greenless.pipeline.streaming import open_stream
 from greenless.registry import resolve_weights
 
 

@@ -63,7 +63,7 @@ def video(
     from greenless.registry import resolve_weights
     from greenless.media.video import choose_encoder, is_video_output, open_video, open_writer
     from greenless.pipeline.compose import parse_color
-    from greenless.pipeline.stream import StreamSetup, open_stream
+    from greenless.pipeline.streaming import StreamSetup, open_stream
     from greenless.pipeline.video import Background, VideoPipeline
 
     engine = "torch" if device is not None else engine

@@ -88,7 +88,7 @@ def webcam(
     from greenless.errors import GreenlessError
     from greenless.matter import Matter
     from greenless.media.video import choose_encoder, is_video_output, open_writer
-    from greenless.pipeline.stream import open_stream
+    from greenless.pipeline.streaming import open_stream
     from greenless.pipeline.video import Background
 
     if window is None:

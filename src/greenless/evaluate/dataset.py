@@ -9,6 +9,7 @@ import numpy as np
 
 from greenless.errors import GreenlessError
 from greenless.media.images import IMAGE_SUFFIXES as IMAGE_EXTS
+from greenless.media.images import read_alpha
 from greenless.media.labelled import LAYOUTS, LabelledSet, Sample, detect_layout, load_labelled
 
 __all__ = ["LAYOUTS", "EvalSet", "Sample", "detect_layout", "find_prediction", "load_eval_set", "read_alpha", "read_rgb"]
@@ -35,21 +36,3 @@ def read_rgb(path: Path) -> np.ndarray:
     from greenless.media.images import load_rgb
 
     return load_rgb(path)
-
-
-def read_alpha(path: Path) -> np.ndarray:
-    """An alpha file as HxW float64 in [0, 1].
-
-    Greyscale (8 or 16 bit) is the matte itself; an image with an alpha channel (an RGBA cut-out from
-    another tool) contributes that channel; an RGB image is converted to luminance.
-    """
-    from greenless.media.images import open_image
-
-    im = open_image(path)
-    if im.mode in ("I;16", "I;16B", "I;16L", "I"):
-        return np.clip(np.asarray(im).astype(np.float64) / 65535.0, 0.0, 1.0)
-    if im.mode == "F":
-        return np.clip(np.asarray(im).astype(np.float64), 0.0, 1.0)
-    if "A" in im.getbands():
-        return np.asarray(im.getchannel("A")).astype(np.float64) / 255.0
-    return np.asarray(im.convert("L")).astype(np.float64) / 255.0

@@ -71,14 +71,13 @@ def compose_grid(rows: list[dict[str, np.ndarray]]) -> np.ndarray:
 
 def write_grid(path: Path, rows: list[dict[str, np.ndarray]], max_bytes: int = MAX_BYTES) -> Path:
     """Write the grid as PNG at ``path``, shrinking it until the file is under ``max_bytes``."""
-    from greenless.evaluate.runner import encode_png
-    from greenless.media.images import write_bytes_atomic
+    from greenless.media.images import encode_png, write_bytes_atomic
 
     if path.suffix.lower() != ".png":
         raise GreenlessError(f"{path}: the picture grid is written as PNG; use a .png name")
     canvas = compose_grid(rows)
     while True:
-        data = encode_png(canvas, compression=9)
+        data = encode_png(canvas, 9)
         if len(data) < max_bytes or canvas.shape[1] < 200:
             break
         canvas = cv2.resize(canvas, None, fx=0.8, fy=0.8, interpolation=cv2.INTER_AREA)

@@ -131,6 +131,22 @@ def load_rgb(source: str | os.PathLike[str] | bytes | IO[bytes], max_pixels: int
     return pil_to_rgb(open_image(source, max_pixels=max_pixels, name=name))
 
 
+def read_alpha(path: Path) -> np.ndarray:
+    """An alpha file as HxW float64 in [0, 1].
+
+    Greyscale (8 or 16 bit) is the matte itself; an image with an alpha channel (an RGBA cut-out from
+    another tool) contributes that channel; an RGB image is converted to luminance.
+    """
+    im = open_image(path)
+    if im.mode in ("I;16", "I;16B", "I;16L", "I"):
+        return np.clip(np.asarray(im).astype(np.float64) / 65535.0, 0.0, 1.0)
+    if im.mode == "F":
+        return np.clip(np.asarray(im).astype(np.float64), 0.0, 1.0)
+    if "A" in im.getbands():
+        return np.asarray(im.getchannel("A")).astype(np.float64) / 255.0
+    return np.asarray(im.convert("L")).astype(np.float64) / 255.0
+
+
 def _scale_16bit(arr: np.ndarray) -> np.ndarray:
     """0..65535 -> 0..255 with rounding (65535 maps to 255, not clipped)."""
     return ((arr.astype(np.float32) * (255.0 / 65535.0)) + 0.5).astype(np.uint8)

@@ -86,12 +86,11 @@ class DeviceMatter:
         """Alpha matte of one image, as ``Matter.matte``."""
         return self.matte_batch([image], None if prev_alpha is None else [prev_alpha])[0]
 
-    def stream(self, temporal: str | None = None, ofd: bool = True, ofd_tol: float | None = None) -> Any:
+    def stream(self, *args: Any, **kwargs: Any) -> Any:
         """A ``MatteStream`` over this device matter (temporal policy as ``Matter.stream``)."""
-        from greenless.pipeline.stream import DEFAULT_OFD_TOL, open_stream
+        from greenless.pipeline.stream import MatteStream
 
-        tol = DEFAULT_OFD_TOL if ofd_tol is None else ofd_tol
-        return open_stream(self, device_path=False, temporal=temporal, ofd=ofd, ofd_tol=tol).stream
+        return MatteStream(self, *args, **kwargs)
 
     def network_seconds(self) -> float:
         """Time spent inside the network so far (device time on CUDA, measured by events)."""
