@@ -500,9 +500,11 @@ class TrainingRun:
         if self.is_main:
             self.flush()
             card = dict(self.card)
-            card.update({"ref_size": cfg.data.val_ref_size, "hint": cfg.hint,
+            card.update({"ref_size": cfg.data.val_ref_size,
                          "training": {"config": cfg.to_dict(), "loss": self.loss_spec.to_dict(),
                                       "steps": self.step_no}})
+            if cfg.hint != "none":  # what the 4th channel carries; a 3-channel network's card names no hint
+                card["hint"] = cfg.hint
             if cfg.data.val:
                 card["validation"] = _log_val(self.model, cfg, self.device, self.step_no, self.log_path)
             card["training"]["elapsed_s"] = round(self.clock.elapsed(), 1)
