@@ -9,7 +9,8 @@ the validation figures (measured here on ../shared/data/portraits, which trainin
 
 ``--name`` is the file stem under src/greenless/weights and the name ``--model`` takes (see
 greenless.registry.MODELS): ``modnet`` from configs/modnet.toml, ``modnet-paper`` (ref size 256) from
-configs/modnet-paper.toml.
+configs/modnet-paper.toml. The card records the set's recipe (greenless.train.recipes): normally
+``python scripts/rebuild_weights.py NAME`` runs this script as its last stage.
 """
 
 from __future__ import annotations
@@ -21,11 +22,12 @@ from pathlib import Path
 
 from greenless.cli.script import need_path, progress, run_script
 
-WEIGHTS_DIR = Path(__file__).resolve().parents[1] / "src" / "greenless" / "weights"
+REPO = Path(__file__).resolve().parents[1]
+WEIGHTS_DIR = REPO / "src" / "greenless" / "weights"
 
 TRAINING_DATA = {
     "built_by": "scripts/build_training_data.py -o runs/data and scripts/build_extra_data.py -o runs/data-extra "
-                "(pseudo-labels), then greenless train configs/<name>.toml",
+                "(pseudo-labels), then greenless train CONFIG (the card's recipe names the config and the one command)",
     "samples": "runs/data: 197 people: 82 frames of 16 ASL clips, 25 of thoughtful-35590, 2 Pixabay photos, "
                "88 crops of the room video; runs/data-extra: 173 pictures of openpeople's 10 synthetic people "
                "(155 studio shots matted against a fitted backdrop plate, 18 with the reference-mask recipe); "
@@ -50,6 +52,26 @@ TRAINING_DATA = {
     },
     "never_trained_on": "../shared/data/portraits (the validation set)",
 }
+#: What changes when a recipe reads runs/data only (modnet-paper, modnet-prev-alpha).
+RUNS_DATA_ONLY = {
+    "built_by": "scripts/build_training_data.py -o runs/data (pseudo-labels), then greenless train CONFIG (the card's "
+                "recipe names the config and the one command)",
+    "samples": "197 people: 82 frames of 16 ASL clips, 25 of thoughtful-35590, 2 Pixabay photos, 88 crops of the room "
+               "video; each composited 6x per epoch on 9 backgrounds, plus the real frames",
+    "backgrounds": "9 in runs/data (the 8 shared backgrounds + the room plate)",
+}
+EXTRA_ONLY_LICENCES = ("openpeople", "scikit-image", "procedural")
+
+
+def training_data(folders: list[str]) -> dict:
+    """The card's training_data for a run on these runs/ folders (``data``, ``data-extra``)."""
+    if "data-extra" in folders:
+        return TRAINING_DATA
+    return {**TRAINING_DATA, **RUNS_DATA_ONLY,
+            "licences": {k: v for k, v in TRAINING_DATA["licences"].items()
+                         if not any(word in k for word in EXTRA_ONLY_LICENCES)}}
+
+
 GUIDE = {
     "model": "MediaPipe selfie segmentation (Google), converted from the tflite in Google's mediapipe wheel by "
              "scripts/derive_guide.py",
@@ -85,12 +107,15 @@ def main() -> None:
     parser.add_argument("--name", default="modnet", help="File stem: modnet or modnet-paper (or any name, for a comparison).")
     parser.add_argument("--machine", default="this project's CPU machine: 2 cores, no GPU",
                         help="Where the run trained, for the card.")
+    parser.add_argument("--recipe", default=None, help="The recipe that made the weights, recorded in the card "
+                        "(greenless.train.recipes; default: --name when a recipe has that name).")
     args = parser.parse_args()
     need_path(args.weights, "the trained weights", "file")
     need_path(args.portraits, "the validation portraits, --portraits", "dir")
 
     from greenless.export import export_onnx  # torch: after the checks, so a mistyped path is answered at once
     from greenless.model.checkpoint import load_weights, save_weights
+    from greenless.train.recipes import RECIPES, card_record, data_folders, recipe
     from greenless.train.validate import validate
 
     model, card = load_weights(args.weights)
@@ -101,7 +126,10 @@ def main() -> None:
     card["ref_size"] = args.ref_size
     if args.photo_ref_size:
         card["photo_ref_size"] = args.photo_ref_size
-    card["training_data"] = TRAINING_DATA
+    name = args.recipe or (args.name if args.name in RECIPES else None)
+    card["training_data"] = training_data(data_folders(recipe(name), REPO) if name else ["data", "data-extra"])
+    if name:
+        card["recipe"] = card_record(name, REPO)
     hint = card.get("hint", "prev-alpha" if model.config.in_channels == 4 else "none")
     if hint == "guide":
         card["guide"] = GUIDE

@@ -28,6 +28,7 @@ SCRIPTS: dict[str, list[str] | None] = {
     "scripts/gpu_bench.py": ["prepare", "--clip", f"{MISSING}/clip.mp4"],
     "scripts/gpu_train.py": ["prepare", f"{MISSING}/config.toml"],
     "scripts/make_readme_pictures.py": ["--shared", MISSING, "-o", f"{MISSING}/out"],
+    "scripts/rebuild_weights.py": ["modnet", "--shared", MISSING, "--work", f"{MISSING}/runs"],
     "scripts/ship_weights.py": [f"{MISSING}/final.safetensors", "--out", f"{MISSING}/out"],
     "scripts/soc_experiment.py": ["--weights", f"{MISSING}/w.safetensors", "-o", f"{MISSING}/out"],
     "benchmarks/bench_matte_photo.py": ["--data", MISSING],
