@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import av
@@ -43,10 +44,22 @@ def test_window_without_gui_support_is_one_clear_line(clip: Path, capsys: pytest
     assert code == 2 and err.count("\n") == 1 and "GUI support" in err
 
 
+VIRTUAL = ["--no-window", "--virtual-camera", "--max-frames", "2", "--ref-size", "64"]
+
+
+def test_virtual_camera_without_pyvirtualcam_is_one_line(clip: Path, capsys: pytest.CaptureFixture[str],
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    """Without the webcam extra, --virtual-camera names the package and the extra to install."""
+    monkeypatch.setitem(sys.modules, "pyvirtualcam", None)  # ``import pyvirtualcam`` now raises ImportError
+    code, err = run_cli(["webcam", "--source", clip, *VIRTUAL], capsys)
+    assert code == 2 and err.count("\n") == 1 and "needs pyvirtualcam" in err and "[webcam]" in err, err
+
+
 def test_virtual_camera_missing_is_one_clear_line(clip: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    code, err = run_cli(["webcam", "--source", clip, "--no-window", "--virtual-camera", "--max-frames", "2",
-                         "--ref-size", "64"], capsys)
-    assert code == 2 and err.count("\n") == 1 and "virtual camera" in err
+    """With pyvirtualcam but no virtual camera device (v4l2loopback, OBS), one line says how to get one."""
+    pytest.importorskip("pyvirtualcam", reason="the virtual camera needs the webcam extra (pyvirtualcam)")
+    code, err = run_cli(["webcam", "--source", clip, *VIRTUAL], capsys)
+    assert code == 2 and err.count("\n") == 1 and "no virtual camera device" in err, err
 
 
 def test_bad_sources(tmp_path: Path, clip: Path, capsys: pytest.CaptureFixture[str]) -> None:

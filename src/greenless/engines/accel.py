@@ -1,8 +1,8 @@
 """How a PyTorch MODNet runs on a device: eager, ``torch.compile`` or CUDA graphs; fp16 and channels-last on CUDA.
 
-Tensors in, tensors out (no numpy): the torch engine wraps this for ``Matter``, and the batched video path
-(:mod:`greenless.pipeline.tensor_video`) and ``greenless bench --device`` call it directly so frames stay on
-the device. Why three modes: at batch 1 a MODNet forward is about a hundred small kernels, so on a GPU the
+Tensors in, tensors out (no numpy): the torch engine wraps this for ``Matter``, and the batched device path
+(:class:`greenless.pipeline.device.DeviceMatter`, through the torch engine's ``runner``) and ``greenless bench
+--device`` (:mod:`greenless.evaluate.device_bench`) call it directly so frames stay on the device. Why three modes: at batch 1 a MODNet forward is about a hundred small kernels, so on a GPU the
 launch overhead, not the arithmetic, bounds it (78 fps fp32 at 512x512 on an H200 in eager mode). A CUDA
 graph replays the whole forward as one launch; ``torch.compile`` fuses kernels (and on CUDA, with
 ``reduce-overhead``, records graphs too). CUDA graphs need CUDA; compile and eager run anywhere, so the
