@@ -73,7 +73,7 @@ class Matter:
 
     @property
     def hint(self) -> str:
-        """What the 4th input channel carries (``greenless.registry.HINTS``)."""
+        """What the 4th input channel carries (``greenless.registry.RECIPE_HINTS``)."""
         return self.recipe.hint
 
     @property

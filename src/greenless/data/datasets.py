@@ -25,11 +25,12 @@ HARMONISE_P = 0.5  # foreground colour and lighting pulled towards the new backg
 from greenless.data.folders import Pair
 from greenless.data.targets import semantic_target, transition_band
 from greenless.errors import GreenlessError
+from greenless.registry import RECIPE_HINTS as HINTS
 
 GAMMA = 2.2
-#: What a 4th input channel carries in training: nothing (3-channel networks), the previous frame's alpha
-#: (jittered true alpha), or the semantic guide (the packaged segmentation model's mask, corrupted).
-HINTS = ("none", "prev-alpha", "guide")
+# HINTS, what a 4th input channel carries, is the recipe's word (greenless.registry.RECIPE_HINTS); in training:
+# nothing (3-channel networks), the previous frame's alpha (jittered true alpha), or the semantic guide (the
+# packaged segmentation model's mask, corrupted).
 
 
 @lru_cache(maxsize=4096)

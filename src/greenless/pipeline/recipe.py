@@ -67,7 +67,7 @@ class Recipe:
 
     ``ref_size``: the short side the network sees; ``preprocess``: how an image becomes the network input and
     the matte comes back (``greenless.pipeline.preprocess``); ``channels``: the network's input channels;
-    ``hint``: what a 4th channel carries (``greenless.registry.HINTS``; a given previous matte always wins);
+    ``hint``: what a 4th channel carries (``greenless.registry.RECIPE_HINTS``; a given previous matte always wins);
     ``guide_view``: how the segmenter sees the image (``SelfieSegmenter`` modes); ``bound``: whether the guide
     bounds the matte (``greenless.pipeline.guide.guide_bounds``); ``temporal``: what a stream of these weights
     does between frames unless told (``greenless.pipeline.stream``).
