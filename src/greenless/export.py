@@ -45,14 +45,14 @@ def export_onnx(model: Any, path: str | Path, card: dict[str, Any] | None = None
     return path
 
 
-def torch_runner(model: Any) -> "Runner":
+def torch_runner(model: Any) -> Runner:
     """A runner (NCHW batch -> N1HW matte) over an eager PyTorch model in fp32, in eval mode."""
     from greenless.engines.torch import module_runner
 
     return module_runner(model.eval().float())
 
 
-def onnx_runner(path: str | Path, device: str | None = "cpu") -> "Runner":
+def onnx_runner(path: str | Path, device: str | None = "cpu") -> Runner:
     """A runner over an ONNX file (CPU by default so check figures do not depend on the machine)."""
     import numpy as np
 
@@ -62,14 +62,14 @@ def onnx_runner(path: str | Path, device: str | None = "cpu") -> "Runner":
     return lambda batch: engine.run(np.asarray(batch, np.float32))
 
 
-def torchscript_runner(path: str | Path) -> "Runner":
+def torchscript_runner(path: str | Path) -> Runner:
     """A runner over a TorchScript file saved by ``export_torchscript``."""
     import numpy as np
     import torch
 
     module = torch.jit.load(str(path), map_location="cpu").eval()
 
-    def run(batch: "np.ndarray") -> "np.ndarray":
+    def run(batch: np.ndarray) -> np.ndarray:
         with torch.inference_mode():
             return module(torch.from_numpy(np.ascontiguousarray(batch, dtype=np.float32))).numpy()
 
@@ -129,7 +129,7 @@ def convert_fp16(src: str | Path, dst: str | Path) -> Path:
     return Path(dst)
 
 
-def quantize_int8(src: str | Path, dst: str | Path, calibration: list[Any], recipe: "Recipe") -> Path:
+def quantize_int8(src: str | Path, dst: str | Path, calibration: list[Any], recipe: Recipe) -> Path:
     """Static int8 quantisation (QDQ, per-channel s8 weights, u8 activations) calibrated on real RGB images,
     prepared by ``recipe`` as the export will see them (a guided network gets each image's guide)."""
     import logging
@@ -137,8 +137,13 @@ def quantize_int8(src: str | Path, dst: str | Path, calibration: list[Any], reci
     import tempfile
 
     import numpy as np
-    import onnx
-    from onnxruntime.quantization import CalibrationDataReader, CalibrationMethod, QuantFormat, QuantType, quantize_static
+    from onnxruntime.quantization import (
+        CalibrationDataReader,
+        CalibrationMethod,
+        QuantFormat,
+        QuantType,
+        quantize_static,
+    )
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
     batches = [recipe.prepare([rgb]).x for rgb in calibration]
@@ -179,7 +184,7 @@ VARIANTS = ("onnx", "torchscript", "fp16", "int8")
 
 def export_checked(model: Any, path: str | Path, variant: str, card: dict[str, Any], check_images: list[Any],
                    check_alphas: list[Any], ref_size: int, calibration: list[Any] | None = None,
-                   opset: int = ONNX_OPSET, max_degradation: float = 0.05) -> "ExportCheck":
+                   opset: int = ONNX_OPSET, max_degradation: float = 0.05) -> ExportCheck:
     """Export ``variant`` of ``model`` to ``path`` only if it passes the check against the torch model.
 
     The variant is written to a temporary file beside ``path``, compared with the eager model on the

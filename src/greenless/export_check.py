@@ -8,9 +8,9 @@ users will get from the export.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Callable, Iterator
 
 import cv2
 import numpy as np
@@ -81,7 +81,7 @@ def compare(variant: str, reference: Runner, candidate: Runner, images: list[np.
             recipe: Recipe) -> ExportCheck:
     """Run both models over the check images by ``recipe`` and collect the agreement and quality figures."""
     diffs, maxdiff, t_se, t_ae, e_se, e_ae, pixels = 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0
-    for rgb, gt in zip(images, alphas):
+    for rgb, gt in zip(images, alphas, strict=True):
         ref = matte_with(reference, rgb, recipe).astype(np.float64)
         out = matte_with(candidate, rgb, recipe).astype(np.float64)
         diff = np.abs(ref - out)

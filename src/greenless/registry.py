@@ -15,7 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import Any, overload
 
 from greenless.card import HINTS, card_path, in_channels, read_card
 from greenless.errors import GreenlessError
@@ -113,6 +113,14 @@ def check_job(job: str) -> str:
     if job not in JOBS:
         raise GreenlessError(f"unknown job {job!r}; choose from {', '.join(JOBS)}")
     return job
+
+
+@overload
+def resolve_weights(weights: str | Path | None, model: str | None, engine: str = ..., job: str = ...) -> Path: ...
+@overload
+def resolve_weights(weights: str | Path | None, model: str | None, engine: str, job: None) -> Path | None: ...
+@overload
+def resolve_weights(weights: str | Path | None, model: str | None, engine: str = ..., *, job: None) -> Path | None: ...
 
 
 def resolve_weights(weights: str | Path | None, model: str | None, engine: str = "onnx",

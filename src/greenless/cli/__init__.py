@@ -118,10 +118,8 @@ def _root(version: bool = typer.Option(False, "--version", callback=_print_versi
 
 
 # Each module registers its command(s) on ``app`` when imported.
-from greenless.cli import convert, matte, train, video, webcam  # noqa: E402,F401
-from greenless.cli import bench  # noqa: E402,F401
+from greenless.cli import batch, bench, convert, export, matte, serve, train, video, webcam  # noqa: E402,F401
 from greenless.cli import eval as _eval  # noqa: E402,F401
-from greenless.cli import serve, export, batch  # noqa: E402,F401
 
 
 def fail(message: str, code: int = 2) -> None:

@@ -157,8 +157,16 @@ def _device_bench(device: str, engines: list[str], batches: list[int], resolutio
     from rich.console import Console
     from rich.table import Table
 
-    from greenless.evaluate.device_bench import (CPU_ENGINES, CUDA_ENGINES, HEADERS, QUICK_SIZES, Plan,
-                                                 render_markdown, run_device_bench, table_rows)
+    from greenless.evaluate.device_bench import (
+        CPU_ENGINES,
+        CUDA_ENGINES,
+        HEADERS,
+        QUICK_SIZES,
+        Plan,
+        render_markdown,
+        run_device_bench,
+        table_rows,
+    )
 
     try:
         import torch  # noqa: F401

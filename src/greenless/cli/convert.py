@@ -6,8 +6,8 @@ from pathlib import Path
 
 import typer
 
-from greenless.cli import app
 from greenless.card import MAX_REF_SIZE
+from greenless.cli import app
 from greenless.cli.flags import out_option
 
 

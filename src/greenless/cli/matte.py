@@ -14,11 +14,24 @@ from typing import Any
 
 import typer
 
-from greenless.cli import (EngineName, app, engine_option, guide_option, model_option, ref_size_option, refuse_overwrite,
-                           threads_option)
+from greenless.cli import (
+    EngineName,
+    app,
+    engine_option,
+    guide_option,
+    model_option,
+    ref_size_option,
+    refuse_overwrite,
+    threads_option,
+)
 from greenless.cli.flags import background_option, out_option, write_option
-from greenless.media.naming import (batch_outputs, expand_inputs, is_folder_target, refuse_batch_overwrites,  # noqa: F401
-                                    single_output)
+from greenless.media.naming import (  # noqa: F401
+    batch_outputs,
+    expand_inputs,
+    is_folder_target,
+    refuse_batch_overwrites,
+    single_output,
+)
 from greenless.pipeline.compose import OutputKind, parse_background
 from greenless.pipeline.photos import PhotoJob
 

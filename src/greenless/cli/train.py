@@ -82,7 +82,8 @@ def adapt(
     """Self-supervised SOC adaptation of trained weights to unlabelled footage (no labels needed)."""
     _need_torch("adaptation")
     from greenless.errors import GreenlessError
-    from greenless.train.soc import SOCConfig, adapt as run_adapt
+    from greenless.train.soc import SOCConfig
+    from greenless.train.soc import adapt as run_adapt
 
     if output.suffix != ".safetensors":
         raise GreenlessError(f"{output}: output must end in .safetensors")

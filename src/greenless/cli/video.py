@@ -17,7 +17,14 @@ MIN_FPS, MAX_FPS = 0.001, 1000.0  # what the writers turn into a usable time bas
 def progress_bar():  # noqa: ANN201 - rich type imported lazily
     """A Rich progress bar on stderr showing frames, fps and ETA."""
     from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
 
     return Progress(
         TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
@@ -60,13 +67,13 @@ def video(
 
     from greenless.errors import GreenlessError
     from greenless.matter import Matter
-    from greenless.registry import resolve_weights
     from greenless.media.video import choose_encoder, is_video_output, open_video, open_writer
     from greenless.pipeline.compose import parse_color
     from greenless.pipeline.streaming import StreamSetup, open_stream
     from greenless.pipeline.video import Background, VideoPipeline
+    from greenless.registry import resolve_weights
 
-    engine = "torch" if device is not None else engine
+    engine = EngineName.torch if device is not None else engine
     weights = resolve_weights(weights, model, engine, job="stream")  # the registry's stream default
     check_numbers(batch=batch, fps=fps, max_frames=max_frames, ofd_tol=ofd_tol)
     if not input.exists():

@@ -5,12 +5,15 @@ from __future__ import annotations
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
 
 from greenless.cli import EngineName, app, engine_option, guide_option, model_option, ref_size_option
 from greenless.cli.flags import background_option, out_option
+
+if TYPE_CHECKING:
+    import numpy as np
 
 WINDOW = "greenless"
 
@@ -82,8 +85,9 @@ def webcam(
     guide: str | None = guide_option(),
 ) -> None:
     """Live background replacement: camera -> matte -> blur/colour/image background -> window, virtual camera, file."""
-    import cv2
     from fractions import Fraction
+
+    import cv2
 
     from greenless.errors import GreenlessError
     from greenless.matter import Matter
@@ -134,7 +138,7 @@ def webcam(
             writer = open_writer(output, width, height, Fraction(fps).limit_denominator(1001))
         meter = FpsMeter()
         count = 0
-        bgr = first
+        bgr: np.ndarray | None = first
 
         def emit(rgb: Any, alpha: Any) -> bool:
             """Compose one frame and send it to every sink; False when the user closed the window."""

@@ -100,7 +100,7 @@ def face_blur(rng: np.random.Generator, image: np.ndarray, alpha: np.ndarray) ->
     cx += rng.uniform(-0.08, 0.08) * ax
     cy += rng.uniform(-0.08, 0.08) * ay
     ax, ay = max(2.0, ax * scale), max(2.0, ay * scale)
-    mask = np.zeros(alpha.shape, np.float32)
+    mask: np.ndarray = np.zeros(alpha.shape, np.float32)
     cv2.ellipse(mask, (int(round(cx)), int(round(cy))), (int(round(ax)), int(round(ay))), 0.0, 0, 360, 1.0, -1)
     mask = cv2.GaussianBlur(mask, (0, 0), max(1.0, 0.15 * ax))
     mask *= np.clip(alpha.astype(np.float32) * 2.0, 0.0, 1.0)  # keep the blur on the person
@@ -146,8 +146,9 @@ def degrade(rng: np.random.Generator, img: np.ndarray) -> np.ndarray:
     if rng.random() < 0.3:
         q = int(rng.integers(40, 90))
         ok, buf = cv2.imencode(".jpg", (np.clip(img, 0, 1) * 255).astype(np.uint8), [cv2.IMWRITE_JPEG_QUALITY, q])
-        if ok:
-            img = cv2.imdecode(buf, cv2.IMREAD_UNCHANGED).astype(np.float32) / 255.0
+        decoded = cv2.imdecode(buf, cv2.IMREAD_UNCHANGED) if ok else None
+        if decoded is not None:
+            img = decoded.astype(np.float32) / 255.0
     return np.clip(img, 0, 1)
 
 
@@ -193,9 +194,9 @@ def corrupt_guide(rng: np.random.Generator, guide: np.ndarray, blank_p: float = 
     if rng.random() < blank_p:
         return np.zeros_like(guide)
     h, w = guide.shape
-    out = guide.astype(np.float32, copy=True)
+    out: np.ndarray = guide.astype(np.float32, copy=True)
     if rng.random() < 0.35:
-        matrix = cv2.getRotationMatrix2D((w / 2, h / 2), rng.uniform(-6, 6), rng.uniform(0.93, 1.07))
+        matrix: np.ndarray = cv2.getRotationMatrix2D((w / 2, h / 2), rng.uniform(-6, 6), rng.uniform(0.93, 1.07))
         matrix[:, 2] += rng.uniform(-0.05, 0.05, 2) * (w, h)
         out = cv2.warpAffine(out, matrix, (w, h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
     if rng.random() < 0.35:

@@ -17,15 +17,23 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from greenless.data.augment import (add_lighting, colour_jitter, corrupt_guide, degrade, face_blur, harmonise,
-                                    maybe_greyscale, random_crop_scale)
-
-FACE_BLUR_P = 0.1  # privacy-blurred faces, as in P3M-10k and the validation portraits
-HARMONISE_P = 0.5  # foreground colour and lighting pulled towards the new background's
+from greenless.data.augment import (
+    add_lighting,
+    colour_jitter,
+    corrupt_guide,
+    degrade,
+    face_blur,
+    harmonise,
+    maybe_greyscale,
+    random_crop_scale,
+)
 from greenless.data.folders import Pair
 from greenless.data.targets import semantic_target, transition_band
 from greenless.errors import GreenlessError
 from greenless.registry import RECIPE_HINTS as HINTS
+
+FACE_BLUR_P = 0.1  # privacy-blurred faces, as in P3M-10k and the validation portraits
+HARMONISE_P = 0.5  # foreground colour and lighting pulled towards the new background's
 
 GAMMA = 2.2
 # HINTS, what a 4th input channel carries, is the recipe's word (greenless.registry.RECIPE_HINTS); in training:
@@ -71,7 +79,7 @@ def jitter_prev_alpha(rng: np.random.Generator, alpha: np.ndarray, blank_p: floa
     h, w = alpha.shape
     angle = rng.uniform(-5, 5)
     scale = rng.uniform(0.95, 1.05)
-    matrix = cv2.getRotationMatrix2D((w / 2, h / 2), angle, scale)
+    matrix: np.ndarray = cv2.getRotationMatrix2D((w / 2, h / 2), angle, scale)
     matrix[:, 2] += rng.uniform(-0.04, 0.04, 2) * (w, h)
     prev = cv2.warpAffine(alpha, matrix, (w, h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
     k = int(rng.integers(0, 4))
@@ -157,7 +165,7 @@ class CompositionDataset(_Seeded):
         fg, alpha = load_pair(self.pairs[index // self.per_fg])
         if rng.random() < FACE_BLUR_P:
             fg = face_blur(rng, fg, alpha)
-        bg = _read_rgb(self.backgrounds[int(rng.integers(len(self.backgrounds)))]).astype(np.float32) / 255.0
+        bg: np.ndarray = _read_rgb(self.backgrounds[int(rng.integers(len(self.backgrounds)))]).astype(np.float32) / 255.0
         if rng.random() < 0.5:
             fg, alpha = fg[:, ::-1], alpha[:, ::-1]
         fg, alpha = random_crop_scale(rng, [fg, alpha], self.size, (0.5, 1.2))
@@ -202,7 +210,7 @@ class LabelledDataset(_Seeded):
             if self.hint == "guide":
                 from greenless.pipeline.guide import shared_segmenter
 
-                prev = shared_segmenter()((image * 255.0 + 0.5).astype(np.uint8), mode="pad")
+                prev: np.ndarray | None = shared_segmenter()((image * 255.0 + 0.5).astype(np.uint8), mode="pad")
             else:
                 prev = np.zeros_like(alpha) if self.hint == "prev-alpha" else None
             return to_sample(image, alpha, prev=prev)

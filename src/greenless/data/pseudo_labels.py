@@ -14,8 +14,8 @@ PyAV are imported lazily: they belong to the ``train`` and ``video`` extras.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import cv2
 import numpy as np
@@ -76,8 +76,8 @@ def crop_to_person(rgb: np.ndarray, mask: np.ndarray, margin: float = 0.35) -> t
     h, w = mask.shape
     y0, y1, x0, x1 = ys.min(), ys.max(), xs.min(), xs.max()
     ph, pw = y1 - y0, x1 - x0
-    y0 = max(0, int(y0 - margin * ph)); y1 = min(h, int(y1 + margin * ph))
-    x0 = max(0, int(x0 - margin * pw - 0.3 * ph)); x1 = min(w, int(x1 + margin * pw + 0.3 * ph))
+    y0, y1 = max(0, int(y0 - margin * ph)), min(h, int(y1 + margin * ph))
+    x0, x1 = max(0, int(x0 - margin * pw - 0.3 * ph)), min(w, int(x1 + margin * pw + 0.3 * ph))
     return rgb[y0:y1, x0:x1], mask[y0:y1, x0:x1]
 
 
@@ -189,12 +189,14 @@ def plate_trimap(diff: np.ndarray, scale: float, coarse: np.ndarray | None = Non
         ellipse = cv2.MORPH_ELLIPSE
         core = cv2.erode(person, cv2.getStructuringElement(ellipse, (8 * k + 1, 8 * k + 1)),
                          borderType=cv2.BORDER_REPLICATE)
-        inner = cv2.erode(person, cv2.getStructuringElement(ellipse, (2 * k + 1, 2 * k + 1)),
+        inner: np.ndarray = cv2.erode(person, cv2.getStructuringElement(ellipse, (2 * k + 1, 2 * k + 1)),
                           borderType=cv2.BORDER_REPLICATE)
         strong = np.maximum(strong, np.maximum(core, inner & (diff > mid * scale)))
     solid = binary_fill_holes(strong).astype(np.uint8)
     # A hole that is mostly backdrop-coloured is a gap (between the legs, under an arm), not a grey shirt.
-    n, labels, stats, _ = cv2.connectedComponentsWithStats((solid & (1 - strong)).astype(np.uint8), 4)
+    # connectivity 8: the 4 this passed positionally went to OpenCV's ``labels`` output, so 8 (the default) is
+    # what every label built so far used
+    n, labels, stats, _ = cv2.connectedComponentsWithStats((solid & (1 - strong)).astype(np.uint8), connectivity=8)
     for i in range(1, n):
         hole = labels == i
         if stats[i, cv2.CC_STAT_AREA] > 4 * k * k and (diff[hole] < low * scale).mean() > 0.5:
@@ -203,7 +205,7 @@ def plate_trimap(diff: np.ndarray, scale: float, coarse: np.ndarray | None = Non
     # opening would erase); isolated specks elsewhere are noise, dust or JPEG blocks.
     near = cv2.dilate(solid, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (8 * k + 1, 8 * k + 1)))
     weak = ((diff > low * scale) & (near > 0)).astype(np.uint8)
-    n, labels, stats, _ = cv2.connectedComponentsWithStats(np.maximum(weak, solid), 8)
+    n, labels, stats, _ = cv2.connectedComponentsWithStats(np.maximum(weak, solid), connectivity=8)
     touching = np.unique(labels[solid > 0])
     big = np.flatnonzero(stats[:, cv2.CC_STAT_AREA] >= 30)
     anything = (np.isin(labels, np.union1d(touching, big)) & (labels > 0)).astype(np.uint8)

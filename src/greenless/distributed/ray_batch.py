@@ -10,9 +10,10 @@ from __future__ import annotations
 import inspect
 import os
 import warnings
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import PurePosixPath
-from typing import Any, Iterator
+from typing import Any
 
 import numpy as np
 
@@ -102,7 +103,7 @@ class MatteActor:
         from greenless.pipeline.compose import render
 
         outputs, errors = [], []
-        for data, path in zip(batch["bytes"], batch["path"]):
+        for data, path in zip(batch["bytes"], batch["path"], strict=True):
             target = f"{self.out_base.rstrip('/')}/{result_name(str(path), self.spec.clashing_stems, self.spec.input_names)}"
             try:
                 rgb = load_rgb(bytes(data), max_pixels=self.spec.max_pixels, name=str(path))
@@ -198,10 +199,11 @@ def run_batch(input_uri: str, output_uri: str, kind: str = "rgba", background: A
     # runs with its own default.
     takes_remote_args = any(p.kind is inspect.Parameter.VAR_KEYWORD
                             for p in inspect.signature(dataset.map_batches).parameters.values())
+    remote_args: dict[str, Any] = {"max_restarts": 0} if takes_remote_args else {}
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message="`ray_remote_args` is deprecated")
         results = dataset.map_batches(MatteActor, fn_constructor_kwargs={"spec": spec}, batch_size=batch_size,
                                       compute=ray.data.ActorPoolStrategy(size=actors), num_cpus=cpus_per_actor,
                                       num_gpus=gpus_per_actor or None, batch_format="numpy",
-                                      **({"max_restarts": 0} if takes_remote_args else {}))
+                                      **remote_args)
     return BatchRun(len(files), actors, results)

@@ -158,7 +158,8 @@ def default_reference() -> Path | None:
 
 def plan(reference: Path | None, skip: set[str], paper_onnx: Path | None) -> tuple[list[ModelSpec], list[ModelResult]]:
     """The models to time (default fp32, variants, torch, reference, paper) and the skipped ones with a note."""
-    from greenless.registry import DEFAULT_MODEL as JOB_MODELS, packaged
+    from greenless.registry import DEFAULT_MODEL as JOB_MODELS
+    from greenless.registry import packaged
 
     DEFAULT_MODEL = JOB_MODELS["stream"]
     onnx_path = packaged(DEFAULT_MODEL).path("onnx")  # the real-time default first; the photo default follows

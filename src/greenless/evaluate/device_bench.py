@@ -13,10 +13,11 @@ background load, so the CPU bench's worker processes and interleaving are not ne
 
 from __future__ import annotations
 
+import functools
 import time
-from pathlib import Path
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -91,7 +92,7 @@ def parse_engine(label: str) -> tuple[str, str, str]:
     return runtime, mode, precision
 
 
-def stats_ms(times: list[float], batch: int) -> dict[str, float]:
+def stats_ms(times: list[float], batch: int) -> dict[str, Any]:
     """Median, p10 and p90 of call times (ms) and the frames per second the median gives."""
     arr = np.asarray(times, dtype=np.float64)
     median = float(np.median(arr))
@@ -274,7 +275,7 @@ def run_device_bench(plan: Plan, on_progress: Callable[[str], None] | None = Non
                             runner = TensorRunner(model, device, mode=mode, half=precision == "fp16",
                                                   compile_backend=plan.compile_backend)
                             xt = runner.prepare(torch.from_numpy(x))
-                            call: Callable[[], Any] = lambda: runner(xt)  # noqa: E731
+                            call: Callable[[], Any] = functools.partial(runner, xt)
                         else:
                             call = onnx_call(name, mode, precision, device, x)
                         row.__dict__.update(stats_ms(timer.time(call, plan.warmup, plan.repeat, plan.case_s), batch))

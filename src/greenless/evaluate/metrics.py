@@ -9,6 +9,7 @@ Only NumPy and OpenCV are used, so ``greenless eval`` works on the light install
 
 from __future__ import annotations
 
+import itertools
 import math
 from typing import Any
 
@@ -132,7 +133,7 @@ def connection_levels(pred: Any, gt: Any, step: float = CONN_STEP) -> np.ndarray
     p, g, _ = _pair(pred, gt)
     levels = np.full(p.shape, -1.0)
     thresholds = _thresholds(step)
-    for prev, t in zip(thresholds[:-1], thresholds[1:]):
+    for prev, t in itertools.pairwise(thresholds):
         source = _largest_component((p >= t) & (g >= t))
         levels[(levels < 0) & ~source] = prev
     levels[levels < 0] = 1.0

@@ -48,7 +48,8 @@ class EvalResult:
 def encode_png(array: np.ndarray, compression: int | None = None) -> bytes:
     """PNG bytes of a uint8 image (HxW grey or HxWx3 RGB): the package's one encoder
     (``media.images.encode_png``), at its level unless ``compression`` (zlib 0-9) is given."""
-    from greenless.media.images import PNG_LEVEL, encode_png as _encode
+    from greenless.media.images import PNG_LEVEL
+    from greenless.media.images import encode_png as _encode
 
     return _encode(array, PNG_LEVEL if compression is None else compression)
 

@@ -31,7 +31,7 @@ def dtssd(pred: Sequence[np.ndarray], truth: Sequence[np.ndarray]) -> float:
         raise ValueError("dtSSD needs at least two frames")
     total = 0.0
     prev_p, prev_t = _as_alpha(pred[0]), _as_alpha(truth[0])
-    for p, t in zip(pred[1:], truth[1:]):
+    for p, t in zip(pred[1:], truth[1:], strict=True):
         cur_p, cur_t = _as_alpha(p), _as_alpha(t)
         if cur_p.shape != cur_t.shape:
             raise ValueError(f"frame shapes differ: {cur_p.shape} vs {cur_t.shape}")
@@ -84,6 +84,6 @@ def flicker(alphas: Sequence[np.ndarray], frames: Sequence[np.ndarray],
     if len(alphas) != len(frames):
         raise ValueError(f"{len(alphas)} alphas for {len(frames)} frames")
     meter = FlickerMeter(threshold)
-    for frame, alpha in zip(frames, alphas):
+    for frame, alpha in zip(frames, alphas, strict=True):
         meter.update(frame, alpha)
     return meter.value, meter.static_fraction

@@ -94,7 +94,7 @@ def open_image(source: str | os.PathLike[str] | bytes | IO[bytes], max_pixels: i
             saved_limit = Image.MAX_IMAGE_PIXELS
             Image.MAX_IMAGE_PIXELS = None  # our own limit below replaces Pillow's fixed one
             try:
-                img = Image.open(io.BytesIO(data))
+                img: Image.Image = Image.open(io.BytesIO(data))
                 width, height = img.size
                 if max_pixels is not None and width * height > max_pixels:
                     raise ImageTooLarge(

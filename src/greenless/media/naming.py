@@ -126,8 +126,9 @@ def batch_outputs(files: list[Path], inputs: list[str], out: str | None, kind: s
             folder_for[f] = None  # next to the photo, named like a lone input's result
     going_to: dict[str, list[Path]] = {}  # inputs by the folder their result goes to
     for f in files:
-        if folder_for[f] is not None:
-            going_to.setdefault(_key(folder_for[f]), []).append(f)
+        folder = folder_for[f]
+        if folder is not None:
+            going_to.setdefault(_key(folder), []).append(f)
     clashing = {key: clashing_stems(f.name for f in group) for key, group in going_to.items()}
     names_in: dict[str, set[str]] = {}  # input names by the folder they are in
     for f in files:

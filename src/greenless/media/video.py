@@ -267,8 +267,8 @@ class ImageSequenceReader:
 
         try:
             with Image.open(path) as im:
-                im = ImageOps.exif_transpose(im)
-                return np.asarray(im.convert("RGBA" if self.rgba else "RGB"))
+                upright = ImageOps.exif_transpose(im)
+                return np.asarray(upright.convert("RGBA" if self.rgba else "RGB"))
         except Exception as exc:
             raise GreenlessError(f"{path}: cannot read image ({_reason(exc)})") from exc
 
@@ -439,8 +439,9 @@ class VideoWriter:
             return
         self._closed = True
         try:
-            if getattr(self, "_audio", None) is not None:
-                self._audio.close()
+            audio = getattr(self, "_audio", None)
+            if audio is not None:
+                audio.close()
             if hasattr(self, "container"):
                 self.container.close()
         except Exception:

@@ -3,6 +3,6 @@
 Nothing here reads images or parses command lines; it imports torch and nothing else of the package.
 """
 
-from greenless.model.modnet import MODNet, ModelConfig, build_model
+from greenless.model.modnet import ModelConfig, MODNet, build_model
 
 __all__ = ["MODNet", "ModelConfig", "build_model"]

@@ -16,7 +16,7 @@ import torch
 
 from greenless.card import CARD_KEY, card_path, parse_card, read_card
 from greenless.errors import GreenlessError
-from greenless.model.modnet import MODNet, ModelConfig, build_model
+from greenless.model.modnet import ModelConfig, MODNet, build_model
 
 
 def save_weights(model: MODNet, path: str | Path, card: dict[str, Any] | None = None, half: bool = True) -> Path:

@@ -20,6 +20,7 @@ import numpy as np
 
 from greenless.errors import GreenlessError
 
+
 class OutputKind(StrEnum):
     """What to make of an image and its matte; the one list every face offers (API, CLI, server, batch, video)."""
 
@@ -140,7 +141,7 @@ def parse_color(spec: str) -> tuple[int, int, int] | None:
             raise GreenlessError(f"colour {spec!r}: components must be 0-255")
         return values  # type: ignore[return-value]
     try:
-        return ImageColor.getrgb(text)[:3]  # type: ignore[return-value]
+        return ImageColor.getrgb(text)[:3]
     except ValueError:
         return None
 

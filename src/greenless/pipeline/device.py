@@ -118,7 +118,7 @@ class DeviceMatter:
             with self.torch.inference_mode():
                 alphas = self._matte_group([rgbs[i] for i in idxs],
                                            [None if prev_alphas is None else prev_alphas[i] for i in idxs], h, w)
-            for i, alpha in zip(idxs, alphas):
+            for i, alpha in zip(idxs, alphas, strict=True):
                 results[i] = alpha
         self.frames += len(rgbs)
         return results  # type: ignore[return-value]
@@ -128,7 +128,7 @@ class DeviceMatter:
         torch = self.torch
         size = self.recipe.network_size(h, w)
         guided = self.recipe.channels == 4
-        hints = [self._pool.submit(self._hint, rgb, prev, size) for rgb, prev in zip(rgbs, prevs)] if guided else []
+        hints = [self._pool.submit(self._hint, rgb, prev, size) for rgb, prev in zip(rgbs, prevs, strict=True)] if guided else []
         x = self._network_input(rgbs, size)  # queued on the device while the guides run
         bounds: list[tuple[np.ndarray, np.ndarray] | None] = []
         if guided:

@@ -115,7 +115,7 @@ class SelfieSegmenter:
 
 def largest_components(mask: np.ndarray, keep_fraction: float = 0.15) -> np.ndarray:
     """Drop specks: keep the connected components of ``mask`` at least ``keep_fraction`` of the largest one."""
-    n, labels, stats, _ = cv2.connectedComponentsWithStats(mask.astype(np.uint8), 8)
+    n, labels, stats, _ = cv2.connectedComponentsWithStats(mask.astype(np.uint8), connectivity=8)
     if n <= 1:
         return mask.astype(np.uint8)
     areas = stats[1:, cv2.CC_STAT_AREA]

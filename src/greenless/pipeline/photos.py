@@ -72,7 +72,7 @@ def matte_files(matter: Any, files: list[Path], targets: list[Path], job: PhotoJ
                 on_result(src, target, exc)
 
         next_load = pool.submit(job.load, files[0]) if files else None
-        for i, (src, target) in enumerate(zip(files, targets)):
+        for i, (src, target) in enumerate(zip(files, targets, strict=True)):
             loading, next_load = next_load, (pool.submit(job.load, files[i + 1]) if i + 1 < len(files) else None)
             try:
                 result = job.result(matter, loading.result())  # type: ignore[union-attr]

@@ -24,10 +24,10 @@ from typing import Any
 
 import numpy as np
 
+from greenless.card import PREPROCESS_RULES
 from greenless.errors import GreenlessError
 from greenless.pipeline.guide import bound_by_guide, check_guide, guide_bounds, shared_segmenter
 from greenless.pipeline.preprocess import inference_size, matte_to_size, prev_alpha_channel, to_network_input
-from greenless.card import PREPROCESS_RULES
 from greenless.registry import FALLBACK_REF_SIZE, job_defaults
 
 #: A network between ``prepare`` and ``finish``: N x C x h x w float32 in [-1, 1] -> N x 1 x h x w mattes.
@@ -149,7 +149,7 @@ class Recipe:
         for idxs in group_by_size(rgbs).values():
             prepared = self.prepare([rgbs[i] for i in idxs],
                                     None if prev_alphas is None else [prev_alphas[i] for i in idxs], segmenter)
-            for i, alpha in zip(idxs, self.finish(run(prepared.x), prepared)):
+            for i, alpha in zip(idxs, self.finish(run(prepared.x), prepared), strict=True):
                 results[i] = alpha
         return results  # type: ignore[return-value]
 

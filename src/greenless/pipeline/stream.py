@@ -150,8 +150,8 @@ class MatteStream:
         else:
             alphas = self.matter.matte_batch(list(frames))
         if self._ofd is None:
-            return list(zip(alphas, items))
-        return [ready for alpha, item in zip(alphas, items) for ready in self._ofd.push(alpha, item)]
+            return list(zip(alphas, items, strict=True))
+        return [ready for alpha, item in zip(alphas, items, strict=True) for ready in self._ofd.push(alpha, item)]
 
     def flush(self) -> list[tuple[np.ndarray, Any]]:
         """What is still held at the end of the sequence (the last frame under OFD), then a fresh start."""

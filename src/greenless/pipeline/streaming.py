@@ -17,7 +17,6 @@ from greenless.errors import GreenlessError
 from greenless.pipeline.stream import DEFAULT_OFD_TOL, MatteStream, resolve_temporal
 from greenless.pipeline.video import frame_render
 
-
 #: Frames per engine call unless told: a few on the per-frame path (on a CPU more only adds latency), 16 on the
 #: batched device path (a GPU needs a full batch), 1 for a live source (each frame is shown as soon as it is matted).
 DEFAULT_BATCH = 2

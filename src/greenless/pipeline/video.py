@@ -19,10 +19,17 @@ from typing import Any
 import numpy as np
 
 from greenless.errors import GreenlessError
-
 from greenless.pipeline.compose import OutputKind, cover_resize, parse_background, render
-from greenless.pipeline.stream import (DEFAULT_OFD_TOL, TEMPORAL_MODES, MatteStream, OneFrameDelay,  # noqa: F401
-                                       TemporalPolicy, apply_ofd, ofd_step, resolve_temporal)
+from greenless.pipeline.stream import (  # noqa: F401
+    DEFAULT_OFD_TOL,
+    TEMPORAL_MODES,
+    MatteStream,
+    OneFrameDelay,
+    TemporalPolicy,
+    apply_ofd,
+    ofd_step,
+    resolve_temporal,
+)
 
 DEFAULT_BACKGROUND = "green"
 _END = object()

@@ -12,24 +12,24 @@ from __future__ import annotations
 import asyncio
 import copy
 import time
+from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from importlib import resources
-from typing import Any, AsyncIterator, Mapping
+from typing import Any
 
 import numpy as np
 from fastapi import FastAPI, Request
-from fastapi_offline import FastAPIOffline
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse, Response
+from fastapi_offline import FastAPIOffline
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from greenless.errors import GreenlessError
-from greenless.serve.settings import ServeSettings
-
 from greenless.media.images import ImageTooLarge, load_rgb
 from greenless.pipeline.compose import OUTPUT_KINDS, parse_background, render
+from greenless.serve.settings import ServeSettings
 
 
 class ApiError(Exception):

@@ -55,7 +55,7 @@ class ServeSettings:
         return json.dumps(asdict(self))
 
     @classmethod
-    def from_env(cls) -> "ServeSettings":
+    def from_env(cls) -> ServeSettings:
         """Settings from ``GREENLESS_SERVE_SETTINGS`` (defaults when it is unset)."""
         raw = os.environ.get(ENV_VAR)
         return cls(**json.loads(raw)) if raw else cls()

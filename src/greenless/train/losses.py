@@ -103,11 +103,13 @@ def matte_loss(pred_matte: torch.Tensor, alpha: torch.Tensor, fg: torch.Tensor, 
     the band, constant there, is left out: it has no gradient)."""
     loss = F.l1_loss(pred_matte, alpha)
     if spec.composition == "image":
+        assert image is not None, "the image composition loss needs the image"
         rgb = image[:, :3]
         loss = loss + F.l1_loss(rgb * pred_matte, rgb * alpha)
     else:
         loss = loss + composition_loss(pred_matte, fg, bg, has_comp, alpha)
     if spec.boundary_weight:
+        assert band is not None, "boundary terms need the transition band"
         inside = band.to(pred_matte.dtype)
         boundary = torch.mean(torch.abs(pred_matte - alpha) * inside)
         if spec.composition == "image":

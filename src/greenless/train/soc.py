@@ -35,9 +35,10 @@ import json
 import math
 import pickle
 import time
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import cv2
 import numpy as np
@@ -74,7 +75,7 @@ class SOCConfig:
     threads: int = 0
 
 
-def blur_down16(matte: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+def blur_down16(matte: torch.Tensor, size: tuple[int, ...]) -> torch.Tensor:
     """The semantic view of a matte: area-downsampled to ``size`` (1/16) and blurred with a 3x3 Gaussian.
 
     The kernel is OpenCV's default for 3x3 (sigma 0.8), the blur of the supervised semantic target.
@@ -178,8 +179,10 @@ def boundary_band(matte: torch.Tensor, semantic: torch.Tensor, fraction: float =
 
 def soc_losses(outputs: tuple[torch.Tensor, torch.Tensor, torch.Tensor],
                frozen: tuple[torch.Tensor, torch.Tensor, torch.Tensor],
-               cfg: SOCConfig = SOCConfig()) -> tuple[torch.Tensor, dict[str, float]]:
-    """The SOC objective for one batch (see the module docstring); returns (total, detached parts)."""
+               cfg: SOCConfig | None = None) -> tuple[torch.Tensor, dict[str, float]]:
+    """The SOC objective for one batch (see the module docstring); returns (total, detached parts).
+    ``cfg`` None: the defaults."""
+    cfg = cfg or SOCConfig()
     semantic, detail, matte = outputs
     _, frozen_detail, frozen_matte = frozen
     matte_down = blur_down16(matte, semantic.shape[-2:])
@@ -230,8 +233,14 @@ def load_for_adaptation(weights: str | Path) -> tuple[MODNet, dict[str, Any]]:
 
 def _progress(enabled: bool) -> Any:
     from rich.console import Console
-    from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn,
-                               TimeRemainingColumn)
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
 
     return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                     TimeRemainingColumn(), console=Console(stderr=True), disable=not enabled)
@@ -254,12 +263,14 @@ def load_frames(source: Path, cfg: SOCConfig, bar: Any = None) -> torch.Tensor:
     return torch.from_numpy(np.stack(crops).transpose(0, 3, 1, 2).copy())
 
 
-def adapt(weights: str | Path, source: Path, output: Path, cfg: SOCConfig = SOCConfig(),
+def adapt(weights: str | Path, source: Path, output: Path, cfg: SOCConfig | None = None,
           progress: bool = True) -> dict[str, Any]:
-    """Adapt ``weights`` to the unlabelled images/videos in ``source`` with SOC; write the result to ``output``.
+    """Adapt ``weights`` to the unlabelled images/videos in ``source`` with SOC (``cfg`` None: the defaults);
+    write the result to ``output``.
 
     Returns the frame and epoch counts and the per-step losses (``history``).
     """
+    cfg = cfg or SOCConfig()
     if cfg.size % 32:
         raise GreenlessError(f"size {cfg.size}: must be a multiple of 32 (the network's stride)")
     if cfg.threads:

