@@ -139,7 +139,8 @@ def test_the_packaged_cards_are_valid() -> None:
     for model in PACKAGED.values():
         card = model.card()
         assert card == validate_card(card, model.name) and card["ref_size"] >= 32
-        assert read_card(model.path("torch"))["model"]["in_channels"] == model.in_channels
+        if model.in_wheel:  # the others ship their card only
+            assert read_card(model.path("torch"))["model"]["in_channels"] == model.in_channels
 
 
 def test_a_bad_card_in_a_safetensors_file_is_one_line(tmp_path: Path, photo: Path,
