@@ -89,6 +89,16 @@ def test_missing_data_or_init_weights_leave_no_run_folder(tmp_path: Path, tiny_s
     assert not (tmp_path / "run").exists()
 
 
+def test_an_out_dir_that_cannot_be_a_folder_is_one_line(tmp_path: Path, tiny_set: Path,
+                                                        capsys: pytest.CaptureFixture[str]) -> None:
+    cfg = write_config(tmp_path, tiny_set, "run", 2, 2)
+    (tmp_path / "file").write_text("mine")
+    for flag, says in (("file", "not a folder"), ("file/sub", "cannot write")):
+        code, err = run_main(["train", cfg, "--out-dir", tmp_path / flag], capsys)
+        assert code == 2 and err.count("\n") == 1 and says in err, err
+    assert (tmp_path / "file").read_text() == "mine" and not (tmp_path / "run").exists()
+
+
 def test_validation_inside_training_data_is_refused(tmp_path: Path, tiny_set: Path,
                                                     capsys: pytest.CaptureFixture[str]) -> None:
     """The same folder, a folder inside it, a folder around it, and a copy of its files under another name."""
@@ -171,3 +181,12 @@ def test_shipped_configs_name_their_loss() -> None:
         assert 'loss = "greenless"' in text
         assert load_config(repo / "configs" / f"{name}.toml").loss().name == "greenless"
     assert TrainConfig().loss().detail_norm == "band"
+
+
+@pytest.mark.parametrize("lr", ["nan", "inf", "0", "-1e-5"])
+def test_adapt_refuses_a_learning_rate_that_is_not_a_positive_number(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                                                     lr: str) -> None:
+    code, err = run_main(["adapt", "--weights", tmp_path / "w.safetensors", "--data", tmp_path, "-o",
+                          tmp_path / "o.safetensors", "--lr", lr], capsys)
+    assert code == 2 and err.count("\n") == 1 and "--lr" in err, err
+    assert list(tmp_path.iterdir()) == []

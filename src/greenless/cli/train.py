@@ -28,6 +28,14 @@ def _finite(value: float | None) -> float | None:
     return value
 
 
+def _positive(value: float) -> float:
+    """Typer callback: a learning rate is a finite number above 0 (``nan`` trained a network of NaNs)."""
+    _finite(value)
+    if value <= 0:
+        raise typer.BadParameter(f"{value} is not above 0")
+    return value
+
+
 @app.command()
 def train(
     config: Path = typer.Argument(..., help="TOML file with \\[model], \\[data] and \\[train] sections."),
@@ -74,7 +82,8 @@ def adapt(
     data: Path = typer.Option(..., "--data", help="Folder of unlabelled images/videos, or one video file."),
     output: Path = out_option("Where to write the adapted .safetensors.", required=True),
     steps: int = typer.Option(200, "--steps", min=1),
-    lr: float = typer.Option(1e-5, "--lr", help="Adam learning rate (the official SOC step's is 1e-5)."),
+    lr: float = typer.Option(1e-5, "--lr", callback=_positive,
+                             help="Adam learning rate (the official SOC step's is 1e-5)."),
     size: int = typer.Option(256, "--size", min=32, help="Square crop size the frames are adapted at."),
     batch_size: int = typer.Option(2, "--batch-size", min=1),
     frame_every: int = typer.Option(5, "--frame-every", min=1, help="Use every n-th frame of videos."),

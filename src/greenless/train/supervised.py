@@ -347,12 +347,23 @@ def preflight(cfg: TrainConfig, world: int = 1) -> ConcatDataset:
     the training data, every data folder readable in its layout, at least one batch of samples. Returns the
     training samples."""
     check_validation_apart(cfg)
+    _check_out_dir(cfg)
     dataset = build_dataset(cfg)
     if len(dataset) < cfg.train.batch_size * world:
         raise GreenlessError(f"{len(dataset)} samples are fewer than one batch of {cfg.train.batch_size * world}")
     if cfg.data.val:
         find_labelled(cfg.resolve(cfg.data.val))
     return dataset
+
+
+def _check_out_dir(cfg: TrainConfig) -> None:
+    """``[train] out_dir`` can be made or written: a folder, or a new one under a writable folder."""
+    out = cfg.resolve(cfg.train.out_dir)
+    if out.exists() and not out.is_dir():
+        raise GreenlessError(f"[train] out_dir {out}: not a folder")
+    existing = next(p for p in (out, *out.parents) if p.exists())
+    if not existing.is_dir() or not os.access(existing, os.W_OK | os.X_OK):
+        raise GreenlessError(f"[train] out_dir {out}: cannot write in {existing}")
 
 
 class TrainingRun:
