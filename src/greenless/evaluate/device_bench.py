@@ -202,17 +202,19 @@ def machine(device: Any) -> dict[str, Any]:
 
 
 def _time_guide(timer: Timer, plan: Plan, label: str, h: int, w: int) -> Row:
-    """The guide's cost for one frame of ``h`` x ``w``: the segmentation model at the network size, plus bounds."""
+    """The guide's cost for one frame of ``h`` x ``w``: the stream recipe's guide step (the segmentation model at
+    the network size, the hint channel) plus its bounds."""
     from greenless.evaluate.bench_worker import synthetic_frame
-    from greenless.pipeline.guide import guide_bounds, shared_segmenter
+    from greenless.pipeline.recipe import recipe_for
+    from greenless.registry import packaged
 
-    seg = shared_segmenter()
+    recipe = recipe_for(packaged("modnet").card(), 4, "stream")
     size = (round32(h), round32(w))
     frame = synthetic_frame(h, w)
     times = []
     for i in range(plan.warmup + plan.repeat):
         start = time.perf_counter()
-        guide_bounds(seg(frame, mode="pad", size=size))
+        recipe.bounds(recipe.hint_channel(frame, None, size)[1])
         if i >= plan.warmup:
             times.append((time.perf_counter() - start) * 1000.0)
     return Row("guide (selfie segmentation + bounds)", "onnxruntime cpu, 1 thread", "guide", label,
