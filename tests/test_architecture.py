@@ -38,8 +38,8 @@ def lint_imports() -> str:
 
 def test_the_import_contracts_hold() -> None:
     env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}  # this checkout's code, not an installed copy
-    result = subprocess.run([lint_imports(), "--no-cache"], cwd=ROOT, capture_output=True, text=True, env=env,
-                            timeout=600)
+    result = subprocess.run([lint_imports(), "--no-cache"], check=False, cwd=ROOT, capture_output=True, text=True,
+                            env=env, timeout=600)
     report = result.stdout + result.stderr
     assert result.returncode == 0, report
     for name in CONTRACTS:  # every rule is checked (a contract dropped from pyproject.toml fails here)

@@ -37,6 +37,7 @@ class Matter:
                  guide: str | None = None, stream: bool = False, preprocess: str | None = None) -> None:
         job = "stream" if stream else "photo"
         path = resolve_weights(weights, model, engine, job=job)
+        assert path is not None  # every job has a packaged default
         if not path.is_file():
             raise GreenlessError(f"{path}: weights file not found")
         if engine == "onnx" and path.suffix != ".onnx":

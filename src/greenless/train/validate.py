@@ -16,23 +16,24 @@ import torch
 from greenless.data.datasets import load_pair
 from greenless.data.folders import find_labelled
 from greenless.engines.torch import module_runner
+from greenless.model.modnet import MODNet
 from greenless.pipeline.recipe import Recipe, recipe_for
 
 
-def validation_recipe(model: torch.nn.Module, ref_size: int = 512, hint: str = "prev-alpha") -> Recipe:
+def validation_recipe(model: MODNet, ref_size: int = 512, hint: str = "prev-alpha") -> Recipe:
     """The photo recipe for ``model``'s weights as training writes their card (``ref_size``, ``hint``)."""
     config: Any = model.config  # a MODNet's ModelConfig
     return recipe_for({"ref_size": ref_size, "hint": hint}, int(config.in_channels), "photo")
 
 
-def predict_full(model: torch.nn.Module, rgb_uint8: np.ndarray, ref_size: int = 512,
+def predict_full(model: MODNet, rgb_uint8: np.ndarray, ref_size: int = 512,
                  device: torch.device | None = None, hint: str = "prev-alpha") -> np.ndarray:
     """The matte a deployed model would give for one photo: ``validation_recipe`` around ``model`` (inputs
     sent to ``device``, default where the model's weights are)."""
     return validation_recipe(model, ref_size, hint).matte(module_runner(model, device), [rgb_uint8])[0]
 
 
-def validate(model: torch.nn.Module, folder: str | Path, ref_size: int = 512,
+def validate(model: MODNet, folder: str | Path, ref_size: int = 512,
              device: torch.device | None = None, hint: str = "prev-alpha") -> dict[str, float]:
     """Mean MSE and MAD of ``model`` over a labelled folder; restores the model's train/eval mode."""
     was_training = model.training
