@@ -31,6 +31,7 @@ from gpu_train import write_toml  # noqa: E402  (scripts/ is on the path: this s
 
 from greenless.cli.script import need_path, run_script  # noqa: E402
 from greenless.errors import GreenlessError  # noqa: E402
+from greenless.train.config import TrainConfig, load_config  # noqa: E402
 from greenless.train.recipes import BUILDERS, Recipe, chain, recipe  # noqa: E402
 
 RUNS, WEIGHTS, SHARED = REPO / "runs", REPO / "src" / "greenless" / "weights", REPO.parent / "shared"
@@ -82,9 +83,8 @@ class Rebuild:
         write_toml(raw, path)
         return path
 
-    def loaded(self, r: Recipe):  # noqa: ANN201 (TrainConfig: torch-free import kept local)
-        from greenless.train.config import load_config
-
+    def loaded(self, r: Recipe) -> TrainConfig:
+        """The recipe's config as training will read it (checked: a bad value is one error line)."""
         return load_config(self.config(r))
 
     # --- the stages -------------------------------------------------------------------------------------------

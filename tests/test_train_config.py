@@ -11,12 +11,11 @@ import shutil
 from pathlib import Path
 
 import pytest
-import torch
 
+from conftest import run_main
 from greenless.errors import GreenlessError
 from greenless.model.checkpoint import read_card
 from greenless.train.config import TrainConfig, config_from_dict, load_config
-from conftest import run_main
 from test_train import make_val_set, write_config
 
 
