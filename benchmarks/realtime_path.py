@@ -45,12 +45,18 @@ def export_random(config: dict, path: Path) -> Path:
 
 
 def int8_of(src: Path, dst: Path, ref_size: int, data: Path = SHARED) -> Path:
-    """Static int8 (QDQ) of ``src``, calibrated on the shared photos, backgrounds and video frames."""
+    """Static int8 (QDQ) of ``src``, calibrated on the shared photos, backgrounds and video frames prepared by the
+    stream recipe of ``src`` (its card, its input channels) at ``ref_size``."""
+    from greenless.card import card_path, read_card
+    from greenless.engines.onnx import OnnxEngine
     from greenless.export import quantize_int8
     from greenless.export_check import calibration_images
+    from greenless.pipeline.recipe import recipe_for
 
+    engine = OnnxEngine(src, device="cpu")
+    recipe = recipe_for(engine.card or read_card(card_path(src)), engine.in_channels, "stream", ref_size=ref_size)
     images = calibration_images([data / "photos", data / "backgrounds", data / "videos"], 24)
-    return quantize_int8(src, dst, images, ref_size)
+    return quantize_int8(src, dst, images, recipe)
 
 
 def session(path: Path, threads: int, level: str):
