@@ -13,7 +13,7 @@ from PIL import Image, ImageFile
 
 from greenless.errors import GreenlessError
 from greenless.media.images import (as_rgb_array, encode_image, load_rgb, open_image, pil_to_rgb,
-                                    save_image_atomic, save_png_atomic, write_bytes_atomic)
+                                    save_image_atomic, write_bytes_atomic)
 
 
 @pytest.fixture(scope="module")
@@ -165,7 +165,7 @@ def test_pixel_limit(photo: np.ndarray) -> None:
 
 
 def test_atomic_writers(tmp_path: Path, photo: np.ndarray) -> None:
-    out = save_png_atomic(tmp_path / "a" / "x.png", photo)  # creates the folder
+    out = save_image_atomic(tmp_path / "a" / "x.png", photo, "PNG")  # creates the folder
     assert np.array_equal(np.asarray(Image.open(out)), photo)
     alpha = photo[:, :, 0]
     save_image_atomic(tmp_path / "m.png", alpha)

@@ -77,10 +77,21 @@ def threads_option(help: str = "CPU threads for the engine") -> Any:
                         help=f"{help} (default: the runtime's choice; at most the CPUs this process may use).")
 
 
+def max_pixels_option() -> Any:
+    """``--max-pixels N``: the pixel budget (``media.limits``) for photos, video frames and backgrounds."""
+    from greenless.media.limits import DEFAULT_MAX_PIXELS
+
+    return typer.Option(DEFAULT_MAX_PIXELS, "--max-pixels", min=1,
+                        help="Refuse images, frames and backgrounds larger than this many pixels, from their "
+                             "headers, before decoding (decompression-bomb guard).")
+
+
 def same_file(a: str | os.PathLike[str], b: str | os.PathLike[str]) -> bool:
     """True when ``a`` and ``b`` name one file: the same path once symlinks and ``..`` are resolved, or,
     when both exist, the same file on disk (hard links, case-insensitive file systems)."""
-    if Path(a).resolve() == Path(b).resolve():
+    from greenless.media.files import real_path
+
+    if real_path(a) == real_path(b):
         return True
     try:
         return os.path.samefile(a, b)
@@ -135,12 +146,30 @@ def command_group() -> Any:
     return plain_help(typer.main.get_command(app))
 
 
+def hold_closed_std_fds() -> None:
+    """Point a closed stdin, stdout or stderr file descriptor at /dev/null.
+
+    Started with ``<&-`` or ``>&-``, Python sets ``sys.stdin``/``sys.stdout`` to None (commands check that
+    and say so in one line), but the descriptor number itself is free: the next file opened (a model, an
+    output's temporary file) would get it, and a library writing to "stdout" would write into that file.
+    """
+    for fd in (0, 1, 2):
+        try:
+            os.fstat(fd)
+        except OSError:
+            null = os.open(os.devnull, os.O_RDWR)
+            if null != fd:
+                os.dup2(null, fd)
+                os.close(null)
+
+
 def main(argv: list[str] | None = None) -> None:
     """Entry point: runs the app, turning user errors into one line and a non-zero exit."""
     from greenless.cli.flags import translate
     from greenless.cli.signals import interruption, received_signal, signals_as_interrupts
     from greenless.errors import GreenlessError
 
+    hold_closed_std_fds()
     try:
         args = translate(list(sys.argv[1:] if argv is None else argv))  # old spellings, one note each
         with signals_as_interrupts():  # SIGTERM and SIGHUP stop a command as Ctrl-C does: cleanups run

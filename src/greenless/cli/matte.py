@@ -19,6 +19,7 @@ from greenless.cli import (
     app,
     engine_option,
     guide_option,
+    max_pixels_option,
     model_option,
     ref_size_option,
     refuse_overwrite,
@@ -68,8 +69,7 @@ def matte(
     threads: int | None = threads_option(),
     no_fg_estimate: bool = typer.Option(False, "--no-fg-estimate",
                                         help="Use raw pixel colours instead of estimating the foreground (faster, halos)."),
-    max_pixels: int = typer.Option(100_000_000, "--max-pixels", min=1,
-                                   help="Refuse images larger than this many pixels (decompression-bomb guard)."),
+    max_pixels: int = max_pixels_option(),
 ) -> None:
     """Cut people out of photos: write a transparent PNG (or matte, foreground, composite) per photo."""
     from greenless.errors import GreenlessError
@@ -139,6 +139,7 @@ def _run_one(src: Path | None, output: str | None, job: PhotoJob, settings: dict
     is the input or the background image is refused before anything is read.
     """
     from greenless.errors import GreenlessError
+    from greenless.media.files import check_writable_folder
     from greenless.media.images import encode_image, load_rgb, save_image_atomic, write_stdout
 
     to_stdout = output == "-" or (src is None and output is None)
@@ -152,11 +153,16 @@ def _run_one(src: Path | None, output: str | None, job: PhotoJob, settings: dict
         target = single_output(src, job.kind, output)
     if target is not None:
         refuse_overwrite(target, {"the input": src, "the background image": background_file})
+        check_writable_folder(target.parent, target)
+    elif sys.stdout is None:  # started with stdout closed (>&-): nowhere to put the result
+        raise GreenlessError("-o -: standard output is closed; give -o FILE")
     fmt = _output_format(target, job.kind)
     if src is None:
+        if sys.stdin is None:  # started with stdin closed (<&-)
+            raise GreenlessError("-: standard input is closed; pipe an image into it")
         if sys.stdin.isatty():
             raise GreenlessError("-: no image piped on stdin")
-        rgb = load_rgb(sys.stdin.buffer.read(), max_pixels=job.max_pixels, name="<stdin>")
+        rgb = load_rgb(sys.stdin.buffer, max_pixels=job.max_pixels, name="<stdin>")  # read within the budget's bound
     else:
         rgb = job.load(src)
     result = job.result(_make_matter(settings), rgb)
@@ -176,10 +182,13 @@ def _run_many(files: list[Path], inputs: list[str], output: str | None, job: Pho
     from rich.console import Console
 
     from greenless.cli.report import error_line, files_progress
+    from greenless.media.files import check_writable_folder
     from greenless.pipeline.photos import matte_files
 
     targets = batch_outputs(files, inputs, output, job.kind)
     refuse_batch_overwrites(targets, files, background_file)
+    for folder in dict.fromkeys(t.parent for t in targets):  # one line, not one per photo after the model ran
+        check_writable_folder(folder, output if output is not None else folder)
     console = Console(stderr=True)
     for message in problems:
         error_line(console, message)
@@ -196,7 +205,8 @@ def _run_many(files: list[Path], inputs: list[str], output: str | None, job: Pho
             progress.advance(task)
 
         written = matte_files(matter, files, targets, job, on_result)
-    print(f"wrote {written} of {len(files)} file(s) to {_where(targets, output)}", file=sys.stderr)
+    if written:  # when nothing was written, each failure's own line already said why: no "wrote 0" line
+        print(f"wrote {written} of {len(files)} file(s) to {_where(targets, output)}", file=sys.stderr)
     return failures
 
 

@@ -7,7 +7,16 @@ from typing import Any, NoReturn
 
 import typer
 
-from greenless.cli import EngineName, app, engine_option, guide_option, model_option, ref_size_option, refuse_overwrite
+from greenless.cli import (
+    EngineName,
+    app,
+    engine_option,
+    guide_option,
+    max_pixels_option,
+    model_option,
+    ref_size_option,
+    refuse_overwrite,
+)
 from greenless.cli.flags import background_option, out_option, write_option
 from greenless.pipeline.compose import OutputKind
 
@@ -61,13 +70,14 @@ def video(
                                      help=f"Frame rate of a folder of frames (default 25; {MIN_FPS:g} to {MAX_FPS:g})."),
     max_frames: int | None = typer.Option(None, "--max-frames", help="Stop after this many frames (at least 1)."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
+    max_pixels: int = max_pixels_option(),
 ) -> None:
     """Matte a video: person composited on a background, the alpha matte, a transparent video, or the foreground."""
     import itertools
 
     from greenless.errors import GreenlessError
     from greenless.matter import Matter
-    from greenless.media.video import choose_encoder, is_video_output, open_video, open_writer
+    from greenless.media.video import check_output, is_video_output, open_video, open_writer
     from greenless.pipeline.compose import parse_color
     from greenless.pipeline.streaming import StreamSetup, open_stream
     from greenless.pipeline.video import Background, VideoPipeline
@@ -77,15 +87,16 @@ def video(
     weights = resolve_weights(weights, model, engine, job="stream")  # the registry's stream default
     check_numbers(batch=batch, fps=fps, max_frames=max_frames, ofd_tol=ofd_tol)
     if not input.exists():
-        raise GreenlessError(f"{input}: file not found")
-    if is_video_output(output):
-        choose_encoder(output, alpha=mode == "rgba")  # fail on e.g. rgba -> .mp4 before any work
+        from greenless.media.files import missing_reason
+
+        raise GreenlessError(f"{input}: {missing_reason(input)}")
+    check_output(output, alpha=mode == "rgba")  # fail on e.g. rgba -> .mp4 or out.txt before any work
     background_file = (Path(background) if mode == "composite" and background.lower() != "blur"
                        and parse_color(background) is None and Path(background).is_file() else None)
     refuse_overwrite(output, {"the input": input, "the background": background_file})
     existed = output.exists()  # an interrupted run must never replace it
 
-    reader = open_video(input, fps=fps)
+    reader = open_video(input, fps=fps, max_pixels=max_pixels)
     setup: StreamSetup | None = None
     try:
         # The stream job's defaults (model, reference size, guide, temporal policy) come from the registry;
@@ -93,7 +104,7 @@ def video(
         matter = Matter(weights, engine=engine, ref_size=ref_size, guide=guide, stream=True, device=device)
         setup = open_stream(matter, batch=batch, temporal=temporal, ofd=not no_ofd, ofd_tol=ofd_tol)
         method = setup.label
-        bg = Background(background, reader.width, reader.height) if mode == "composite" else None
+        bg = Background(background, reader.width, reader.height, max_pixels) if mode == "composite" else None
         audio = input if is_video_output(output) and reader.audio_streams else None
         writer = open_writer(output, reader.width, reader.height, reader.fps, alpha=mode == "rgba",
                              time_base=reader.time_base, audio_source=audio)

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 import typer
 
-from greenless.cli import EngineName, app, engine_option, guide_option, model_option, ref_size_option
+from greenless.cli import EngineName, app, engine_option, guide_option, model_option, ref_size_option, refuse_overwrite
 from greenless.cli.flags import background_option, out_option
 
 if TYPE_CHECKING:
@@ -91,7 +91,8 @@ def webcam(
 
     from greenless.errors import GreenlessError
     from greenless.matter import Matter
-    from greenless.media.video import choose_encoder, is_video_output, open_writer
+    from greenless.media.limits import DEFAULT_MAX_PIXELS, check_pixels
+    from greenless.media.video import check_output, open_writer, quiet_opencv
     from greenless.pipeline.streaming import open_stream
     from greenless.pipeline.video import Background
 
@@ -102,13 +103,16 @@ def webcam(
                              "use --no-window with -o FILE or --virtual-camera, or pip install opencv-python")
     if not window and output is None and not virtual_camera:
         raise GreenlessError("nothing to show: give --window, -o FILE or --virtual-camera")
-    if output is not None and is_video_output(output):
-        choose_encoder(output, alpha=False)
     if source is not None and not source.is_file():
-        raise GreenlessError(f"{source}: file not found")
+        from greenless.media.files import missing_reason
 
-    if hasattr(cv2, "utils") and hasattr(cv2.utils, "logging"):
-        cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)  # our own one-line errors suffice
+        raise GreenlessError(f"{source}: {missing_reason(source) if not source.exists() else 'not a file'}")
+    if output is not None:
+        check_output(output)  # an unknown suffix (out.txt) is refused as greenless matte and video refuse it
+        background_file = Path(background) if Path(background).is_file() else None
+        refuse_overwrite(output, {"the input": source, "the background": background_file})
+
+    quiet_opencv()  # our own one-line errors suffice
     capture = cv2.VideoCapture(str(source) if source is not None else device)
     if not capture.isOpened():
         raise GreenlessError(f"{source}: cannot read video" if source is not None
@@ -116,6 +120,10 @@ def webcam(
     sinks: list[Any] = []
     writer = None
     try:
+        # the pixel budget, from the stream's header, before a frame is decoded (as greenless video does)
+        check_pixels(int(capture.get(cv2.CAP_PROP_FRAME_WIDTH)), int(capture.get(cv2.CAP_PROP_FRAME_HEIGHT)),
+                     DEFAULT_MAX_PIXELS, str(source) if source is not None else f"camera {device}",
+                     what="video frame", hint="greenless webcam takes no larger frames")
         ok, first = capture.read()
         if not ok:
             raise GreenlessError(f"{source or f'camera {device}'}: no frames could be read")

@@ -12,6 +12,7 @@ import numpy as np
 from greenless.errors import GreenlessError
 from greenless.evaluate.dataset import EvalSet, find_prediction, load_eval_set, read_alpha, read_rgb
 from greenless.evaluate.metrics import all_metrics, mean_metrics
+from greenless.media.images import save_image_atomic
 
 
 @dataclass
@@ -43,22 +44,6 @@ class EvalResult:
         if self.reference is not None:
             out["reference"] = self.reference.to_dict()
         return out
-
-
-def encode_png(array: np.ndarray, compression: int | None = None) -> bytes:
-    """PNG bytes of a uint8 image (HxW grey or HxWx3 RGB): the package's one encoder
-    (``media.images.encode_png``), at its level unless ``compression`` (zlib 0-9) is given."""
-    from greenless.media.images import PNG_LEVEL
-    from greenless.media.images import encode_png as _encode
-
-    return _encode(array, PNG_LEVEL if compression is None else compression)
-
-
-def write_png_atomic(path: Path, array: np.ndarray) -> None:
-    """Write a uint8 image (HxW grey or HxWx3 RGB) as PNG via a temporary file and ``os.replace``."""
-    from greenless.media.images import write_bytes_atomic
-
-    write_bytes_atomic(path, encode_png(array))
 
 
 def alpha_to_uint8(alpha: np.ndarray) -> np.ndarray:
@@ -133,7 +118,7 @@ def evaluate(
         else:
             pred = matter.matte(rgb).astype(np.float64)  # type: ignore[union-attr]
             if out_dir is not None:
-                write_png_atomic(out_dir / f"{sample.stem}.png", alpha_to_uint8(pred))
+                save_image_atomic(out_dir / f"{sample.stem}.png", alpha_to_uint8(pred), "PNG")  # the one writer
         ours.per_image[sample.stem] = all_metrics(pred, gt)
         ref_pred = None
         if segmenter is not None:

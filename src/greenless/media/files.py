@@ -9,9 +9,12 @@ it is learned without touching it, from a probe file the kernel creates under th
 
 from __future__ import annotations
 
+import errno
 import os
 import shutil
 import tempfile
+
+from greenless.errors import GreenlessError
 
 _PROBE = "umask-probe"
 _FALLBACK_UMASK = 0o022  # the usual default, when no temporary folder can be written
@@ -39,3 +42,44 @@ def current_umask() -> int:
 def default_mode(directory: bool = False) -> int:
     """Permissions a new folder (0o777) or file (0o666) gets under the current umask, e.g. 0o644 under 022."""
     return (0o777 if directory else 0o666) & ~current_umask()
+
+
+def real_path(path: str | os.PathLike[str]) -> str:
+    """``path`` with symlinks and ``..`` resolved, as far as they resolve: a symlink loop is returned as it
+    stands rather than raised (``Path.resolve`` raises ``RuntimeError`` on one), so identity checks on
+    user paths never end in a traceback and the loop is reported where the file is read."""
+    return os.path.realpath(path)
+
+
+def os_error_reason(exc: OSError) -> str:
+    """A few words for why a file cannot be read: "file not found", a symlink loop, or the system's reason."""
+    if exc.errno == errno.ELOOP:
+        return "cannot read (a symlink loop: too many levels of symbolic links)"
+    if exc.errno in (errno.ENOENT, errno.ENOTDIR):
+        return "file not found"
+    return f"cannot read ({exc.strerror or exc})"
+
+
+def missing_reason(path: str | os.PathLike[str]) -> str:
+    """Why ``path``, which does not exist as far as ``Path.exists`` can tell, cannot be read, in a few words."""
+    try:
+        os.stat(path)
+    except OSError as exc:
+        return os_error_reason(exc)
+    return "file not found"
+
+
+def check_writable_folder(folder: str | os.PathLike[str], target: str | os.PathLike[str]) -> None:
+    """One ``GreenlessError`` naming ``target`` unless files can be written in ``folder``, or it can be made:
+    the folder itself, else its nearest existing parent, must be a folder this process may write in.
+
+    Checked before any work, so a run whose output cannot land (a read-only folder, a file where a folder
+    must go) stops with one line instead of failing every result after the model has run.
+    """
+    probe = os.path.abspath(folder)
+    while not os.path.lexists(probe) and os.path.dirname(probe) != probe:
+        probe = os.path.dirname(probe)
+    if not os.path.isdir(probe):
+        raise GreenlessError(f"{target}: cannot write output ({probe} is a file, not a folder)")
+    if not os.access(probe, os.W_OK | os.X_OK):
+        raise GreenlessError(f"{target}: cannot write output (folder {probe} is not writable)")

@@ -15,40 +15,50 @@ import sys
 import tempfile
 import threading
 import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import IO, Any
 
 import numpy as np
 
 from greenless.errors import GreenlessError
-from greenless.media.files import default_mode
+from greenless.media.files import default_mode, os_error_reason
+from greenless.media.limits import (  # noqa: F401
+    DEFAULT_MAX_PIXELS,
+    PEEK_BYTES,
+    ImageTooLarge,
+    byte_budget,
+    check_pixels,
+    read_head,
+    read_rest,
+)
 
-#: Default decoded-size limit (pixels); anything larger is treated as a decompression bomb.
-DEFAULT_MAX_PIXELS = 100_000_000
 #: File suffixes read when a folder is given (matched case-insensitively).
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff")
 #: Output formats by suffix, with the channel layouts each can store.
 WRITE_FORMATS = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".webp": "WEBP"}
 
 # Pillow's own bomb check reads a module global; we swap it out for our configurable limit while opening.
-_PIL_LIMIT_LOCK = threading.Lock()
+_PIL_LIMIT_LOCK = threading.RLock()
 
 
-class ImageTooLarge(GreenlessError):
-    """An image over the pixel limit (a possible decompression bomb), refused from its header before decoding.
+@contextmanager
+def _pillow() -> Iterator[None]:
+    """Pillow with our rules: its fixed bomb limit off (``max_pixels`` decides), its warnings silent (corrupt
+    EXIF, odd palettes: what is wrong becomes our one error line, and what is harmless is not the user's
+    business), truncated data an error. Held by one thread at a time (both settings are process-wide)."""
+    from PIL import Image, ImageFile
 
-    A ``GreenlessError`` like any other; its own type and fields let an entry point word the refusal its way
-    (the HTTP server answers 413 and names its own limit instead of a CLI flag).
-    """
-
-    def __init__(self, message: str, width: int, height: int, limit: int) -> None:
-        super().__init__(message)
-        self.width, self.height, self.limit = width, height, limit
-
-    @property
-    def pixels(self) -> int:
-        """Width x height."""
-        return self.width * self.height
+    with _PIL_LIMIT_LOCK, warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        ImageFile.LOAD_TRUNCATED_IMAGES = False  # a truncated file must fail, not decode as grey
+        saved_limit = Image.MAX_IMAGE_PIXELS
+        Image.MAX_IMAGE_PIXELS = None
+        try:
+            yield
+        finally:
+            Image.MAX_IMAGE_PIXELS = saved_limit
 
 
 def _describe(source: Any, name: str | None) -> str:
@@ -59,56 +69,103 @@ def _describe(source: Any, name: str | None) -> str:
     return "<image data>"
 
 
+def _header_size(head: bytes) -> tuple[int, int] | None:
+    """(width, height) from the start of an image file, or None when Pillow cannot tell from these bytes."""
+    from PIL import Image
+
+    try:
+        with _pillow(), Image.open(io.BytesIO(head)) as img:
+            return img.size
+    except Exception:  # noqa: BLE001 - any failure means "cannot tell yet"
+        return None
+
+
+def _known_beginning(head: bytes) -> bool:
+    """True when some image format Pillow reads says these bytes can begin one of its files (a TIFF whose
+    directory sits at its end, a JPEG with megabytes of metadata before its frame header)."""
+    from PIL import Image
+
+    Image.init()
+    prefix = head[:16]
+    for _factory, accept in list(Image.OPEN.values()):
+        try:
+            if accept is not None and accept(prefix):
+                return True
+        except Exception:  # noqa: BLE001 - a plugin that cannot judge this prefix does not claim it
+            continue
+    return False
+
+
+def read_image_bytes(handle: IO[bytes], label: str, max_pixels: int | None) -> bytes:
+    """All bytes of an image from ``handle`` (a file, a pipe, stdin), read within the pixel budget's bound.
+
+    The first megabyte must be the beginning of an image format; when its header gives the size, that size
+    must be within ``max_pixels`` and the rest of the file within what such an image takes
+    (``media.limits.byte_budget``). Anything else is one ``GreenlessError`` before the rest is read.
+    """
+    head = read_head(handle)
+    if len(head) < PEEK_BYTES:
+        return head  # the whole file
+    size = _header_size(head)
+    if size is None:
+        if not _known_beginning(head):
+            raise GreenlessError(f"{label}: not an image (unknown or unsupported format)")
+        limit = byte_budget(max_pixels)
+        why = f"more than an image within the {max_pixels / 1e6:g} MP limit can take" if max_pixels else ""
+    else:
+        check_pixels(size[0], size[1], max_pixels, label)
+        limit = byte_budget(size[0] * size[1])
+        why = f"more than a {size[0]}x{size[1]} image can take"
+    return read_rest(handle, head, limit, label, why)
+
+
+def _read_path(path: Path, label: str, max_pixels: int | None) -> bytes:
+    """The bytes of the file at ``path`` (bounded as ``read_image_bytes`` says); one line for each way it cannot be."""
+    try:
+        with open(path, "rb") as handle:
+            return read_image_bytes(handle, label, max_pixels)
+    except IsADirectoryError:
+        raise GreenlessError(f"{label}: is a folder, not an image") from None
+    except OSError as exc:
+        raise GreenlessError(f"{label}: {os_error_reason(exc)}") from None
+
+
 def open_image(source: str | os.PathLike[str] | bytes | IO[bytes], max_pixels: int | None = DEFAULT_MAX_PIXELS,
                name: str | None = None) -> Any:
     """Open and fully decode an image (path, bytes or binary file), EXIF orientation applied; returns a PIL image.
 
-    ``max_pixels`` (None = no limit) rejects decompression bombs before any pixel is decoded; truncated
-    files are errors, never silently grey-filled, and so are animations (an animated GIF, WebP or PNG),
-    never silently their first frame. ``name`` is what error messages call the source.
+    ``max_pixels`` (None = no limit) rejects decompression bombs before any pixel is decoded, and bounds the
+    bytes read from a path or stream (``read_image_bytes``: ``/dev/zero`` is refused, not read forever);
+    truncated and corrupt files are errors, never silently grey-filled (``media.integrity`` catches the
+    lies Pillow lets through), and so are animations (an animated GIF, WebP or PNG), never silently their
+    first frame. ``name`` is what error messages call the source.
     """
-    from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError
+    from PIL import Image, ImageOps, UnidentifiedImageError
+
+    from greenless.media.integrity import check_complete
 
     label = _describe(source, name)
     if isinstance(source, (str, os.PathLike)):
-        path = Path(source)
-        if not path.exists():
-            raise GreenlessError(f"{label}: file not found")
-        if path.is_dir():
-            raise GreenlessError(f"{label}: is a folder, not an image")
-        try:
-            data = path.read_bytes()
-        except OSError as exc:
-            raise GreenlessError(f"{label}: cannot read ({exc.strerror or exc})") from None
+        data = _read_path(Path(source), label, max_pixels)
     elif isinstance(source, (bytes, bytearray, memoryview)):
         data = bytes(source)
     else:
-        data = source.read()
+        data = read_image_bytes(source, label, max_pixels)
     if not data:
         raise GreenlessError(f"{label}: empty file (0 bytes)")
 
-    ImageFile.LOAD_TRUNCATED_IMAGES = False  # a truncated file must fail, not decode as grey
     try:
-        with _PIL_LIMIT_LOCK, warnings.catch_warnings():
-            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            saved_limit = Image.MAX_IMAGE_PIXELS
-            Image.MAX_IMAGE_PIXELS = None  # our own limit below replaces Pillow's fixed one
-            try:
-                img: Image.Image = Image.open(io.BytesIO(data))
-                width, height = img.size
-                if max_pixels is not None and width * height > max_pixels:
-                    raise ImageTooLarge(
-                        f"{label}: image is {width}x{height} = {width * height / 1e6:.1f} MP, over the "
-                        f"{max_pixels / 1e6:g} MP limit (possible decompression bomb; raise it with --max-pixels)",
-                        width, height, max_pixels)
-                frames = getattr(img, "n_frames", 1) if getattr(img, "is_animated", False) else 1
-                if frames > 1:  # Pillow would silently give the first frame
-                    raise GreenlessError(f"{label}: animated image ({frames} frames), not a still photo; "
-                                         f"`greenless video` mattes every frame")
-                img.load()
-            finally:
-                Image.MAX_IMAGE_PIXELS = saved_limit
-        img = ImageOps.exif_transpose(img)
+        with _pillow():
+            img: Image.Image = Image.open(io.BytesIO(data))
+            width, height = img.size
+            check_pixels(width, height, max_pixels, label)
+            frames = getattr(img, "n_frames", 1) if getattr(img, "is_animated", False) else 1
+            if frames > 1:  # Pillow would silently give the first frame
+                raise GreenlessError(f"{label}: animated image ({frames} frames), not a still photo; "
+                                     f"`greenless video` mattes every frame")
+            check_complete(data, img.format, width, height, label)
+            img.load()
+            img = ImageOps.exif_transpose(img)
     except GreenlessError:
         raise
     except UnidentifiedImageError:
@@ -154,6 +211,11 @@ def _scale_16bit(arr: np.ndarray) -> np.ndarray:
 
 def pil_to_rgb(img: Any) -> np.ndarray:
     """Any PIL image mode -> HxWx3 uint8 RGB: greyscale, palette, alpha (dropped, colours kept), CMYK, 16/32-bit, float."""
+    with _pillow():  # conversions warn too (palette transparency): silent, as decoding is
+        return _to_rgb(img)
+
+
+def _to_rgb(img: Any) -> np.ndarray:
     mode = img.mode
     if mode == "RGB":
         arr = np.asarray(img)
@@ -205,6 +267,16 @@ def as_rgb_array(image: Any) -> np.ndarray:
     elif arr.dtype != np.uint8:
         arr = np.clip(arr, 0, 255).astype(np.uint8)
     return np.ascontiguousarray(arr)
+
+
+def pil_to_rgba(img: Any) -> np.ndarray:
+    """Any PIL image mode -> HxWx4 uint8 RGBA: the colours as ``pil_to_rgb`` gives them, the alpha channel
+    the image has (opaque when it has none)."""
+    rgb = pil_to_rgb(img)
+    with _pillow():
+        has_alpha = "A" in img.getbands() or "transparency" in img.info
+        alpha = np.asarray(img.convert("RGBA"))[:, :, 3] if has_alpha else np.full(rgb.shape[:2], 255, np.uint8)
+    return np.ascontiguousarray(np.dstack([rgb, alpha]))
 
 
 def array_to_pil(array: np.ndarray) -> Any:
@@ -294,11 +366,6 @@ def save_image_atomic(path: str | os.PathLike[str], array: np.ndarray, fmt: str 
     return write_bytes_atomic(path, encode_image(array, fmt or format_for(path), quality=quality))
 
 
-def save_png_atomic(path: str | os.PathLike[str], array: np.ndarray) -> Path:
-    """Write ``array`` as a PNG at ``path`` atomically, whatever the suffix says."""
-    return write_bytes_atomic(path, encode_image(array, "PNG"))
-
-
 def write_stdout(data: bytes) -> None:
     """Write encoded image bytes to standard output in one go (binary, flushed).
 
@@ -306,6 +373,8 @@ def write_stdout(data: bytes) -> None:
     instead of a traceback. Stdout is then pointed at /dev/null, so the bytes still buffered cannot make
     Python's own flush at exit print a second error.
     """
+    if sys.stdout is None:  # the process started with stdout closed
+        raise GreenlessError("cannot write the result to standard output: it is closed")
     out = sys.stdout.buffer
     try:
         out.write(data)

@@ -22,6 +22,7 @@ from collections.abc import Iterable
 from pathlib import Path, PurePosixPath
 
 from greenless.errors import GreenlessError
+from greenless.media.files import real_path
 from greenless.media.images import IMAGE_SUFFIXES
 
 
@@ -78,9 +79,9 @@ def expand_inputs(inputs: list[str]) -> tuple[list[Path], list[str], bool]:
         else:
             files.append(path)  # missing files are reported when they are read, one line each
     unique: list[Path] = []
-    seen: set[Path] = set()
+    seen: set[str] = set()
     for f in files:
-        key = f.resolve()
+        key = real_path(f)
         if key not in seen:
             seen.add(key)
             unique.append(f)
@@ -93,7 +94,7 @@ def is_folder_target(out: str) -> bool:
 
 def _key(path: Path) -> str:
     """Identity of a path for clash checks; case-folded so case-insensitive file systems are safe too."""
-    return str(path.resolve()).casefold()
+    return real_path(path).casefold()
 
 
 def single_output(src: Path, kind: str, out: str | None) -> Path:
@@ -115,12 +116,12 @@ def batch_outputs(files: list[Path], inputs: list[str], out: str | None, kind: s
     ``-o`` are named as a lone input would be. The first rule is ``greenless.media.naming``'s (batch --ray
     uses it too); inputs from several folders that still meet on one name are numbered (``a-2.png``).
     """
-    folders = [Path(i).resolve() for i in inputs if Path(i).is_dir()]
+    folders = [real_path(i) for i in inputs if Path(i).is_dir()]
     folder_for: dict[Path, Path | None] = {}
     for f in files:
         if out is not None:
             folder_for[f] = Path(out)
-        elif f.parent.resolve() in folders:
+        elif real_path(f.parent) in folders:
             folder_for[f] = f.parent / _DEFAULT_FOLDER
         else:
             folder_for[f] = None  # next to the photo, named like a lone input's result

@@ -22,6 +22,7 @@ import numpy as np
 
 from greenless.errors import GreenlessError, install_hint
 from greenless.media.images import IMAGE_SUFFIXES
+from greenless.media.limits import DEFAULT_MAX_PIXELS, check_pixels
 
 VIDEO_EXTENSIONS = (".mp4", ".m4v", ".mkv", ".mov", ".webm", ".avi", ".gif")
 IMAGE_EXTENSIONS = IMAGE_SUFFIXES  # the one list of still-image suffixes (media.images)
@@ -48,6 +49,16 @@ def _av() -> Any:
     except ImportError:
         raise GreenlessError(f"video support needs PyAV: {install_hint('video')}") from None
     return av
+
+
+def quiet_opencv() -> None:
+    """Silence OpenCV's own logs and the FFmpeg inside it ("moov atom not found", "[ WARN:0] ..."), before the
+    first capture is opened: what goes wrong becomes our one error line. PyAV's FFmpeg logs are off by default."""
+    import cv2
+
+    os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")  # AV_LOG_QUIET; read when the FFmpeg backend starts
+    if hasattr(cv2, "utils") and hasattr(cv2.utils, "logging"):
+        cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_SILENT)
 
 
 def _reason(exc: BaseException) -> str:
@@ -85,14 +96,18 @@ class VideoReader:
     Rotation metadata (the display matrix phones write) is applied, so frames come out upright and
     ``width``/``height`` are the upright size; outputs therefore carry no rotation tag. ``rgba=True``
     keeps an alpha channel (VP9 alpha is decoded with libvpx, which FFmpeg's own VP9 decoder drops).
+    A frame size over ``max_pixels`` (the pixel budget, ``media.limits``) is refused from the stream's
+    header, before any frame is decoded (a GIF's logical screen of 16000x16000 is 1 GB a frame).
     """
 
-    def __init__(self, path: str | Path, rgba: bool = False) -> None:
+    def __init__(self, path: str | Path, rgba: bool = False, max_pixels: int | None = DEFAULT_MAX_PIXELS) -> None:
         av = _av()
         self.path = Path(path)
         self.rgba = rgba
         if not self.path.exists():
-            raise GreenlessError(f"{self.path}: file not found")
+            from greenless.media.files import missing_reason
+
+            raise GreenlessError(f"{self.path}: {missing_reason(self.path)}")
         try:
             self.container = av.open(str(self.path), "r")
         except Exception as exc:
@@ -106,6 +121,11 @@ class VideoReader:
         if not ctx.width or not ctx.height:
             self.container.close()
             raise GreenlessError(f"{self.path}: video stream has no frame size (corrupt file?)")
+        try:
+            check_pixels(ctx.width, ctx.height, max_pixels, str(self.path), what="video frame")
+        except GreenlessError:
+            self.container.close()
+            raise
         self.time_base: Fraction = self.stream.time_base or Fraction(1, 90000)
         rate = self.stream.average_rate or self.stream.guessed_rate or self.stream.base_rate
         self.fps: Fraction = Fraction(rate) if rate else Fraction(25)
@@ -198,6 +218,7 @@ class VideoReader:
         self._reopen()
         fmt = "rgba" if self.rgba else "rgb24"
         index = 0
+        last_time: float | None = None
         try:
             if self._libvpx_alpha:
                 av = _av()
@@ -208,7 +229,9 @@ class VideoReader:
                 frames = self.container.decode(self.stream)
             for vf in frames:
                 image = _rotate(vf.to_ndarray(format=fmt), self.rotation)
-                yield Frame(image, index, vf.pts, vf.time_base or self.time_base)
+                frame = Frame(image, index, vf.pts, vf.time_base or self.time_base)
+                last_time = frame.time if frame.time is not None else last_time
+                yield frame
                 index += 1
         except GreenlessError:
             raise
@@ -216,12 +239,27 @@ class VideoReader:
             raise GreenlessError(f"{self.path}: video is corrupt or truncated after {index} frames ({_reason(exc)})") from exc
         if index == 0:
             raise GreenlessError(f"{self.path}: no decodable video frames (corrupt or truncated file)")
-        self._check_complete(index)
+        self._check_complete(index, last_time)
 
-    def _check_complete(self, decoded: int) -> None:
-        """A file whose index or duration promises clearly more frames than decoded was cut short."""
+    def _check_complete(self, decoded: int, last_time: float | None = None) -> None:
+        """A file whose index promises clearly more frames than decoded, or whose frames stop clearly before
+        the duration its header promises, was cut short.
+
+        Only a container's own frame count is compared with the frames decoded. A count estimated from
+        duration x frame rate (Matroska and WebM store none) is not: a variable-frame-rate file (10 frames
+        over 1.5 s, declared at 10 fps) honestly holds fewer frames than that, so there the last frame's
+        time is compared with the duration instead, with ``_probe_end``'s slack.
+        """
         expected = self.frame_count
         if not expected:
+            return
+        if not self.frame_count_exact and last_time is not None and self.duration:
+            start = float(self.stream.start_time * self.time_base) if self.stream.start_time is not None else 0.0
+            reached = last_time - start + 1.0 / float(self.fps)
+            slack = max(3.0 / float(self.fps), 0.1 * self.duration)
+            if reached < self.duration - slack:
+                raise GreenlessError(f"{self.path}: video is truncated (its frames stop at {reached:.1f} s, but "
+                                     f"its header promises {self.duration:.1f} s)")
             return
         slack = max(2, int(0.02 * expected)) if self.frame_count_exact else max(3, int(0.1 * expected))
         if decoded < expected - slack:
@@ -245,11 +283,17 @@ def _natural_key(path: Path) -> list[Any]:
 
 
 class ImageSequenceReader:
-    """A folder of image files read as a video, in natural name order, at ``fps`` (default 25)."""
+    """A folder of image files read as a video, in natural name order, at ``fps`` (default 25).
 
-    def __init__(self, folder: str | Path, fps: Fraction | float | None = None, rgba: bool = False) -> None:
+    Each file is read as a photo is (``media.images.open_image``): within the pixel budget, refused from
+    its header before it is decoded; truncated or corrupt frames are errors.
+    """
+
+    def __init__(self, folder: str | Path, fps: Fraction | float | None = None, rgba: bool = False,
+                 max_pixels: int | None = DEFAULT_MAX_PIXELS) -> None:
         self.path = Path(folder)
         self.rgba = rgba
+        self.max_pixels = max_pixels
         self.files = sorted((p for p in self.path.iterdir() if p.suffix.lower() in IMAGE_EXTENSIONS), key=_natural_key)
         if not self.files:
             raise GreenlessError(f"{self.path}: folder holds no image files ({', '.join(IMAGE_EXTENSIONS)})")
@@ -263,14 +307,10 @@ class ImageSequenceReader:
         self.duration = len(self.files) / float(self.fps)
 
     def _load(self, path: Path) -> np.ndarray:
-        from PIL import Image, ImageOps
+        from greenless.media.images import open_image, pil_to_rgb, pil_to_rgba
 
-        try:
-            with Image.open(path) as im:
-                upright = ImageOps.exif_transpose(im)
-                return np.asarray(upright.convert("RGBA" if self.rgba else "RGB"))
-        except Exception as exc:
-            raise GreenlessError(f"{path}: cannot read image ({_reason(exc)})") from exc
+        image = open_image(path, max_pixels=self.max_pixels)
+        return pil_to_rgba(image) if self.rgba else pil_to_rgb(image)
 
     def __iter__(self) -> Iterator[Frame]:
         for index, path in enumerate(self.files):
@@ -290,12 +330,13 @@ class ImageSequenceReader:
         self.close()
 
 
-def open_video(path: str | Path, rgba: bool = False, fps: float | None = None) -> VideoReader | ImageSequenceReader:
-    """A reader for a video file or a folder of frames."""
+def open_video(path: str | Path, rgba: bool = False, fps: float | None = None,
+               max_pixels: int | None = DEFAULT_MAX_PIXELS) -> VideoReader | ImageSequenceReader:
+    """A reader for a video file or a folder of frames; frames over ``max_pixels`` are refused before decoding."""
     path = Path(path)
     if path.is_dir():
-        return ImageSequenceReader(path, fps=fps, rgba=rgba)
-    return VideoReader(path, rgba=rgba)
+        return ImageSequenceReader(path, fps=fps, rgba=rgba, max_pixels=max_pixels)
+    return VideoReader(path, rgba=rgba, max_pixels=max_pixels)
 
 
 def is_video_output(path: str | Path) -> bool:
@@ -340,10 +381,12 @@ def _default_mode(directory: bool) -> int:
 
 
 def _check_writable_folder(folder: Path, target: Path) -> None:
+    """A video's folder must exist (it is not made for it) and be writable (``media.files``' rule)."""
+    from greenless.media.files import check_writable_folder
+
     if not folder.is_dir():
         raise GreenlessError(f"{target}: cannot write output (folder {folder} does not exist)")
-    if not os.access(folder, os.W_OK | os.X_OK):
-        raise GreenlessError(f"{target}: cannot write output (folder {folder} is not writable)")
+    check_writable_folder(folder, target)
 
 
 class VideoWriter:
@@ -592,13 +635,25 @@ class SequenceWriter:
         shutil.rmtree(self.tmp, ignore_errors=True)
 
 
-def open_writer(path: str | Path, width: int, height: int, fps: Fraction, alpha: bool = False,
-                time_base: Fraction | None = None, audio_source: str | Path | None = None) -> VideoWriter | SequenceWriter:
-    """Video writer for OUTPUT's extension, or a PNG-sequence writer when OUTPUT has no video extension."""
+def check_output(path: str | Path, alpha: bool = False) -> None:
+    """One ``GreenlessError``, before any work, for an OUTPUT no writer takes (``greenless matte`` refuses an
+    unknown output suffix the same way): a video extension must have an encoder for ``alpha``; any other
+    suffix (``out.txt``, ``out.gif``) is refused unless OUTPUT is an existing folder, since a name without
+    extension is what receives a PNG sequence."""
+    path = Path(path)
     if is_video_output(path):
-        return VideoWriter(path, width, height, fps, alpha=alpha, time_base=time_base, audio_source=audio_source)
-    suffix = Path(path).suffix.lower()
-    if suffix in VIDEO_EXTENSIONS or suffix in IMAGE_EXTENSIONS:
+        choose_encoder(path, alpha)
+        return
+    suffix = path.suffix.lower()
+    if suffix and not path.is_dir():
         raise GreenlessError(f"{path}: cannot write {suffix} video; use one of {', '.join(OUTPUT_EXTENSIONS)} "
                              f"or a name without extension for a PNG sequence")
+
+
+def open_writer(path: str | Path, width: int, height: int, fps: Fraction, alpha: bool = False,
+                time_base: Fraction | None = None, audio_source: str | Path | None = None) -> VideoWriter | SequenceWriter:
+    """Video writer for OUTPUT's extension, or a PNG-sequence writer for a name without one (``check_output``)."""
+    check_output(path, alpha)
+    if is_video_output(path):
+        return VideoWriter(path, width, height, fps, alpha=alpha, time_base=time_base, audio_source=audio_source)
     return SequenceWriter(path)

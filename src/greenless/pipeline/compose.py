@@ -10,6 +10,7 @@ fast foreground colour estimation", ICIP 2021): passes of box-filtered, alpha-we
 
 from __future__ import annotations
 
+import math
 import re
 from enum import StrEnum
 from pathlib import Path
@@ -147,10 +148,21 @@ def parse_color(spec: str) -> tuple[int, int, int] | None:
 
 
 def cover_resize(image: np.ndarray, height: int, width: int) -> np.ndarray:
-    """Scale ``image`` to cover height x width (keeping its aspect), then centre-crop to exactly that size."""
+    """Scale ``image`` to cover height x width (keeping its aspect), then centre-crop to exactly that size.
+
+    Memory stays within a few times the result's, whatever the aspect ratios: a strip far thinner than the
+    frame (65500x1 behind a 640x360 frame would scale to 23.6 million x 360 pixels) is first cropped to the
+    middle that shows, a pixel wider on each side for the interpolation, and only that is scaled.
+    """
     h, w = image.shape[:2]
     scale = max(height / h, width / w)
     new_w, new_h = max(width, int(round(w * scale))), max(height, int(round(h * scale)))
+    if new_w * new_h > 4 * width * height:
+        crop_w, crop_h = min(w, math.ceil(width / scale) + 2), min(h, math.ceil(height / scale) + 2)
+        left, top = (w - crop_w) // 2, (h - crop_h) // 2
+        image = image[top:top + crop_h, left:left + crop_w]
+        h, w = crop_h, crop_w
+        new_w, new_h = max(width, int(round(w * scale))), max(height, int(round(h * scale)))
     interp = cv2.INTER_AREA if scale < 1.0 else cv2.INTER_LINEAR
     resized = cv2.resize(image, (new_w, new_h), interpolation=interp) if (new_h, new_w) != (h, w) else image
     top, left = (new_h - height) // 2, (new_w - width) // 2

@@ -98,7 +98,9 @@ def check_watch(folder: Path, out: Path) -> None:
     """One error line when ``folder`` cannot be watched into ``out`` (checked before a model loads)."""
     if not folder.is_dir():
         raise GreenlessError(f"{folder}: --watch takes one folder to watch")
-    if out.resolve() == folder.resolve():
+    from greenless.media.files import real_path
+
+    if real_path(out) == real_path(folder):
         raise GreenlessError(f"{out}: the results of a watched folder must go to another folder")
     if out.exists() and not out.is_dir():
         raise GreenlessError(f"{out}: the results of a watched folder go to a folder, and this is a file")

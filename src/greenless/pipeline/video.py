@@ -37,15 +37,18 @@ _END = object()
 
 class Background:
     """A background the size of the frames: a colour, an image or a looping video (each scaled to cover the frame
-    and centre-cropped, as photos do: ``compose.cover_resize``), or 'blur' of the frame."""
+    and centre-cropped, as photos do: ``compose.cover_resize``), or 'blur' of the frame.
 
-    def __init__(self, spec: str | None, width: int, height: int) -> None:
+    An image or video background is read within the pixel budget ``max_pixels``, as inputs are.
+    """
+
+    def __init__(self, spec: str | None, width: int, height: int, max_pixels: int | None = None) -> None:
         self.width, self.height = width, height
         self.spec = spec or DEFAULT_BACKGROUND
         self._still: np.ndarray | None = None
         self._video: Any = None
         self._frames: Any = None
-        parsed = parse_background(self.spec, video=True)  # the one background rule, as for photos
+        parsed = parse_background(self.spec, video=True, max_pixels=max_pixels)  # the one rule, as for photos
         self.blur = isinstance(parsed, str)
         if isinstance(parsed, tuple):
             self._still = np.empty((height, width, 3), np.uint8)
@@ -53,9 +56,10 @@ class Background:
         elif isinstance(parsed, np.ndarray):
             self._still = cover_resize(parsed, height, width)
         elif isinstance(parsed, Path):
+            from greenless.media.limits import DEFAULT_MAX_PIXELS
             from greenless.media.video import open_video
 
-            self._video = open_video(parsed)
+            self._video = open_video(parsed, max_pixels=DEFAULT_MAX_PIXELS if max_pixels is None else max_pixels)
             self._frames = iter(self._video)
 
     def for_frame(self, rgb: np.ndarray) -> np.ndarray:

@@ -27,7 +27,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from greenless.errors import GreenlessError
-from greenless.media.images import ImageTooLarge, load_rgb
+from greenless.media.images import ImageTooLarge, encode_png, load_rgb  # the package's one PNG encoder
 from greenless.pipeline.compose import OUTPUT_KINDS, parse_background, render
 from greenless.serve.settings import ServeSettings
 
@@ -134,13 +134,6 @@ def decode_upload(data: bytes, what: str, settings: ServeSettings) -> np.ndarray
                             f"server's limit of {exc.limit}") from None
     except GreenlessError as exc:
         raise ApiError(415, f"cannot decode the upload: {exc}") from None
-
-
-def encode_png(array: np.ndarray) -> bytes:
-    """RGB, RGBA or grey uint8 array -> PNG bytes, with the package's one encoder (``media.images.encode_png``)."""
-    from greenless.media.images import encode_png as _encode
-
-    return _encode(array)
 
 
 def matte_request(matter: Any, image: bytes, background_image: bytes | None, options: MatteOptions, settings: ServeSettings) -> bytes:
