@@ -174,3 +174,19 @@ def test_a_ref_size_2048_request_leaves_the_server_no_bigger(tmp_path: Path) -> 
             proc.kill()
             proc.wait(30)
         log.close()
+
+
+# --- batch: Ray resources ------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("args, says", [
+    (["--cpus-per-actor", "inf"], "--cpus-per-actor must be a finite number of at least 0.1, not inf"),
+    (["--cpus-per-actor", "1e300"], "--cpus-per-actor 1e+300: the Ray cluster has only"),  # would wait for ever
+])
+def test_batch_refuses_actor_resources_no_cluster_has(photo: Path, tmp_path: Path, args: list[str], says: str) -> None:
+    pytest.importorskip("ray", reason="batch runs on the ray extra")
+    out = tmp_path / "out"
+    result = run_greenless("batch", str(photo.parent), "-o", str(out), "--ray", "--ref-size", "64", *args, timeout=300)
+    err = [line for line in lines(result.stderr) if "WARNING" not in line]  # Ray's own start-up warning
+    assert result.returncode == 2 and len(err) == 1, err
+    assert err[0].startswith("greenless: error: ") and says in err[0], err
+    assert not out.exists()

@@ -8,6 +8,7 @@ URI pyarrow understands (``s3://bucket/prefix``, ``gs://...``), read and written
 from __future__ import annotations
 
 import inspect
+import math
 import os
 import warnings
 from collections.abc import Iterator
@@ -159,18 +160,24 @@ def run_batch(input_uri: str, output_uri: str, kind: str = "rgba", background: A
     """
     import ray
 
+    for flag, value, least in (("--cpus-per-actor", cpus_per_actor, 0.1), ("--gpus-per-actor", gpus_per_actor, 0.0)):
+        if not (math.isfinite(value) and value >= least):  # inf used to end in an OverflowError traceback
+            raise GreenlessError(f"{flag} must be a finite number of at least {least:g}, not {value}")
     in_fs, files = list_images(input_uri)
     out_fs, out_base = filesystem_for(output_uri)
-    try:
-        out_fs.create_dir(out_base, recursive=True)
-    except Exception as exc:
-        raise GreenlessError(f"{output_uri}: cannot create the output folder ({str(exc).splitlines()[0]})") from None
     _, in_base = filesystem_for(input_uri)
     same_folder = type(in_fs) is type(out_fs) and in_base.rstrip("/") == out_base.rstrip("/")
     clashing = clashing_stems(files)  # the naming rule of greenless.media.naming, as matte uses it
     names = frozenset(PurePosixPath(p).name.casefold() for p in files) if same_folder else frozenset()
     connect(address)
     resources = ray.cluster_resources()
+    for flag, value, unit in (("--cpus-per-actor", cpus_per_actor, "CPU"), ("--gpus-per-actor", gpus_per_actor, "GPU")):
+        if value > resources.get(unit, 0):  # no actor could ever be scheduled: the run would wait for ever
+            raise GreenlessError(f"{flag} {value:g}: the Ray cluster has only {resources.get(unit, 0):g} {unit}s")
+    try:  # only once the cluster can run the job: a refused run leaves no folder behind
+        out_fs.create_dir(out_base, recursive=True)
+    except Exception as exc:
+        raise GreenlessError(f"{output_uri}: cannot create the output folder ({str(exc).splitlines()[0]})") from None
     if actors is None:
         if gpus_per_actor > 0:
             actors = int(resources.get("GPU", 0) // gpus_per_actor)
