@@ -389,9 +389,10 @@ class TrainingRun:
         model = model.to(self.device).train()
         if t.channels_last:  # NHWC: faster on CUDA, and 3x faster training steps on this 2-core CPU
             model = model.to(memory_format=torch.channels_last)  # type: ignore[call-overload]  # (torch's stubs lack it)
+        #: the network itself (DDP wraps it in ``self.net``); .to() and SyncBatchNorm keep its class
+        self.model: MODNet = cast(MODNet, model)
         if t.freeze_norm:
             freeze_batchnorm(model)
-        self.model = model
         self.optimizer = make_optimizer(model, cfg)
         self.base_lrs = [g["lr"] for g in self.optimizer.param_groups]
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.use_amp and self.amp_dtype == torch.float16)
@@ -405,7 +406,7 @@ class TrainingRun:
         self.net: torch.nn.Module = model
         if self.world > 1:
             if self.cuda and not t.freeze_norm:  # batch statistics over all ranks (PyTorch has no CPU SyncBatchNorm)
-                self.model = model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)
+                self.model = model = cast(MODNet, torch.nn.SyncBatchNorm.convert_sync_batchnorm(model))
             self.net = torch.nn.parallel.DistributedDataParallel(model, device_ids=[local_rank] if self.cuda else None)
 
     def restore(self, resume: bool) -> None:
@@ -519,7 +520,7 @@ class TrainingRun:
             if cfg.data.val:
                 card["validation"] = _log_val(self.model, cfg, self.device, self.step_no, self.log_path)
             card["training"]["elapsed_s"] = round(self.clock.elapsed(), 1)
-            save_weights(cast(MODNet, self.model), final, card, half=False)  # SyncBatchNorm keeps the class
+            save_weights(self.model, final, card, half=False)
         return final
 
 
@@ -586,7 +587,7 @@ def train(cfg: TrainConfig, resume: bool = True, progress: bool = True) -> Path:
     return final
 
 
-def _log_val(model: torch.nn.Module, cfg: TrainConfig, device: torch.device, step: int, log_path: Path) -> dict:
+def _log_val(model: MODNet, cfg: TrainConfig, device: torch.device, step: int, log_path: Path) -> dict:
     scores = validate(model, cfg.resolve(cfg.data.val), cfg.data.val_ref_size, device, hint=cfg.hint)
     with log_path.open("a") as log:
         log.write(json.dumps({"step": step, "val": scores}) + "\n")
