@@ -190,3 +190,23 @@ def test_batch_refuses_actor_resources_no_cluster_has(photo: Path, tmp_path: Pat
     assert result.returncode == 2 and len(err) == 1, err
     assert err[0].startswith("greenless: error: ") and says in err[0], err
     assert not out.exists()
+
+
+# --- webcam --------------------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("args, says", [
+    (["--camera", "-5"], "--camera must be a camera index from 0 to 9999, not -5"),  # OpenCV: SIGSEGV
+    (["--camera", "99999999999"], "--camera must be a camera index from 0 to 9999, not 99999999999"),
+    (["--source", "{video}", "--max-frames", "0"], "--max-frames must be at least 1, not 0"),
+    (["--source", "{video}", "--max-frames", "-1"], "--max-frames must be at least 1, not -1"),
+])
+def test_a_bad_webcam_flag_is_one_line_and_exit_2(shared_data: Path, tmp_path: Path, args: list[str],
+                                                  says: str) -> None:
+    video = sorted((shared_data / "videos").glob("*.mp4"))[0]
+    out = tmp_path / "rec.mp4"
+    result = run_greenless("webcam", "--no-window", "-o", str(out), *[a.format(video=video) for a in args],
+                           timeout=120)
+    err = lines(result.stderr)
+    assert result.returncode == 2 and len(err) == 1, err
+    assert err[0] == f"greenless: error: {says}"
+    assert not list(tmp_path.iterdir())

@@ -16,6 +16,9 @@ if TYPE_CHECKING:
     import numpy as np
 
 WINDOW = "greenless"
+#: Largest ``--camera`` index: OpenCV reads an index as camera number + 100 x backend (CAP_V4L2 = 200, ...,
+#: CAP_OBSENSOR = 2600), so every meaningful one is below this.
+MAX_CAMERA_INDEX = 9999
 
 
 def gui_available() -> bool:
@@ -96,6 +99,12 @@ def webcam(
     from greenless.pipeline.streaming import open_stream
     from greenless.pipeline.video import Background
 
+    # OpenCV crashes (SIGSEGV) on a negative camera index and overflows on a huge one; --max-frames 0 or -1 read
+    # the whole source and then said "no frames were written"
+    if source is None and not 0 <= device <= MAX_CAMERA_INDEX:
+        raise GreenlessError(f"--camera must be a camera index from 0 to {MAX_CAMERA_INDEX}, not {device}")
+    if max_frames is not None and max_frames < 1:
+        raise GreenlessError(f"--max-frames must be at least 1, not {max_frames}")
     if window is None:
         window = output is None and not virtual_camera  # a window by default only when there is no other sink
     if window and not gui_available():
