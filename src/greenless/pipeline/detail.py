@@ -1,0 +1,244 @@
+"""The photo detail stage: closed-form matting of the edge band at (near) full resolution.
+
+A network at reference size 384 sees a 1080x1920 portrait at a fifth of its size, so its matte is a
+smooth outline: no strand of hair survives the upsampling. Closed-form matting (Levin, Lischinski and
+Weiss, "A Closed-Form Solution to Natural Image Matting", PAMI 2008) solves alpha from the image itself
+under the local colour-line model: in each 3x3 window alpha is an affine function of the colour. Given
+where alpha is surely 0 and surely 1 it fills in the rest, following edges the network never saw.
+rembg offers the same idea as its opt-in "alpha matting"; here it is one step of the photo recipe:
+
+1. **Trimap from the matte and the guide** (``band_trimap``): the network's matte says where the edge
+   is; the guide (the segmentation model's mask) is a second opinion about what is background. Pixels
+   are sure foreground where the matte is solid (above ``fg_threshold``) farther than the band's
+   half-width from anything softer, sure background where the matte *or* the guide is clear background
+   (below ``bg_threshold``) that far in; the rest, a band of ``band`` of the short side around the
+   outline, is unknown. Trusting either one for background removes what one of them wrongly keeps
+   (the foot of a sculpture, a lit window); trusting only the network for foreground keeps the person
+   solid where the guide's own edge is soft.
+2. **Solve inside the band only** (``solve_band``): the matting Laplacian is built for the windows that
+   touch unknown pixels (never for the whole image), and the unknowns are solved with the known
+   alphas as boundary values, plus a weak pull (``prior``) towards the network's matte so that where
+   the colour model says nothing (foreground and background of one colour) the network's answer stands.
+   Conjugate gradients with a Jacobi preconditioner; scipy's sparse tools, no numba.
+3. **Back to full size with the image as guide** (``guided_upsample``): the solve runs at a working
+   size (long side ``work_size``); the result is lifted to the photo's size by a fast guided filter
+   (He and Sun, "Fast Guided Filter", 2015): per-pixel affine colour-to-alpha coefficients fitted at the
+   working size, enlarged, and applied to the full-resolution colours, so edges sharpen to the photo's
+   own pixels. Outside the band the network's full-size matte is kept as it is.
+
+Foreground colours for cut-outs and composites are then estimated at full size from the refined alpha
+(``greenless.pipeline.compose.estimate_foreground``), as for any matte.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from greenless.errors import GreenlessError
+
+#: What ``--refine`` takes: ``band`` (the closed-form detail stage) or ``none`` (the network's matte).
+REFINERS = ("band", "none")
+
+
+@dataclass(frozen=True)
+class DetailSettings:
+    """How the detail stage draws its trimap and solves the band (defaults: the photo recipe's)."""
+
+    band: float = 0.02  # half-width of the unknown band, as a fraction of the working image's short side
+    fg_threshold: float = 0.98  # matte at or above this (away from softer pixels) is sure foreground
+    bg_threshold: float = 0.02  # matte or guide at or below this (away from the edge) is sure background
+    guide_fg: float = 0.5  # sure foreground also needs the guide to call it person (its own 0.5 decision)
+    work_size: int = 768  # long side the band is solved at (smaller photos are solved at their own size)
+    epsilon: float = 1e-6  # the colour-line model's regulariser (Levin et al.): larger is smoother
+    prior: float = 1e-5  # pull of each unknown pixel towards the network's matte (keeps the system definite)
+    iterations: int = 60  # conjugate-gradient steps at the working size, from the half-size direct solve
+    upsample_radius: int = 2  # guided-filter radius (working pixels) when lifting to full size
+    upsample_eps: float = 1e-4  # guided-filter regulariser
+
+    def __post_init__(self) -> None:
+        checks = {
+            "band": 0.0 < self.band <= 0.25,
+            "fg_threshold": 0.5 < self.fg_threshold <= 1.0,
+            "bg_threshold": 0.0 <= self.bg_threshold < 0.5,
+            "work_size": 64 <= self.work_size <= 8192,
+            "epsilon": 0.0 < self.epsilon <= 1.0,
+            "prior": 0.0 < self.prior <= 100.0,
+            "iterations": 1 <= self.iterations <= 10_000,
+            "upsample_radius": 1 <= self.upsample_radius <= 32,
+            "upsample_eps": 0.0 < self.upsample_eps <= 1.0,
+        }
+        for name, ok in checks.items():
+            if not ok:
+                raise GreenlessError(f"detail stage: {name} = {getattr(self, name)!r} is out of range")
+
+
+def check_refiner(refine: str) -> str:
+    """``refine`` if it is one of REFINERS, else a one-line error."""
+    if refine not in REFINERS:
+        raise GreenlessError(f"unknown refiner {refine!r}; choose from {', '.join(REFINERS)}")
+    return refine
+
+
+def _disk(radius: int) -> np.ndarray:
+    return cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * radius + 1, 2 * radius + 1))
+
+
+def band_trimap(alpha: np.ndarray, guide: np.ndarray | None, settings: DetailSettings) -> tuple[np.ndarray, np.ndarray]:
+    """``(fg, bg)`` boolean masks of sure foreground and sure background; the rest is the unknown band.
+
+    See the module docstring, step 1. ``guide`` may be None (the network's matte alone decides).
+    """
+    radius = max(1, round(settings.band * min(alpha.shape)))
+    disk = _disk(radius)
+    sure = alpha >= settings.fg_threshold
+    if guide is not None:
+        sure &= guide >= settings.guide_fg
+    fg = cv2.erode(sure.astype(np.uint8), disk) > 0
+    background = alpha <= settings.bg_threshold
+    if guide is not None:
+        background |= guide <= settings.bg_threshold
+    bg = cv2.erode(background.astype(np.uint8), disk) > 0
+    return fg, bg & ~fg
+
+
+def _window_stats(image: np.ndarray, epsilon: float) -> tuple[np.ndarray, np.ndarray]:
+    """Mean colour (HxWx3) and inverse regularised covariance (HxWx3x3) of every 3x3 window."""
+    box = (3, 3)
+    mean = cv2.blur(image, box, borderType=cv2.BORDER_REFLECT)
+    cov = np.empty(image.shape[:2] + (3, 3), image.dtype)
+    for a in range(3):
+        for b in range(a, 3):
+            prod = cv2.blur(image[:, :, a] * image[:, :, b], box, borderType=cv2.BORDER_REFLECT)
+            cov[:, :, a, b] = cov[:, :, b, a] = prod - mean[:, :, a] * mean[:, :, b]
+    cov += np.eye(3, dtype=image.dtype) * (epsilon / 9.0)
+    return mean, cov
+
+
+def solve_band(image: np.ndarray, alpha: np.ndarray, unknown: np.ndarray, settings: DetailSettings,
+               x0: np.ndarray | None = None) -> np.ndarray:
+    """Alpha with the ``unknown`` pixels solved by closed-form matting; the others keep ``alpha``.
+
+    ``image`` is HxWx3 float in [0, 1], ``alpha`` HxW float (the known values and the prior). Only the
+    3x3 windows that touch an unknown pixel enter the system (see the module docstring, step 2). Without
+    ``x0`` the system is solved directly; with ``x0`` (a starting alpha, HxW) by ``settings.iterations``
+    conjugate-gradient steps from it.
+    """
+    from scipy.sparse import coo_matrix, diags
+    from scipy.sparse.linalg import cg, spsolve
+
+    h, w = alpha.shape
+    out = alpha.astype(np.float64, copy=True)
+    # Window centres whose window holds an unknown pixel; windows must lie inside the image.
+    centres = cv2.dilate(unknown.astype(np.uint8), np.ones((3, 3), np.uint8)) > 0
+    centres[[0, -1], :] = False
+    centres[:, [0, -1]] = False
+    cy, cx = np.nonzero(centres)
+    if cy.size == 0:
+        return out
+    image = image.astype(np.float64, copy=False)
+    mean, cov = _window_stats(image, settings.epsilon)
+    inv = np.linalg.inv(cov[cy, cx])  # n x 3 x 3
+    dy, dx = np.mgrid[-1:2, -1:2]
+    py, px = cy[:, None] + dy.ravel(), cx[:, None] + dx.ravel()  # n x 9 window pixels
+    diff = image[py, px] - mean[cy, cx][:, None, :]  # n x 9 x 3
+    gram = np.einsum("nia,nab,njb->nij", diff, inv, diff, optimize=True)
+    values = np.eye(9)[None] - (1.0 + gram) / 9.0  # Levin et al.'s window term
+    # Compact numbering of the pixels the windows touch: unknowns first, then their known neighbours.
+    flat = (py * w + px).ravel()
+    touched = np.unique(flat)
+    is_unknown = unknown.ravel()[touched]
+    order = np.concatenate([touched[is_unknown], touched[~is_unknown]])
+    index = np.full(h * w, -1, np.int64)
+    index[order] = np.arange(order.size)
+    local = index[py * w + px]  # n x 9
+    rows = np.repeat(local, 9, axis=1).ravel()
+    cols = np.tile(local, (1, 9)).ravel()
+    lap = coo_matrix((values.ravel(), (rows, cols)), shape=(order.size, order.size)).tocsr()
+    n_unknown = int(is_unknown.sum())
+    lap_uu, lap_uk = lap[:n_unknown, :n_unknown], lap[:n_unknown, n_unknown:]
+    known = alpha.ravel()[order[n_unknown:]].astype(np.float64)
+    prior = alpha.ravel()[order[:n_unknown]].astype(np.float64)
+    system = (lap_uu + diags(np.full(n_unknown, settings.prior))).tocsr()
+    rhs = settings.prior * prior - lap_uk @ known
+    if x0 is None:  # small enough for a direct solve
+        x = spsolve(system.tocsc(), rhs, permc_spec="MMD_AT_PLUS_A")
+    else:  # a few Jacobi-preconditioned CG steps from the enlarged coarse solution
+        jacobi = diags(1.0 / np.maximum(system.diagonal(), 1e-12))
+        start = x0.ravel()[order[:n_unknown]].astype(np.float64)
+        x, _ = cg(system, rhs, x0=start, M=jacobi, rtol=1e-7, maxiter=settings.iterations)
+    out.ravel()[order[:n_unknown]] = np.clip(x, 0.0, 1.0)
+    return out
+
+
+def guided_upsample(alpha: np.ndarray, image: np.ndarray, full_image: np.ndarray, radius: int,
+                    eps: float) -> np.ndarray:
+    """Fast guided filter: fit ``alpha ~ A . colour + b`` per window on the small ``image``, enlarge A and b,
+    and apply them to ``full_image`` (HxWx3 float in [0, 1]); returns the full-size alpha (float32)."""
+    box = (2 * radius + 1, 2 * radius + 1)
+    mean_i, cov = _box_stats(image, box, eps)
+    mean_a = cv2.blur(alpha, box)
+    cov_ia = np.stack([cv2.blur(image[:, :, c] * alpha, box) - mean_i[:, :, c] * mean_a for c in range(3)], -1)
+    coef = np.linalg.solve(cov, cov_ia[..., None])[..., 0]  # HxWx3
+    offset = mean_a - np.einsum("hwc,hwc->hw", coef, mean_i)
+    coef, offset = cv2.blur(coef, box), cv2.blur(offset, box)
+    height, width = full_image.shape[:2]
+    coef = cv2.resize(coef.astype(np.float32), (width, height), interpolation=cv2.INTER_LINEAR)
+    offset = cv2.resize(offset.astype(np.float32), (width, height), interpolation=cv2.INTER_LINEAR)
+    return np.einsum("hwc,hwc->hw", coef, full_image) + offset
+
+
+def _box_stats(image: np.ndarray, box: tuple[int, int], eps: float) -> tuple[np.ndarray, np.ndarray]:
+    """Box-window mean colour and regularised covariance (HxWx3x3) of ``image``."""
+    mean = cv2.blur(image, box)
+    cov = np.empty(image.shape[:2] + (3, 3), image.dtype)
+    for a in range(3):
+        for b in range(a, 3):
+            cov[:, :, a, b] = cov[:, :, b, a] = cv2.blur(image[:, :, a] * image[:, :, b], box) - mean[:, :, a] * mean[:, :, b]
+    cov += np.eye(3, dtype=image.dtype) * eps
+    return mean, cov
+
+
+def refine_matte(rgb: np.ndarray, alpha: np.ndarray, guide: np.ndarray | None,
+                 settings: DetailSettings | None = None) -> np.ndarray:
+    """The detail stage: ``alpha`` (HxW float in [0, 1], the network's bounded full-size matte) with its edge
+    band re-solved from the photo ``rgb`` (HxWx3 uint8); ``guide`` (HxW, same size) or None. float32 HxW."""
+    settings = settings or DetailSettings()
+    h, w = alpha.shape
+    if rgb.shape[:2] != (h, w) or (guide is not None and guide.shape != (h, w)):
+        raise GreenlessError("detail stage: the image, matte and guide must have one size")
+    scale = min(1.0, settings.work_size / max(h, w))
+    size = (max(1, round(w * scale)), max(1, round(h * scale)))
+    small = rgb if scale == 1.0 else cv2.resize(rgb, size, interpolation=cv2.INTER_AREA)
+    small = small.astype(np.float32) * (1.0 / 255.0)
+    small_alpha = alpha if scale == 1.0 else cv2.resize(alpha, size, interpolation=cv2.INTER_AREA)
+    small_guide = None
+    if guide is not None:
+        small_guide = guide if scale == 1.0 else cv2.resize(guide, size, interpolation=cv2.INTER_AREA)
+    fg, bg = band_trimap(small_alpha, small_guide, settings)
+    unknown = ~(fg | bg)
+    known = np.where(fg, 1.0, np.where(bg, 0.0, small_alpha)).astype(np.float32)
+    if unknown.any():
+        known = _solve_coarse_to_fine(small, known, unknown, settings)
+    if scale == 1.0:
+        return np.clip(known, 0.0, 1.0).astype(np.float32)
+    full = guided_upsample(known, small, rgb.astype(np.float32) * (1.0 / 255.0), settings.upsample_radius,
+                           settings.upsample_eps)
+    # The lifted solve in the band and on sure pixels (their sure value, sharpened to the photo's own edges
+    # by the guided filter); the network's matte where neither: nothing, as the trimap covers every pixel.
+    return np.clip(full, 0.0, 1.0).astype(np.float32)
+
+
+def _solve_coarse_to_fine(image: np.ndarray, known: np.ndarray, unknown: np.ndarray,
+                          settings: DetailSettings) -> np.ndarray:
+    """``solve_band`` at the working size: solved directly at half size (a quarter of the unknowns, where a
+    direct solve is cheap), then enlarged and polished by a few CG steps at the working size."""
+    h, w = known.shape
+    half = (max(1, w // 2), max(1, h // 2))
+    coarse = solve_band(cv2.resize(image, half, interpolation=cv2.INTER_AREA),
+                        cv2.resize(known, half, interpolation=cv2.INTER_AREA),
+                        cv2.resize(unknown.astype(np.uint8), half, interpolation=cv2.INTER_NEAREST) > 0, settings)
+    start = cv2.resize(coarse.astype(np.float32), (w, h), interpolation=cv2.INTER_LINEAR)
+    return solve_band(image, known, unknown, settings, x0=start).astype(np.float32)
