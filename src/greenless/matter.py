@@ -13,6 +13,7 @@ from greenless.engines import Engine, make_engine
 from greenless.errors import GreenlessError
 from greenless.media.images import as_rgb_array
 from greenless.pipeline.guide import shared_segmenter
+from greenless.pipeline.detail import DetailSettings
 from greenless.pipeline.recipe import Recipe, recipe_for
 from greenless.pipeline.stream import DEFAULT_OFD_TOL, MatteStream
 from greenless.pipeline.streaming import open_stream
@@ -28,13 +29,16 @@ class Matter:
     (the card's ``photo_ref_size`` for stills, its ``ref_size`` for streams, else 512); ``guide`` (``selfie``:
     the packaged segmentation guide in the 4th channel; ``none``); and ``preprocess``, how an image becomes the
     network input (``modnet-demo`` for official checkpoints, else ``greenless``; see
-    ``greenless.pipeline.preprocess``). These make its ``recipe`` (``greenless.pipeline.recipe``), which does
+    ``greenless.pipeline.preprocess``); and ``refine``, the full-resolution detail stage (``band``: photos'
+    default; ``none``: the network's matte alone), with ``detail`` for its settings
+    (``greenless.pipeline.detail.DetailSettings``: band width, thresholds). These make its ``recipe`` (``greenless.pipeline.recipe``), which does
     the work around the engine.
     """
 
     def __init__(self, weights: str | Path | None = None, engine: str = "onnx", ref_size: int | None = None,
                  threads: int | None = None, device: str | None = None, model: str | None = None,
-                 guide: str | None = None, stream: bool = False, preprocess: str | None = None) -> None:
+                 guide: str | None = None, stream: bool = False, preprocess: str | None = None,
+                 refine: str | None = None, detail: DetailSettings | None = None) -> None:
         job = "stream" if stream else "photo"
         path = resolve_weights(weights, model, engine, job=job)
         assert path is not None  # every job has a packaged default
@@ -51,7 +55,7 @@ class Matter:
         #: The steps from pixels to matte (reference size, preprocessing, hint, guide view, bounding): the
         #: registry's for this job and these weights, overridden by the arguments given.
         self.recipe: Recipe = recipe_for(self._card(), self.engine.in_channels, job, ref_size=ref_size, guide=guide,
-                                         preprocess=preprocess, name=path.name)
+                                         preprocess=preprocess, refine=refine, detail=detail, name=path.name)
         if self.recipe.guided:
             shared_segmenter()  # load the guide's model now: a broken install fails here, not on the first image
 
@@ -66,6 +70,11 @@ class Matter:
         if int(value) < 32:
             raise GreenlessError("--ref-size must be at least 32")
         self.recipe = dataclasses.replace(self.recipe, ref_size=int(value))
+
+    @property
+    def refine(self) -> str:
+        """The detail stage this matter runs: ``band`` or ``none``."""
+        return "none" if self.recipe.detail is None else "band"
 
     @property
     def preprocess(self) -> str:

@@ -39,6 +39,7 @@ class JobDefaults:
     temporal: str  # what a stream does between frames unless told: "prev-alpha" (feed back the matte) or "ofd"
     preprocess: str  # one of greenless.card.PREPROCESS_RULES
     guide_view: str = "pad"  # how the segmenter sees the image (SelfieSegmenter modes): "both" for photos, "pad" for streams
+    refine: str = "none"  # the full-resolution detail stage (greenless.pipeline.detail.REFINERS): "band" for photos
 
 
 #: The one command that rebuilds a named weight set from its recipe (data, warm start, training, shipping).
@@ -175,11 +176,14 @@ def job_defaults(card: dict[str, Any], in_channels: int, job: str, hint: str | N
     photos, else 512. Temporal: ``default_temporal`` of the hint. Preprocessing: the official demo's for
     official checkpoints, greenless's otherwise. Guide view: photos run the segmenter letterboxed and squashed
     and keep the minimum (``SelfieSegmenter`` mode ``both``: what only one view takes in is dropped), streams
-    letterboxed only (a second run would cost real time).
+    letterboxed only (a second run would cost real time). Detail stage: photos refine the edge band at full
+    resolution (``band``: MAD 0.0187 -> 0.0132 on the four validation portraits, 1-2 s a photo), except
+    official checkpoints, whose users get the demo's mattes; streams do not (it is far from real time).
     """
     check_job(job)
     own = card.get("ref_size") if job == "stream" else card.get("photo_ref_size", card.get("ref_size"))
     hint = check_hint(hint) if hint is not None else default_hint(card, in_channels)
     preprocess = "modnet-demo" if is_official(card) else "greenless"
+    refine = "band" if job == "photo" and preprocess == "greenless" else "none"
     return JobDefaults(int(own or FALLBACK_REF_SIZE), hint, default_temporal(hint), preprocess,
-                       guide_view="pad" if job == "stream" else "both")
+                       guide_view="pad" if job == "stream" else "both", refine=refine)

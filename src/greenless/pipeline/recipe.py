@@ -22,10 +22,12 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import cv2
 import numpy as np
 
 from greenless.card import PREPROCESS_RULES
 from greenless.errors import GreenlessError
+from greenless.pipeline.detail import DetailSettings, check_refiner, refine_matte
 from greenless.pipeline.guide import bound_by_guide, check_guide, guide_bounds, shared_segmenter
 from greenless.pipeline.preprocess import inference_size, matte_to_size, prev_alpha_channel, to_network_input
 from greenless.registry import FALLBACK_REF_SIZE, job_defaults
@@ -70,7 +72,8 @@ class Recipe:
     ``hint``: what a 4th channel carries (``greenless.registry.RECIPE_HINTS``; a given previous matte always wins);
     ``guide_view``: how the segmenter sees the image (``SelfieSegmenter`` modes); ``bound``: whether the guide
     bounds the matte (``greenless.pipeline.guide.guide_bounds``); ``temporal``: what a stream of these weights
-    does between frames unless told (``greenless.pipeline.stream``).
+    does between frames unless told (``greenless.pipeline.stream``); ``detail``: the full-resolution detail
+    stage's settings (``greenless.pipeline.detail``; None: the network's matte as it comes back).
     """
 
     ref_size: int = FALLBACK_REF_SIZE
@@ -80,6 +83,7 @@ class Recipe:
     guide_view: str = "both"
     bound: bool = True
     temporal: str = "ofd"
+    detail: DetailSettings | None = None
 
     @property
     def guided(self) -> bool:
@@ -135,11 +139,17 @@ class Recipe:
 
     def finish_one(self, matte: np.ndarray, rgb: np.ndarray, guide: np.ndarray | None) -> np.ndarray:
         """One network-size matte -> the full-size matte of ``rgb``: bounded by its ``guide`` (when it had one),
-        then brought back to the image's size by the preprocessing rule. ``rgb`` (full size) and ``guide``
-        (network size) are at hand for steps after upsampling."""
+        then brought back to the image's size by the preprocessing rule; then, when the recipe has a detail
+        stage, its edge band re-solved from the full-size ``rgb`` with the guide (enlarged) as a second opinion."""
         if guide is not None and self.bound:
             matte = bound_by_guide(np.clip(matte, 0.0, 1.0), guide)
-        return matte_to_size(matte, rgb.shape[0], rgb.shape[1], self.preprocess)
+        height, width = rgb.shape[:2]
+        alpha = matte_to_size(matte, height, width, self.preprocess)
+        if self.detail is None:
+            return alpha
+        if guide is not None:
+            guide = cv2.resize(np.asarray(guide, np.float32), (width, height), interpolation=cv2.INTER_LINEAR)
+        return refine_matte(rgb, np.clip(alpha, 0.0, 1.0), guide, self.detail)
 
     # -- both halves -------------------------------------------------------------------------------------------
     def matte(self, run: Runner, rgbs: Sequence[np.ndarray], prev_alphas: Sequence[np.ndarray | None] | None = None,
@@ -155,12 +165,14 @@ class Recipe:
 
 
 def recipe_for(card: dict[str, Any], channels: int, job: str = "photo", *, ref_size: int | None = None,
-               guide: str | None = None, preprocess: str | None = None, name: str = "these weights") -> Recipe:
+               guide: str | None = None, preprocess: str | None = None, refine: str | None = None,
+               detail: DetailSettings | None = None, name: str = "these weights") -> Recipe:
     """The recipe ``job`` (``photo`` or ``stream``) runs weights with this ``card`` and ``channels`` input
     channels with: the registry's defaults (``greenless.registry.job_defaults``), overridden by what the
     caller says. ``guide`` is the ``--guide`` option: ``selfie`` (the hint is the guide; needs 4 channels) or
-    ``none`` (4-channel weights then get a previous matte, blank for a still). Bad values are one error line
-    (``name`` names the weights in it)."""
+    ``none`` (4-channel weights then get a previous matte, blank for a still). ``refine`` is ``--refine``:
+    ``band`` (the detail stage, with ``detail``'s settings or the defaults) or ``none``. Bad values are one
+    error line (``name`` names the weights in it)."""
     hint = None
     if guide is not None:
         check_guide(guide)
@@ -173,5 +185,7 @@ def recipe_for(card: dict[str, Any], channels: int, job: str = "photo", *, ref_s
         raise GreenlessError("--ref-size must be at least 32")
     if preprocess is not None and preprocess not in PREPROCESS_RULES:
         raise GreenlessError(f"unknown preprocessing {preprocess!r}; choose from {', '.join(PREPROCESS_RULES)}")
+    refine = check_refiner(refine) if refine is not None else defaults.refine
     return Recipe(ref_size=size, preprocess=preprocess or defaults.preprocess, channels=channels, hint=defaults.hint,
-                  guide_view=defaults.guide_view, temporal=defaults.temporal)
+                  guide_view=defaults.guide_view, temporal=defaults.temporal,
+                  detail=(detail or DetailSettings()) if refine == "band" else None)
