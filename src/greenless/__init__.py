@@ -29,15 +29,17 @@ _DEFAULT_LOCK = threading.Lock()
 
 def load_matter(weights: str | Path | None = None, engine: str = "onnx", ref_size: int | None = None,
                 threads: int | None = None, device: str | None = None, model: str | None = None,
-                guide: str | None = None) -> Matter:
+                guide: str | None = None, refine: str | None = None, detail: Any = None) -> Matter:
     """A ``Matter`` for these settings, built once per process and reused (the packaged model by default;
     ``model`` picks a packaged set by name (``greenless.registry.PACKAGED``); ``guide="none"`` turns the semantic
-    guide off for weights that use one)."""
-    key = (str(weights) if weights is not None else None, engine, ref_size, threads, device, model, guide)
+    guide off for weights that use one; ``refine="none"`` the photo detail stage, ``detail`` its
+    ``DetailSettings``)."""
+    key = (str(weights) if weights is not None else None, engine, ref_size, threads, device, model, guide, refine,
+           detail)
     with _DEFAULT_LOCK:
         if key not in _DEFAULT:
             _DEFAULT[key] = Matter(weights, engine=engine, ref_size=ref_size, threads=threads, device=device,
-                                   model=model, guide=guide)
+                                   model=model, guide=guide, refine=refine, detail=detail)
         return _DEFAULT[key]
 
 

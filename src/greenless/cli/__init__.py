@@ -51,6 +51,23 @@ def guide_option() -> Any:
                         "weights were trained with.")
 
 
+def refine_option() -> Any:
+    """``--refine band|none``: the photo detail stage (default: the job's, band for photos)."""
+    return typer.Option(None, "--refine", metavar="band|none",
+                        help="Detail stage: band (re-solve the edge band at full resolution from the photo: hair, "
+                        "soft edges; 1-2 s a photo) or none (the network's matte alone). Default: band for photos.")
+
+
+def detail_settings(band: float | None, fg: float | None, bg: float | None) -> Any:
+    """The detail stage's ``DetailSettings`` from ``--refine-band/--refine-fg/--refine-bg`` (None: all defaults)."""
+    if band is None and fg is None and bg is None:
+        return None
+    from greenless.pipeline.detail import DetailSettings
+
+    given = {"band": band, "fg_threshold": fg, "bg_threshold": bg}
+    return DetailSettings(**{k: v for k, v in given.items() if v is not None})
+
+
 def ref_size_option(help: str = "Short side the network sees (default: the weights' own).") -> Any:
     """``--ref-size N`` bounded to [32, MAX_REF_SIZE] as the server bounds its ``ref_size``.
 

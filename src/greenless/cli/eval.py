@@ -1,4 +1,4 @@
-"""``greenless eval``: MSE, MAD, SAD, Grad and Conn of the model (or of any tool's alpha PNGs) on a matting dataset."""
+"""``greenless eval``: MSE, MAD, SAD, Grad, Conn and the transition band's MAD of the model (or of any tool's alpha PNGs) on a matting dataset."""
 
 from __future__ import annotations
 
@@ -8,10 +8,10 @@ from typing import Any
 
 import typer
 
-from greenless.cli import EngineName, app, engine_option, guide_option, model_option, ref_size_option
+from greenless.cli import EngineName, app, engine_option, guide_option, model_option, ref_size_option, refine_option
 
 _COLUMNS = (("mse", "MSE", "{:.5f}"), ("mad", "MAD", "{:.5f}"), ("sad", "SAD", "{:.2f}"),
-            ("grad", "Grad", "{:.2f}"), ("conn", "Conn", "{:.2f}"))
+            ("grad", "Grad", "{:.2f}"), ("conn", "Conn", "{:.2f}"), ("band", "Band MAD", "{:.4f}"))
 
 
 def _cells(metrics: dict[str, float]) -> list[str]:
@@ -67,6 +67,7 @@ def eval_command(
     weights: Path | None = typer.Option(None, "-w", "--weights", help="Model weights (default: the packaged model)."),
     model: str | None = model_option(),
     guide: str | None = guide_option(),
+    refine: str | None = refine_option(),
     engine: EngineName = engine_option(),
     ref_size: int | None = ref_size_option(),
     predictions: Path | None = typer.Option(None, "--predictions", "-p", help="Score these alpha PNGs (same stems) instead of running the model."),
@@ -76,7 +77,8 @@ def eval_command(
     compare_reference: Path | None = typer.Option(None, "--compare-reference", help="Also score this reference segmentation model (selfie_segmentation.onnx) side by side."),
     grid: Path | None = typer.Option(None, "--grid", help="Write a picture grid PNG (image, ground truth, ours, reference, error maps)."),
 ) -> None:
-    """Score alpha mattes against ground truth: MSE, MAD, SAD, Grad, Conn per image and their mean."""
+    """Score alpha mattes against ground truth: MSE, MAD, SAD, Grad, Conn and Band MAD (the error inside the
+    transition band) per image and their mean."""
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
@@ -99,7 +101,7 @@ def eval_command(
 
     try:
         result = evaluate(data_dir, predictions=predictions, weights=weights, engine=engine, ref_size=ref_size,
-                          guide=guide, save_dir=save_dir, reference=compare_reference, grid=grid, on_start=on_start, on_image=on_image)
+                          guide=guide, refine=refine, save_dir=save_dir, reference=compare_reference, grid=grid, on_start=on_start, on_image=on_image)
     finally:
         progress.stop()
     if as_json:

@@ -17,11 +17,13 @@ import typer
 from greenless.cli import (
     EngineName,
     app,
+    detail_settings,
     engine_option,
     guide_option,
     max_pixels_option,
     model_option,
     ref_size_option,
+    refine_option,
     refuse_overwrite,
     threads_option,
 )
@@ -66,6 +68,14 @@ def matte(
     weights: Path | None = typer.Option(None, "-w", "--weights", help="Weights file (.onnx, .safetensors or official .ckpt)."),
     model: str | None = model_option(),
     guide: str | None = guide_option(),
+    refine: str | None = refine_option(),
+    refine_band: float | None = typer.Option(None, "--refine-band", metavar="FRACTION",
+                                             help="Half-width of the detail stage's unknown band, as a fraction of "
+                                             "the short side (default 0.02)."),
+    refine_fg: float | None = typer.Option(None, "--refine-fg", metavar="ALPHA",
+                                           help="Matte at or above this is sure foreground (default 0.98)."),
+    refine_bg: float | None = typer.Option(None, "--refine-bg", metavar="ALPHA",
+                                           help="Matte or guide at or below this is sure background (default 0.02)."),
     threads: int | None = threads_option(),
     no_fg_estimate: bool = typer.Option(False, "--no-fg-estimate",
                                         help="Use raw pixel colours instead of estimating the foreground (faster, halos)."),
@@ -76,7 +86,8 @@ def matte(
     from greenless.registry import resolve_weights
 
     weights = resolve_weights(weights, model, engine.value, job=None)
-    settings = dict(weights=weights, engine=engine.value, ref_size=ref_size, threads=threads, guide=guide)
+    settings = dict(weights=weights, engine=engine.value, ref_size=ref_size, threads=threads, guide=guide,
+                    refine=refine, detail=detail_settings(refine_band, refine_fg, refine_bg))
     job, bg_file = photo_job(kind, background, not no_fg_estimate, max_pixels)
     if watch:
         _watch(inputs, output, job, settings)

@@ -2,6 +2,8 @@
 
 Conventions follow Rhemann et al. (CVPR 2009) as implemented by the Deep Image Matting evaluation code
 that the matting literature reports: SAD, Grad and Conn are sums divided by 1000; MSE and MAD are means.
+``band`` is MAD inside the transition band (the trimap's unknown region matting papers report the error of:
+pixels within 1% of the short side of a true edge), so edge quality is a number of its own.
 All metrics are computed over the whole image (the PPM-100 / MODNet protocol, no trimap) unless a
 ``mask`` restricts them (e.g. ``trimap == 128`` for the DIM unknown-region protocol).
 Only NumPy and OpenCV are used, so ``greenless eval`` works on the light install.
@@ -18,7 +20,9 @@ import numpy as np
 
 from greenless.errors import GreenlessError
 
-METRIC_NAMES = ("mse", "mad", "sad", "grad", "conn")
+METRIC_NAMES = ("mse", "mad", "sad", "grad", "conn", "band")
+#: Half-width of the transition band (``transition_band``), as a fraction of the image's short side.
+BAND_WIDTH = 0.01
 GRAD_SIGMA = 1.4
 CONN_STEP = 0.1
 CONN_THETA = 0.15
@@ -154,10 +158,31 @@ def conn(pred: Any, gt: Any, mask: Any = None, step: float = CONN_STEP, theta: f
     return float(_masked(np.abs(phi_p - phi_g), m).sum() / 1000.0)
 
 
-def all_metrics(pred: Any, gt: Any, mask: Any = None) -> dict[str, float]:
-    """All five metrics of one prediction as ``{mse, mad, sad, grad, conn}``."""
+def transition_band(gt: Any, width: float = BAND_WIDTH) -> np.ndarray:
+    """Pixels within ``width`` of the short side of the ground truth's transition (0 < alpha < 1, or a hard
+    0/1 edge): the unknown region of the trimap a matting benchmark would draw, where hair and edges are."""
+    g = as_alpha(gt)
+    soft = (g > 0.0) & (g < 1.0)
+    solid = (g >= 0.5).astype(np.uint8)
+    edge = cv2.morphologyEx(solid, cv2.MORPH_GRADIENT, np.ones((3, 3), np.uint8)) > 0
+    radius = max(1, round(width * min(g.shape)))
+    disk = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * radius + 1, 2 * radius + 1))
+    return cv2.dilate((soft | edge).astype(np.uint8), disk) > 0
+
+
+def band_mad(pred: Any, gt: Any, mask: Any = None) -> float:
+    """MAD inside the ground truth's ``transition_band`` (and ``mask``): the edge quality as one number (0 when
+    the image has no transition)."""
     p, g, m = _pair(pred, gt, mask)
-    return {"mse": mse(p, g, m), "mad": mad(p, g, m), "sad": sad(p, g, m), "grad": grad(p, g, m), "conn": conn(p, g, m)}
+    band = transition_band(g) if m is None else transition_band(g) & m
+    return float(np.abs(p - g)[band].mean()) if band.any() else 0.0
+
+
+def all_metrics(pred: Any, gt: Any, mask: Any = None) -> dict[str, float]:
+    """All metrics of one prediction as ``{mse, mad, sad, grad, conn, band}`` (``band``: ``band_mad``)."""
+    p, g, m = _pair(pred, gt, mask)
+    return {"mse": mse(p, g, m), "mad": mad(p, g, m), "sad": sad(p, g, m), "grad": grad(p, g, m), "conn": conn(p, g, m),
+            "band": band_mad(p, g, m)}
 
 
 def mean_metrics(rows: list[dict[str, float]]) -> dict[str, float]:

@@ -66,6 +66,7 @@ def evaluate(
     engine: str = "onnx",
     ref_size: int | None = None,
     guide: str | None = None,
+    refine: str | None = None,
     save_dir: str | Path | None = None,
     reference: str | Path | None = None,
     grid: str | Path | None = None,
@@ -75,7 +76,8 @@ def evaluate(
     """Score every image of ``data_dir`` (PPM-100, P3M-500 or AIM-500 layout).
 
     Predictions come from ``predictions`` (alpha PNGs with the images' stems) or, without it, from
-    :class:`greenless.Matter` with ``weights``/``engine``/``ref_size``. ``reference`` (an ONNX selfie
+    :class:`greenless.Matter` with ``weights``/``engine``/``ref_size``/``guide``/``refine`` (the photo recipe:
+    what ``greenless matte`` gives). ``reference`` (an ONNX selfie
     segmentation model, scored in ``squash`` mode) adds a second set of scores; ``grid`` writes a picture
     grid PNG; ``save_dir`` writes the model's alphas. ``on_start(n)``/``on_image(stem)`` report progress.
     """
@@ -95,7 +97,7 @@ def evaluate(
     if pred_dir is None:
         from greenless.matter import Matter
 
-        matter = Matter(weights, engine=engine, ref_size=ref_size, guide=guide)
+        matter = Matter(weights, engine=engine, ref_size=ref_size, guide=guide, refine=refine)
     segmenter = None
     if reference is not None:
         segmenter = load_reference(Path(reference))
