@@ -9,12 +9,12 @@ import cv2
 import numpy as np
 import pytest
 
+from conftest import run_greenless
 from greenless.errors import GreenlessError
 from greenless.evaluate.metrics import band_mad, mad, transition_band
 from greenless.matter import Matter
 from greenless.media.images import load_rgb
 from greenless.pipeline.detail import DetailSettings, band_trimap, refine_matte, solve_band
-from conftest import run_greenless
 
 
 def _two_colour_scene(size: int = 96) -> tuple[np.ndarray, np.ndarray]:

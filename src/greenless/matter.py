@@ -12,8 +12,8 @@ from greenless.card import card_path, read_card
 from greenless.engines import Engine, make_engine
 from greenless.errors import GreenlessError
 from greenless.media.images import as_rgb_array
-from greenless.pipeline.guide import shared_segmenter
 from greenless.pipeline.detail import DetailSettings
+from greenless.pipeline.guide import shared_segmenter
 from greenless.pipeline.recipe import Recipe, recipe_for
 from greenless.pipeline.stream import DEFAULT_OFD_TOL, MatteStream
 from greenless.pipeline.streaming import open_stream

@@ -64,8 +64,10 @@ def detail_settings(band: float | None, fg: float | None, bg: float | None) -> A
         return None
     from greenless.pipeline.detail import DetailSettings
 
-    given = {"band": band, "fg_threshold": fg, "bg_threshold": bg}
-    return DetailSettings(**{k: v for k, v in given.items() if v is not None})
+    default = DetailSettings()
+    return DetailSettings(band=default.band if band is None else band,
+                          fg_threshold=default.fg_threshold if fg is None else fg,
+                          bg_threshold=default.bg_threshold if bg is None else bg)
 
 
 def ref_size_option(help: str = "Short side the network sees (default: the weights' own).") -> Any:
