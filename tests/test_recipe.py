@@ -11,6 +11,7 @@ import pytest
 from greenless.errors import GreenlessError
 from greenless.matter import Matter
 from greenless.media.images import load_rgb
+from greenless.pipeline.detail import DetailSettings
 from greenless.pipeline.recipe import Recipe, recipe_for
 from greenless.registry import packaged
 
@@ -64,8 +65,13 @@ def test_recipe_for_reads_the_registry_and_refuses_bad_settings() -> None:
     photo, stream = recipe_for(card, 4, "photo"), recipe_for(card, 4, "stream")
     assert (photo.ref_size, photo.guide_view, photo.hint) == (card["photo_ref_size"], "both", "guide")
     assert (stream.ref_size, stream.guide_view, stream.hint) == (card["ref_size"], "pad", "guide")
-    assert recipe_for({}, 3) == Recipe(ref_size=512, hint="none")
-    assert recipe_for({"source": "official checkpoint"}, 3).preprocess == "modnet-demo"
+    assert recipe_for({}, 3) == Recipe(ref_size=512, hint="none", detail=DetailSettings())
+    assert photo.detail == DetailSettings() and stream.detail is None  # the detail stage is for photos
+    official = recipe_for({"source": "official checkpoint"}, 3)
+    assert official.preprocess == "modnet-demo" and official.detail is None  # the demo's mattes, as they know them
+    assert recipe_for(card, 4, "photo", refine="none").detail is None
+    with pytest.raises(GreenlessError, match="unknown refiner"):
+        recipe_for(card, 4, refine="sharpen")
     with pytest.raises(GreenlessError, match="x.onnx takes no guide"):
         recipe_for({}, 3, guide="selfie", name="x.onnx")
     with pytest.raises(GreenlessError, match="at least 32"):

@@ -31,6 +31,7 @@ SHARED: dict[str, str] = {
     "--model": "Packaged weights by name (modnet; modnet-paper once rebuilt: scripts/rebuild_weights.py).",
     "--weights": "A weights file instead of the packaged ones.",
     "--guide": "Semantic guide for guided weights: selfie or none.",
+    "--refine": "Photo detail stage: band (re-solve the edge band at full resolution) or none (the network's matte).",
     "--engine": "Runtime: onnx or torch (bench --device: the engines to time).",
     "--ref-size": "Short side the network sees.",
     "--threads": "CPU threads for the runtime.",
