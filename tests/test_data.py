@@ -172,3 +172,27 @@ def test_studio_trimap_from_a_fitted_backdrop_plate() -> None:
     assert not truth[trimap == 0.0].any()  # nothing of the person is called background
     assert truth[trimap == 1.0].all()  # nothing of the backdrop is called person
     assert (trimap == 0.5).mean() < 0.15  # and the unknown band stays thin
+
+
+def test_training_reads_ground_truth_as_eval_does(tiny_set: Path, tmp_path: Path) -> None:
+    """An RGB matte (luminance), an RGBA cut-out (its alpha) and a 16-bit matte read the same in training (and
+    its validation) as in ``greenless eval``: one reader, so their figures agree. Training used to take an RGB
+    matte's blue channel."""
+    from PIL import Image
+
+    from greenless.media.images import read_alpha
+
+    shutil.copytree(tiny_set, tmp_path / "set")
+    alphas = sorted((tmp_path / "set" / "alpha").iterdir())
+    h, w = cv2.imread(str(alphas[0]), 0).shape
+    ramp = np.linspace(0, 1, w, dtype=np.float64)[None, :].repeat(h, 0)
+    Image.fromarray(np.dstack([ramp * 200, ramp * 100, ramp * 50]).astype(np.uint8)).save(alphas[0])
+    h, w = cv2.imread(str(alphas[1]), 0).shape
+    Image.fromarray(np.dstack([np.full((h, w, 3), 255), np.full((h, w), 128)]).astype(np.uint8), "RGBA").save(alphas[1])
+    h, w = cv2.imread(str(alphas[2]), 0).shape
+    cv2.imwrite(str(alphas[2]), (np.linspace(0, 65535, w)[None, :].repeat(h, 0)).astype(np.uint16))
+    for pair in find_labelled(tmp_path / "set"):
+        _, alpha = load_pair(pair)
+        assert alpha.dtype == np.float32
+        np.testing.assert_allclose(alpha, read_alpha(pair.alpha), atol=1e-6)
+    assert load_pair(find_labelled(tmp_path / "set")[1])[1].max() == pytest.approx(128 / 255)

@@ -30,6 +30,7 @@ from greenless.data.augment import (
 from greenless.data.folders import Pair
 from greenless.data.targets import semantic_target, transition_band
 from greenless.errors import GreenlessError
+from greenless.media.images import load_rgb, read_alpha
 from greenless.registry import RECIPE_HINTS as HINTS
 
 FACE_BLUR_P = 0.1  # privacy-blurred faces, as in P3M-10k and the validation portraits
@@ -43,21 +44,17 @@ GAMMA = 2.2
 
 @lru_cache(maxsize=4096)
 def _read_rgb(path: Path) -> np.ndarray:
-    img = cv2.imread(str(path), cv2.IMREAD_COLOR)
-    if img is None:
-        raise GreenlessError(f"{path}: cannot read image")
-    return cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
+    """An image as HxWx3 uint8 RGB, by the package's one reader (``media.images.load_rgb``: EXIF-rotated, any
+    mode), cached: a run reads each file once per worker."""
+    return load_rgb(path)
 
 
 @lru_cache(maxsize=4096)
 def _read_alpha(path: Path) -> np.ndarray:
-    img = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
-    if img is None:
-        raise GreenlessError(f"{path}: cannot read alpha")
-    if img.ndim == 3:
-        img = img[..., 3] if img.shape[2] == 4 else img[..., 0]
-    scale = 65535.0 if img.dtype == np.uint16 else 255.0
-    return img.astype(np.float32) / scale
+    """An alpha matte as HxW float32 in [0, 1] by the rule ``greenless eval`` reads ground truth with
+    (``media.images.read_alpha``: 16-bit, an RGBA cut-out's alpha, an RGB matte's luminance), so training,
+    its validation and evaluation score the same numbers; cached."""
+    return read_alpha(path).astype(np.float32)
 
 
 def load_pair(pair: Pair) -> tuple[np.ndarray, np.ndarray]:
