@@ -363,9 +363,14 @@ def test_a_folder_run_whose_output_cannot_be_made_is_exactly_one_line(tmp_path: 
     assert code == 2 and "is a file, not a folder" in line
     code, err = run_main(["matte", shoot / "a.png", "-o", blocker / "x.png", *FAST], capsys)
     assert code == 2 and "is a file, not a folder" in one_error_line(err)
-    # a folder the system will not let anyone make (even root): the one failure is the only line
-    code, err = run_main(["matte", shoot, "-o", "/proc/greenless-cannot-be-here", *FAST], capsys)
-    assert code != 0 and "cannot write" in one_error_line(err)
+    # a folder the system will not let anyone make, even root: refused before the model runs, one line
+    code, err = run_main(["matte", shoot, "-o", "/proc/greenless-cannot-be-here/sub", *FAST], capsys)
+    assert code == 2 and "cannot make the folder /proc/greenless-cannot-be-here" in one_error_line(err)
+    if Path("/sys").is_dir():  # a folder no one may write in, even root (sysfs)
+        code, err = run_main(["matte", shoot, "-o", "/sys", *FAST], capsys)
+        assert code == 2 and "folder /sys is not writable" in one_error_line(err)
+        code, err = run_main(["video", shoot / "a.png", "-o", "/sys/out.mp4", *FAST], capsys)
+        assert code == 2 and "not writable" in one_error_line(err)
     assert blocker.read_bytes() == b"a file where a folder must go"
     assert sorted(p.name for p in shoot.iterdir()) == ["a.png"]
 

@@ -70,16 +70,40 @@ def missing_reason(path: str | os.PathLike[str]) -> str:
 
 
 def check_writable_folder(folder: str | os.PathLike[str], target: str | os.PathLike[str]) -> None:
-    """One ``GreenlessError`` naming ``target`` unless files can be written in ``folder``, or it can be made:
-    the folder itself, else its nearest existing parent, must be a folder this process may write in.
+    """One ``GreenlessError`` naming ``target`` unless files can be written in ``folder`` (made if missing).
 
-    Checked before any work, so a run whose output cannot land (a read-only folder, a file where a folder
-    must go) stops with one line instead of failing every result after the model has run.
+    Checked before any work, so a run whose output cannot land (a read-only folder or file system, a file
+    where a folder must go, a place no folder can be made) stops with one line instead of failing every
+    result after the model has run. It is tried, not guessed from permission bits (root, ACLs and read-only
+    mounts make those lie): the missing folders are made and one unnamed temporary file is opened there, then
+    the folders made are removed again, so nothing is left behind.
     """
-    probe = os.path.abspath(folder)
-    while not os.path.lexists(probe) and os.path.dirname(probe) != probe:
-        probe = os.path.dirname(probe)
-    if not os.path.isdir(probe):
-        raise GreenlessError(f"{target}: cannot write output ({probe} is a file, not a folder)")
-    if not os.access(probe, os.W_OK | os.X_OK):
-        raise GreenlessError(f"{target}: cannot write output (folder {probe} is not writable)")
+    wanted = os.path.abspath(folder)
+    existing = wanted
+    while not os.path.lexists(existing) and os.path.dirname(existing) != existing:
+        existing = os.path.dirname(existing)
+    if not os.path.isdir(existing):
+        raise GreenlessError(f"{target}: cannot write output ({existing} is a file, not a folder)")
+    made: list[str] = []
+    missing = os.path.relpath(wanted, existing).split(os.sep) if wanted != existing else []
+    path = existing
+    try:
+        for part in missing:
+            path = os.path.join(path, part)
+            os.mkdir(path)
+            made.append(path)
+        try:
+            with tempfile.TemporaryFile(dir=wanted):
+                pass
+        except OSError as exc:
+            raise GreenlessError(f"{target}: cannot write output (folder {wanted} is not writable: "
+                                 f"{exc.strerror or exc})") from None
+    except OSError as exc:
+        raise GreenlessError(f"{target}: cannot write output (cannot make the folder {path}: "
+                             f"{exc.strerror or exc})") from None
+    finally:
+        for path in reversed(made):
+            try:
+                os.rmdir(path)
+            except OSError:
+                pass

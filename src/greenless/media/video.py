@@ -639,15 +639,14 @@ def check_output(path: str | Path, alpha: bool = False) -> None:
     """One ``GreenlessError``, before any work, for an OUTPUT no writer takes (``greenless matte`` refuses an
     unknown output suffix the same way): a video extension must have an encoder for ``alpha``; any other
     suffix (``out.txt``, ``out.gif``) is refused unless OUTPUT is an existing folder, since a name without
-    extension is what receives a PNG sequence."""
+    extension is what receives a PNG sequence; and OUTPUT's folder must exist and take files."""
     path = Path(path)
     if is_video_output(path):
         choose_encoder(path, alpha)
-        return
-    suffix = path.suffix.lower()
-    if suffix and not path.is_dir():
-        raise GreenlessError(f"{path}: cannot write {suffix} video; use one of {', '.join(OUTPUT_EXTENSIONS)} "
-                             f"or a name without extension for a PNG sequence")
+    elif path.suffix and not path.is_dir():
+        raise GreenlessError(f"{path}: cannot write {path.suffix.lower()} video; use one of "
+                             f"{', '.join(OUTPUT_EXTENSIONS)} or a name without extension for a PNG sequence")
+    _check_writable_folder(path.parent if str(path.parent) else Path("."), path)  # before any frame is matted
 
 
 def open_writer(path: str | Path, width: int, height: int, fps: Fraction, alpha: bool = False,
