@@ -109,6 +109,17 @@ def test_serve_on_a_port_in_use_is_one_line_and_exit_2(busy_port: int) -> None:
                       f"choose another port")
 
 
+def test_serve_workers_are_lowered_to_the_cpus_with_a_note(busy_port: int) -> None:
+    """100000 workers would each load a model; the note comes at parsing, before the (here refused) port."""
+    from greenless.engines import usable_cpus
+
+    result = _serve("--workers", "100000", "--port", str(busy_port))
+    err = lines(result.stderr)
+    assert result.returncode == 2 and len(err) == 2, err
+    assert err[0] == f"note: --workers lowered from 100000 to {usable_cpus()}, the CPUs this process may use"
+    assert err[1].startswith(f"greenless: error: --port {busy_port}: already in use")
+
+
 def test_log_levels_are_taken_in_any_case() -> None:
     pytest.importorskip("uvicorn", reason="the serve extra is not installed")
     from greenless.serve.listen import check_log_level

@@ -79,20 +79,21 @@ def ref_size_option(help: str = "Short side the network sees (default: the weigh
     return typer.Option(None, "--ref-size", min=32, max=MAX_REF_SIZE, help=f"{help} Between 32 and {MAX_REF_SIZE}.")
 
 
-def _bound_threads(threads: int | None) -> int | None:
-    """``--threads`` lowered to the CPUs this process may use, with a note on stderr when it was."""
+def lowered_to_cpus(param: typer.CallbackParam, value: int | None) -> int | None:
+    """An option's callback: ``value`` lowered to the CPUs this process may use, with a note on stderr when it
+    was (``--threads``, ``serve --workers``)."""
     from greenless.engines import bound_threads
 
-    bounded = bound_threads(threads)
-    if bounded != threads:
-        typer.echo(f"note: --threads lowered from {threads} to {bounded}, the CPUs this process may use", err=True)
+    bounded = bound_threads(value)
+    if bounded != value:
+        typer.echo(f"note: {param.opts[0]} lowered from {value} to {bounded}, the CPUs this process may use", err=True)
     return bounded
 
 
 def threads_option(help: str = "CPU threads for the engine") -> Any:
     """``--threads N``: at least 1; above the CPUs this process may use it is lowered to them, with a note
     (more only queue behind each other, and 100000 used to crash the runtime while it started them)."""
-    return typer.Option(None, "--threads", min=1, callback=_bound_threads,
+    return typer.Option(None, "--threads", min=1, callback=lowered_to_cpus,
                         help=f"{help} (default: the runtime's choice; at most the CPUs this process may use).")
 
 

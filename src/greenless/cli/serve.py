@@ -7,7 +7,16 @@ from pathlib import Path
 
 import typer
 
-from greenless.cli import EngineName, app, engine_option, guide_option, model_option, ref_size_option, threads_option
+from greenless.cli import (
+    EngineName,
+    app,
+    engine_option,
+    guide_option,
+    lowered_to_cpus,
+    model_option,
+    ref_size_option,
+    threads_option,
+)
 from greenless.serve.settings import ServeSettings
 
 DEFAULTS = ServeSettings()  # one copy of every limit's default: the flags below show these
@@ -17,7 +26,8 @@ DEFAULTS = ServeSettings()  # one copy of every limit's default: the flags below
 def serve(
     host: str = typer.Option("127.0.0.1", "--host", help="Address to listen on (0.0.0.0 for every interface)."),
     port: int = typer.Option(8000, "--port", help="TCP port."),
-    workers: int = typer.Option(1, "--workers", min=1, help="Worker processes, each with its own model."),
+    workers: int = typer.Option(1, "--workers", min=1, callback=lowered_to_cpus,
+                                help="Worker processes, each with its own model."),
     weights: Path | None = typer.Option(None, "-w", "--weights", help="Model weights (default: the packaged model)."),
     model: str | None = model_option(),
     guide: str | None = guide_option(),
