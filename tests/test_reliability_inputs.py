@@ -337,6 +337,27 @@ def test_closed_stdin_or_stdout_is_one_line(tmp_path: Path) -> None:
     assert sorted(p.name for p in tmp_path.iterdir()) == ["photo.png"]
 
 
+def test_with_stderr_closed_nothing_lands_in_stdout(tmp_path: Path) -> None:
+    """Python's print(file=None) falls back to stdout: a closed stderr must not turn errors and notes into
+    bytes in front of a PNG piped to stdout."""
+    env = dict(os.environ)
+    env["PYTHONPATH"] = str(REPO / "src") + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
+    photo = tmp_path / "photo.png"
+    photo.write_bytes(photo_bytes())
+    bad = tmp_path / "bad.png"
+    bad.write_bytes(b"not an image")
+
+    def run(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-m", "greenless", *args], stdin=subprocess.DEVNULL,
+                              capture_output=True, env=env, timeout=300, preexec_fn=lambda: os.close(2))
+
+    result = run("matte", str(bad), "-o", str(tmp_path / "out.png"))
+    assert result.returncode == 2 and result.stdout == b""
+    result = run("matte", str(photo), "--output", "alpha", "-o", "-", *FAST)  # --output: an old spelling's note
+    assert result.returncode == 0 and result.stdout[:8] == b"\x89PNG\r\n\x1a\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["bad.png", "photo.png"]
+
+
 def test_a_symlink_loop_is_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     (tmp_path / "a.png").symlink_to(tmp_path / "b.png")
     (tmp_path / "b.png").symlink_to(tmp_path / "a.png")

@@ -171,7 +171,8 @@ def hold_closed_std_fds() -> None:
 
     Started with ``<&-`` or ``>&-``, Python sets ``sys.stdin``/``sys.stdout`` to None (commands check that
     and say so in one line), but the descriptor number itself is free: the next file opened (a model, an
-    output's temporary file) would get it, and a library writing to "stdout" would write into that file.
+    output's temporary file) would get it, and a library writing to "stdout" would write into that file. A
+    closed stderr becomes a silent one (messages have nowhere to go; they must not go to stdout instead).
     """
     for fd in (0, 1, 2):
         try:
@@ -181,6 +182,8 @@ def hold_closed_std_fds() -> None:
             if null != fd:
                 os.dup2(null, fd)
                 os.close(null)
+    if sys.stderr is None:  # print(file=None) writes to stdout: messages would land in a result piped there
+        sys.stderr = open(os.devnull, "w")  # noqa: SIM115 - for the life of the process
 
 
 def main(argv: list[str] | None = None) -> None:
