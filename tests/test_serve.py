@@ -105,6 +105,20 @@ def test_ref_size_option_changes_the_network_input(server, portrait: Path) -> No
     assert small.shape == default.shape and not np.array_equal(small, default)
 
 
+def test_refine_option_picks_the_detail_stage(server, matter: Matter, portrait: Path) -> None:
+    """refine=none gives the network's matte alone (what Matter(refine="none") gives); band is the photo
+    default; anything else is a 400 naming the choices."""
+    url = f"{server.url}/v1/matte"
+    plain = png(httpx.post(url, params={"output": "alpha", "refine": "none"}, content=portrait.read_bytes(), timeout=60))
+    default = png(httpx.post(url, params={"output": "alpha"}, content=portrait.read_bytes(), timeout=60))
+    rgb = np.asarray(Image.open(portrait).convert("RGB"))
+    alone = (np.clip(Matter(ref_size=REF, refine="none").matte(rgb), 0, 1) * 255 + 0.5).astype(np.uint8)
+    assert np.abs(plain.astype(int) - alone).max() <= 1
+    assert matter.refine == "band" and np.abs(default.astype(int) - plain).max() > 50
+    bad = httpx.post(url, params={"refine": "sharpen"}, content=portrait.read_bytes(), timeout=60)
+    assert bad.status_code == 400 and "band, none" in bad.json()["error"]
+
+
 def test_thin_images_are_matted_at_full_size(server, shared_data: Path) -> None:
     """A 255x1 row and, at the largest ref_size, a 1x2047 column of a real photo come back at their size.
 

@@ -12,7 +12,7 @@ from greenless.card import card_path, read_card
 from greenless.engines import Engine, make_engine
 from greenless.errors import GreenlessError
 from greenless.media.images import as_rgb_array
-from greenless.pipeline.detail import DetailSettings
+from greenless.pipeline.detail import DetailSettings, check_refiner
 from greenless.pipeline.guide import shared_segmenter
 from greenless.pipeline.recipe import Recipe, recipe_for
 from greenless.pipeline.stream import DEFAULT_OFD_TOL, MatteStream
@@ -75,6 +75,13 @@ class Matter:
     def refine(self) -> str:
         """The detail stage this matter runs: ``band`` or ``none``."""
         return "none" if self.recipe.detail is None else "band"
+
+    @refine.setter
+    def refine(self, value: str) -> None:
+        """Run with (``band``, default settings) or without (``none``) the detail stage from now on (the server's
+        per-request ``refine`` on a copy)."""
+        detail = DetailSettings() if check_refiner(value) == "band" else None
+        self.recipe = dataclasses.replace(self.recipe, detail=detail)
 
     @property
     def preprocess(self) -> str:

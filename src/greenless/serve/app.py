@@ -29,6 +29,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from greenless.errors import GreenlessError
 from greenless.media.images import ImageTooLarge, encode_png, load_rgb  # the package's one PNG encoder
 from greenless.pipeline.compose import OUTPUT_KINDS, parse_background, render
+from greenless.pipeline.detail import REFINERS
 from greenless.serve.settings import ServeSettings
 
 
@@ -49,10 +50,11 @@ class MatteOptions:
     output: str
     background: tuple[int, int, int] | None  # colour for composite when no background image is sent
     ref_size: int | None
+    refine: str | None = None  # the photo detail stage: "band" or "none" (None: the server's default)
 
 
 def parse_options(values: Mapping[str, Any], settings: ServeSettings, has_background_image: bool) -> MatteOptions:
-    """Validate ``output``, ``background`` and ``ref_size``; 400 when wrong.
+    """Validate ``output``, ``background``, ``ref_size`` and ``refine``; 400 when wrong.
 
     The one rule for both ways of asking: query-string values and multipart form fields arrive here as raw
     strings, so ``output=ALPHA`` (any case, as ``greenless matte --write`` takes it) or ``ref_size=big`` get
@@ -85,7 +87,10 @@ def parse_options(values: Mapping[str, Any], settings: ServeSettings, has_backgr
             raise ApiError(400, f"ref_size must be a whole number, not {ref_size!r}") from None
         if not 32 <= ref <= settings.max_ref_size:
             raise ApiError(400, f"ref_size must be between 32 and {settings.max_ref_size}, not {ref}")
-    return MatteOptions(output, colour, ref)
+    refine = (values.get("refine") or "").strip().lower() or None
+    if refine is not None and refine not in REFINERS:
+        raise ApiError(400, f"refine must be one of {', '.join(REFINERS)}, not {refine!r}")
+    return MatteOptions(output, colour, ref, refine)
 
 
 class Gate:
@@ -143,6 +148,9 @@ def matte_request(matter: Any, image: bytes, background_image: bytes | None, opt
     if options.ref_size is not None and options.ref_size != matter.ref_size:
         matter = copy.copy(matter)  # shares the engine; only the size the network sees differs
         matter.ref_size = options.ref_size
+    if options.refine is not None and options.refine != matter.refine:
+        matter = copy.copy(matter)  # shares the engine; only the detail stage differs
+        matter.refine = options.refine
     alpha = matter.matte(rgb)
     return encode_png(render(options.output, rgb, alpha, bg if bg is not None else options.background))
 
@@ -204,6 +212,9 @@ _OPTIONS: dict[str, dict[str, Any]] = {
                    "or `white`."},
     "ref_size": {"type": "integer", "minimum": 32, "description":
                  "Short side the network sees (default: the model's own)."},
+    "refine": {"type": "string", "enum": list(REFINERS), "description":
+               "band: re-solve the edge band at full resolution from the photo (hair, soft edges; the default for "
+               "photos, 1-2 s); none: the network's matte alone (faster)."},
 }
 
 _MATTE_BODY = {
