@@ -172,6 +172,16 @@ def _bad_crc(data: bytes, kind: bytes) -> bytes:
     return bytes(out)
 
 
+def _png_with_text() -> bytes:
+    from PIL import PngImagePlugin
+
+    info = PngImagePlugin.PngInfo()
+    info.add_text("Comment", "made by the test")
+    buf = io.BytesIO()
+    Image.new("RGB", (32, 24), (10, 120, 200)).save(buf, "PNG", pnginfo=info)
+    return buf.getvalue()
+
+
 LIARS = {
     "jpeg-9999x9999-over-16x16": (".jpg", _liar_jpeg, "truncated or corrupt"),
     "png16-8000x8000-cut-short": (".png", lambda: png_bytes(8000, 8000, rows=50, depth=16, end=False), "truncated"),
@@ -179,6 +189,7 @@ LIARS = {
     "png-cut-mid-data": (".png", lambda: photo_bytes("PNG", (300, 200))[:-2000], "truncated"),
     "png-bad-crc-in-data": (".png", lambda: _bad_crc(photo_bytes("PNG"), b"IDAT"), "bad checksum in the PNG's IDAT"),
     "png-bad-crc-at-end": (".png", lambda: _bad_crc(photo_bytes("PNG"), b"IEND"), "bad checksum in the PNG's IEND"),
+    "png-bad-crc-before-data": (".png", lambda: _bad_crc(_png_with_text(), b"tEXt"), "bad checksum in the PNG's tEXt"),
 }
 
 

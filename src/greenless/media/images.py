@@ -169,6 +169,7 @@ def open_image(source: str | os.PathLike[str] | bytes | IO[bytes], max_pixels: i
     except GreenlessError:
         raise
     except UnidentifiedImageError:
+        check_complete(data, "PNG", 0, 0, label)  # a PNG whose header chunks are damaged: say so, not "not an image"
         raise GreenlessError(f"{label}: not an image (unknown or unsupported format)") from None
     except Image.DecompressionBombError as exc:
         raise GreenlessError(f"{label}: {exc}") from None
