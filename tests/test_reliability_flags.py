@@ -221,3 +221,17 @@ def test_a_bad_webcam_flag_is_one_line_and_exit_2(shared_data: Path, tmp_path: P
     assert result.returncode == 2 and len(err) == 1, err
     assert err[0] == f"greenless: error: {says}"
     assert not list(tmp_path.iterdir())
+
+
+# --- export --------------------------------------------------------------------------------------------------
+
+def test_export_refuses_an_opset_pytorch_cannot_write(tmp_path: Path) -> None:
+    torch_constants = pytest.importorskip("torch.onnx._constants", reason="export needs the torch extra")
+    from greenless.export import MAX_OPSET
+
+    assert MAX_OPSET == torch_constants.ONNX_TORCHSCRIPT_EXPORTER_MAX_OPSET  # the bound follows PyTorch's exporter
+    out = tmp_path / "m.onnx"
+    result = run_greenless("export", "-o", str(out), "--opset", "999", timeout=300)
+    err = lines(result.stderr)
+    assert result.returncode == 2 and err == [f"greenless: error: --opset must be from 13 to {MAX_OPSET}, not 999"]
+    assert not list(tmp_path.iterdir())

@@ -16,6 +16,18 @@ if TYPE_CHECKING:
     from greenless.pipeline.recipe import Recipe
 
 ONNX_OPSET = 17
+#: Opsets ``export_onnx`` can write: from the first with the operators MODNet needs to the last that PyTorch's
+#: TorchScript-based exporter (the one used here) knows (``torch.onnx._constants.ONNX_TORCHSCRIPT_EXPORTER_MAX_OPSET``).
+MIN_OPSET, MAX_OPSET = 13, 20
+
+
+def check_opset(opset: int) -> int:
+    """``opset`` when ``export_onnx`` can write it, else one error line (999 used to be PyTorch's traceback)."""
+    from greenless.errors import GreenlessError
+
+    if not MIN_OPSET <= opset <= MAX_OPSET:
+        raise GreenlessError(f"--opset must be from {MIN_OPSET} to {MAX_OPSET}, not {opset}")
+    return opset
 
 
 def export_onnx(model: Any, path: str | Path, card: dict[str, Any] | None = None, opset: int = ONNX_OPSET) -> Path:

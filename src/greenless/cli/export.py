@@ -43,11 +43,12 @@ def export(
     from rich.console import Console
 
     from greenless.card import in_channels
-    from greenless.export import export_checked
+    from greenless.export import check_opset, export_checked
     from greenless.registry import job_defaults, resolve_weights
 
     weights = resolve_weights(weights, model, "torch", job="stream")  # the packaged default when neither is given
     variant = _variant(output, torchscript, fp16, int8)
+    check_opset(opset)
     _check_weights(weights)
     # Cheap checks of the data first, so a wrong folder fails before PyTorch loads.
     check_data, images, alphas, calib = _check_sets(check_data, check_limit, calibration if int8 else None,
