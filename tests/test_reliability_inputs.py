@@ -501,3 +501,17 @@ def test_ffmpeg_and_pillow_keep_quiet_beside_our_one_line(tmp_path: Path) -> Non
     result = run_greenless("matte", str(palette), "-o", str(tmp_path / "p.png"), *FAST)
     assert result.returncode == 0 and lines(result.stderr.decode()) == [f"wrote {tmp_path / 'p.png'}"], result.stderr
     assert sorted(p.name for p in tmp_path.iterdir()) == ["clip.mp4", "cut.tif", "noindex.mp4", "p.png", "palette.png"]
+
+
+def test_the_budget_holds_for_every_decoded_frame_not_only_the_header(tmp_path: Path) -> None:
+    """A stream can change size mid-way (a new H.264 sequence header); each frame is held to the budget before it
+    is converted. Here the budget is lowered after the header check, as a frame larger than the header would find it."""
+    from greenless.errors import GreenlessError
+    from greenless.media.video import VideoReader
+
+    clip = tmp_path / "clip.mkv"
+    write_vfr_video(clip, [0, 100, 200])
+    with VideoReader(clip) as reader:
+        reader.max_pixels = 64 * 48 - 1
+        with pytest.raises(GreenlessError, match="video frame is 64x48"):
+            next(iter(reader))

@@ -104,6 +104,7 @@ class VideoReader:
         av = _av()
         self.path = Path(path)
         self.rgba = rgba
+        self.max_pixels = max_pixels
         if not self.path.exists():
             from greenless.media.files import missing_reason
 
@@ -228,6 +229,8 @@ class VideoReader:
             else:
                 frames = self.container.decode(self.stream)
             for vf in frames:
+                # a stream may change size mid-way (a new H.264 sequence header): the budget holds per frame
+                check_pixels(vf.width, vf.height, self.max_pixels, str(self.path), what="video frame")
                 image = _rotate(vf.to_ndarray(format=fmt), self.rotation)
                 frame = Frame(image, index, vf.pts, vf.time_base or self.time_base)
                 last_time = frame.time if frame.time is not None else last_time
