@@ -67,7 +67,7 @@ def render() -> str:
     for name, command in commands.items():
         args = " ".join(f"{p.metavar or p.name.upper()}{'...' if p.nargs != 1 else ''}"
                         for p in command.params if p.param_type_name == "argument")
-        summary = (command.help or "").strip().splitlines()[0]
+        summary = (command.help or "").strip().split("\n\n")[0]  # the first paragraph
         lines.append(f"| `{name}` | `greenless {name} [OPTIONS]{' ' + args if args else ''}` | {_cell(summary)} |")
     lines += ["", "## Options", "", "| option | value | commands | meaning |", "|---|---|---|---|"]
     for row in option_rows(commands):

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any
 
 import typer
 
@@ -19,6 +19,7 @@ from greenless.cli import (
 )
 from greenless.cli.flags import background_option, out_option, write_option
 from greenless.pipeline.compose import OutputKind
+from greenless.pipeline.video_run import VideoTarget
 
 MIN_FPS, MAX_FPS = 0.001, 1000.0  # what the writers turn into a usable time base (1/1000 s .. 1000 s a frame)
 
@@ -26,14 +27,7 @@ MIN_FPS, MAX_FPS = 0.001, 1000.0  # what the writers turn into a usable time bas
 def progress_bar():  # noqa: ANN201 - rich type imported lazily
     """A Rich progress bar on stderr showing frames, fps and ETA."""
     from rich.console import Console
-    from rich.progress import (
-        BarColumn,
-        MofNCompleteColumn,
-        Progress,
-        TextColumn,
-        TimeElapsedColumn,
-        TimeRemainingColumn,
-    )
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
     return Progress(
         TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
@@ -45,9 +39,14 @@ def progress_bar():  # noqa: ANN201 - rich type imported lazily
 @app.command()
 def video(
     input: Path = typer.Argument(..., help="Video file (mp4, mkv, mov, webm, gif...) or a folder of frames."),
-    output: Path = out_option("Output .mp4/.webm/.mov/.mkv, or a name without extension for a PNG sequence.",
-                              required=True),
-    mode: OutputKind = write_option(OutputKind.composite),
+    output: Path | None = out_option("Output .mp4/.webm/.mov/.mkv, or a name without extension for a PNG sequence."),
+    mode: OutputKind = write_option(OutputKind.composite, "What -o gets: composite (default), alpha, rgba or "
+                                    "foreground."),
+    alpha_out: Path | None = typer.Option(None, "--alpha-out", metavar="PATH", help="Also write the matte here, "
+                                          "from the same pass (grey video or PNG frames)."),
+    fg_out: Path | None = typer.Option(None, "--fg-out", metavar="PATH", help="Also write the foreground colours here."),
+    rgba_out: Path | None = typer.Option(None, "--rgba-out", metavar="PATH", help="Also write the transparent cut-out "
+                                         "here (.mov, .webm or PNG frames)."),
     background: str = background_option("green", "Colour (name, #rrggbb, r,g,b), image, video (loops) or blur "
                                         "behind the person."),
     no_ofd: bool = typer.Option(False, "--no-ofd", help="Turn off one-frame-delay flicker removal."),
@@ -72,107 +71,95 @@ def video(
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
     max_pixels: int = max_pixels_option(),
 ) -> None:
-    """Matte a video: person composited on a background, the alpha matte, a transparent video, or the foreground."""
-    import itertools
-
-    from greenless.errors import GreenlessError
+    """Matte a video: person composited on a background, the alpha matte, a transparent video, or the foreground
+    (several of them from one pass with --alpha-out, --fg-out, --rgba-out)."""
     from greenless.matter import Matter
-    from greenless.media.video import check_output, is_video_output, open_video, open_writer
-    from greenless.pipeline.compose import parse_color
-    from greenless.pipeline.streaming import StreamSetup, open_stream
-    from greenless.pipeline.video import Background, VideoPipeline
+    from greenless.media.video import open_video
+    from greenless.pipeline.streaming import open_stream
     from greenless.registry import resolve_weights
 
     engine = EngineName.torch if device is not None else engine
     weights = resolve_weights(weights, model, engine, job="stream")  # the registry's stream default
     check_numbers(batch=batch, fps=fps, max_frames=max_frames, ofd_tol=ofd_tol)
-    if not input.exists():
-        from greenless.media.files import missing_reason
-
-        raise GreenlessError(f"{input}: {missing_reason(input)}")
-    check_output(output, alpha=mode == "rgba")  # fail on e.g. rgba -> .mp4 or out.txt before any work
-    background_file = (Path(background) if mode == "composite" and background.lower() != "blur"
-                       and parse_color(background) is None and Path(background).is_file() else None)
-    refuse_overwrite(output, {"the input": input, "the background": background_file})
-    existed = output.exists()  # an interrupted run must never replace it
-
+    targets = video_targets(input, background, [(mode, output), (OutputKind.alpha, alpha_out),
+                                                (OutputKind.foreground, fg_out), (OutputKind.rgba, rgba_out)])
     reader = open_video(input, fps=fps, max_pixels=max_pixels)
-    setup: StreamSetup | None = None
+    setup = None
     try:
         # The stream job's defaults (model, reference size, guide, temporal policy) come from the registry;
         # the path (per frame or batched on a device), its renderer and batch size from the stream factory.
         matter = Matter(weights, engine=engine, ref_size=ref_size, guide=guide, stream=True, device=device)
         setup = open_stream(matter, batch=batch, temporal=temporal, ofd=not no_ofd, ofd_tol=ofd_tol)
-        method = setup.label
-        bg = Background(background, reader.width, reader.height, max_pixels) if mode == "composite" else None
-        audio = input if is_video_output(output) and reader.audio_streams else None
-        writer = open_writer(output, reader.width, reader.height, reader.fps, alpha=mode == "rgba",
-                             time_base=reader.time_base, audio_source=audio)
-        try:  # from here on any failure drops the partial output (the writer's .part file or folder)
-            if reader.audio_streams and not is_video_output(output):
-                writer.notes.append("a PNG sequence holds no audio; the input's audio was not kept")
-            total = reader.frame_count or None
-            if max_frames is not None:
-                total = min(total or max_frames, max_frames)
-            frames = itertools.islice(iter(reader), max_frames) if max_frames is not None else iter(reader)
-            with progress_bar() if not quiet else _NoProgress() as progress:
-                task = progress.add_task(input.name, total=total, fps=0.0)
-                clock = {"start": 0.0, "done": 0}
-
-                def on_frame(n: int) -> None:
-                    import time
-
-                    now = time.perf_counter()
-                    clock["start"] = clock["start"] or now
-                    clock["done"] += n
-                    elapsed = now - clock["start"]
-                    progress.update(task, advance=n, fps=(clock["done"] - 1) / elapsed if elapsed > 0 else 0.0)
-
-                pipeline = VideoPipeline(setup.matter, mode=mode.value, background=bg, batch=setup.batch,
-                                         on_frame=on_frame, stream=setup.stream, renderer=setup.render)
-                stats = pipeline.run(frames, writer, gray_as_rgb=is_video_output(output))
-                progress.update(task, total=stats.frames, completed=stats.frames)
-            if stats.interrupted:
-                finish_interrupted(writer, output, existed, stats.frames, total)
-            writer.close()
-        except BaseException:
-            writer.abort()
-            raise
-        finally:
-            if bg is not None:
-                bg.close()
-        for note in writer.notes:
-            typer.echo(f"note: {note}", err=True)
-        network_fps = setup.network_fps()
-        network = f"; network alone {network_fps:.1f} fps" if network_fps is not None else ""
-        typer.echo(f"wrote {output} ({stats.frames} frames, {stats.fps:.1f} fps end to end{network}, temporal: {method})",
-                   err=True)
+        stats, said = _run(setup, reader, targets, background, input, max_frames, max_pixels, quiet)
     finally:
         reader.close()
         if setup is not None:
             setup.close()
+    report(stats, said, targets, setup)
 
 
-def finish_interrupted(writer: Any, output: Path, existed: bool, frames: int, total: int | None) -> NoReturn:
-    """End a run stopped by Ctrl-C, SIGTERM or SIGHUP: one line on stderr, the signal's exit code (130, 143, 129).
+def video_targets(input: Path, background: str, paths: list[tuple[OutputKind, Path | None]]) -> list[VideoTarget]:
+    """The run's outputs, -o's first, checked before any work: an input that exists, a background that reads, no
+    output that is the input or the background file, each file type able to hold its kind."""
+    from greenless.errors import GreenlessError
+    from greenless.pipeline.compose import parse_background
+    from greenless.pipeline.video_run import check_targets
 
-    An output that existed before the run is never replaced by a partial one: the writer's hidden
-    ``.part`` file or folder is dropped and the old output stays byte for byte. A new output keeps the
-    frames written so far, finalised so it plays, and the line says it is partial.
-    """
+    if not input.exists():
+        from greenless.media.files import missing_reason
+
+        raise GreenlessError(f"{input}: {missing_reason(input)}")
+    targets = [VideoTarget(kind, path) for kind, path in paths if path is not None]
+    check_targets(targets)
+    background_file = None
+    if any(t.kind is OutputKind.composite for t in targets):
+        parsed = parse_background(background, video=True)  # a bad one is one line now, not after the model loads
+        background_file = None if isinstance(parsed, (tuple, str)) else Path(background)
+    for target in targets:
+        refuse_overwrite(target.path, {"the input": input, "the background": background_file})
+    return targets
+
+
+def _run(setup: Any, reader: Any, targets: list[VideoTarget], background: str, input: Path, max_frames: int | None,
+         max_pixels: int, quiet: bool) -> tuple[Any, list[str]]:
+    """``pipeline.video_run.run_video`` with a progress bar (frames, fps, time left) unless ``quiet``."""
+    import time
+
+    from greenless.pipeline.video_run import frame_total, run_video
+
+    with progress_bar() if not quiet else _NoProgress() as progress:
+        task = progress.add_task(input.name, total=frame_total(reader, max_frames), fps=0.0)
+        clock = {"start": 0.0, "done": 0}
+
+        def on_frame(n: int) -> None:
+            now = time.perf_counter()
+            clock["start"] = clock["start"] or now
+            clock["done"] += n
+            elapsed = now - clock["start"]
+            progress.update(task, advance=n, fps=(clock["done"] - 1) / elapsed if elapsed > 0 else 0.0)
+
+        stats, said = run_video(setup, reader, targets, background, audio_source=input, max_frames=max_frames,
+                                max_pixels=max_pixels, on_frame=on_frame)
+        progress.update(task, total=stats.frames, completed=stats.frames)
+    return stats, said
+
+
+def report(stats: Any, said: list[str], targets: list[VideoTarget], setup: Any) -> None:
+    """The run's last lines on stderr: notes and what was written, or, after an interruption, one error line and the
+    signal's exit code (130, 143, 129)."""
     from greenless.cli.signals import interruption
 
-    name, status = interruption()
-    if existed or frames == 0:
-        writer.abort()
-        kept = f"{output} left unchanged" if existed else f"{output} not created"
-        typer.echo(f"greenless: error: interrupted ({name}) after {frames} frames; {kept}", err=True)
+    if stats.interrupted:
+        name, status = interruption()
+        typer.echo(f"greenless: error: interrupted ({name}) after {stats.frames} frames; {'; '.join(said)}", err=True)
         raise SystemExit(status)
-    writer.close()
-    of = f" of {total}" if total else ""
-    typer.echo(f"greenless: error: interrupted ({name}); {output} is partial: the first {frames}{of} frames",
-               err=True)
-    raise SystemExit(status)
+    for note in said:
+        typer.echo(f"note: {note}", err=True)
+    network_fps = setup.network_fps()
+    network = f"; network alone {network_fps:.1f} fps" if network_fps is not None else ""
+    written = ", ".join(str(t.path) for t in targets)
+    typer.echo(f"wrote {written} ({stats.frames} frames, {stats.fps:.1f} fps end to end{network}, temporal: "
+               f"{setup.label})", err=True)
 
 
 def check_numbers(batch: int | None, fps: float | None, max_frames: int | None, ofd_tol: float) -> None:

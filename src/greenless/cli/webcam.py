@@ -5,47 +5,13 @@ from __future__ import annotations
 import sys
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import typer
 
 from greenless.cli import EngineName, app, engine_option, guide_option, model_option, ref_size_option, refuse_overwrite
 from greenless.cli.flags import background_option, out_option
-
-if TYPE_CHECKING:
-    import numpy as np
-
-WINDOW = "greenless"
-#: Largest ``--camera`` index: OpenCV reads an index as camera number + 100 x backend (CAP_V4L2 = 200, ...,
-#: CAP_OBSENSOR = 2600), so every meaningful one is below this.
-MAX_CAMERA_INDEX = 9999
-
-
-def gui_available() -> bool:
-    """True when this OpenCV build can open windows (opencv-python-headless cannot)."""
-    import cv2
-
-    try:
-        cv2.namedWindow(WINDOW, cv2.WINDOW_NORMAL)
-        cv2.destroyWindow(WINDOW)
-        return True
-    except cv2.error:
-        return False
-
-
-def open_virtual_camera(width: int, height: int, fps: float) -> Any:
-    """A pyvirtualcam camera, or one GreenlessError line saying what is missing."""
-    from greenless.errors import GreenlessError, install_hint
-
-    try:
-        import pyvirtualcam
-    except ImportError:
-        raise GreenlessError(f"--virtual-camera needs pyvirtualcam: {install_hint('webcam')}") from None
-    try:
-        return pyvirtualcam.Camera(width=width, height=height, fps=fps)
-    except Exception as exc:
-        raise GreenlessError(f"no virtual camera device available ({str(exc).splitlines()[0][:150]}); on Linux load "
-                             f"v4l2loopback, on Windows or macOS install OBS (its virtual camera)") from exc
+from greenless.media.camera import gui_available, open_virtual_camera  # noqa: F401 - importable from here too
 
 
 class FpsMeter:
@@ -88,114 +54,80 @@ def webcam(
     guide: str | None = guide_option(),
 ) -> None:
     """Live background replacement: camera -> matte -> blur/colour/image background -> window, virtual camera, file."""
-    from fractions import Fraction
-
-    import cv2
-
-    from greenless.errors import GreenlessError
     from greenless.matter import Matter
-    from greenless.media.limits import DEFAULT_MAX_PIXELS, check_pixels
-    from greenless.media.video import check_output, open_writer, quiet_opencv
+    from greenless.media.camera import Camera
+    from greenless.pipeline.live import run_live
     from greenless.pipeline.streaming import open_stream
     from greenless.pipeline.video import Background
 
-    # OpenCV crashes (SIGSEGV) on a negative camera index and overflows on a huge one; --max-frames 0 or -1 read
-    # the whole source and then said "no frames were written"
-    if source is None and not 0 <= device <= MAX_CAMERA_INDEX:
-        raise GreenlessError(f"--camera must be a camera index from 0 to {MAX_CAMERA_INDEX}, not {device}")
-    if max_frames is not None and max_frames < 1:
+    window = check_sinks(window, output, virtual_camera, source, background, max_frames)
+    camera = Camera(source, device)
+    closers: list[Any] = []
+    recording = None
+    try:
+        # The stream job's defaults (model, reference size, guide, temporal policy) come from the registry; the
+        # stream factory picks the path (the torch engine on CUDA: resizing, network, bounds and composite on the
+        # GPU), its renderer, and one frame per call for a live source.
+        matter = Matter(weights, engine=engine, ref_size=ref_size, guide=guide, model=model, stream=True)
+        closers.append(open_stream(matter, live=True, temporal=temporal, ofd=not no_ofd))
+        bg = Background(background, camera.width, camera.height)
+        sinks, recording = _open_sinks(camera, output, virtual_camera, window, closers)
+        run_live(closers[0], camera.frames(), bg, sinks, max_frames, FpsMeter().tick)
+        print(file=sys.stderr)
+        if recording is not None:
+            recording.close()
+            typer.echo(f"wrote {output} ({recording.frames_written} frames)", err=True)
+        recording = None
+    finally:
+        camera.close()
+        if recording is not None:
+            recording.abort()
+        for closer in closers:
+            closer.close()
+
+
+def check_sinks(window: bool | None, output: Path | None, virtual_camera: bool, source: Path | None,
+                background: str, max_frames: int | None) -> bool:
+    """Whether to show a window (by default only when there is no other sink); one error line when nothing would
+    show the result, the window cannot open, or ``-o`` cannot be written or is the source or the background."""
+    from greenless.errors import GreenlessError
+    from greenless.media.video import check_output
+
+    if max_frames is not None and max_frames < 1:  # 0 or -1 read the whole source, then said no frames were written
         raise GreenlessError(f"--max-frames must be at least 1, not {max_frames}")
     if window is None:
-        window = output is None and not virtual_camera  # a window by default only when there is no other sink
+        window = output is None and not virtual_camera
     if window and not gui_available():
         raise GreenlessError("--window needs OpenCV with GUI support (this install has opencv-python-headless); "
                              "use --no-window with -o FILE or --virtual-camera, or pip install opencv-python")
     if not window and output is None and not virtual_camera:
         raise GreenlessError("nothing to show: give --window, -o FILE or --virtual-camera")
-    if source is not None and not source.is_file():
-        from greenless.media.files import missing_reason
-
-        raise GreenlessError(f"{source}: {missing_reason(source) if not source.exists() else 'not a file'}")
     if output is not None:
         check_output(output)  # an unknown suffix (out.txt) is refused as greenless matte and video refuse it
         background_file = Path(background) if Path(background).is_file() else None
         refuse_overwrite(output, {"the input": source, "the background": background_file})
+    return window
 
-    quiet_opencv()  # our own one-line errors suffice
-    capture = cv2.VideoCapture(str(source) if source is not None else device)
-    if not capture.isOpened():
-        raise GreenlessError(f"{source}: cannot read video" if source is not None
-                             else f"cannot open camera {device} (is it connected and free?)")
+
+def _open_sinks(camera: Any, output: Path | None, virtual_camera: bool, window: bool,
+                closers: list[Any]) -> tuple[list[Any], Any]:
+    """(sinks for ``run_live``, the recording's writer or None); what must be closed at the end joins ``closers``."""
+    from fractions import Fraction
+
+    from greenless.media.camera import PreviewWindow
+    from greenless.media.video import open_writer
+
     sinks: list[Any] = []
-    writer = None
-    try:
-        # the pixel budget, from the stream's header, before a frame is decoded (as greenless video does)
-        check_pixels(int(capture.get(cv2.CAP_PROP_FRAME_WIDTH)), int(capture.get(cv2.CAP_PROP_FRAME_HEIGHT)),
-                     DEFAULT_MAX_PIXELS, str(source) if source is not None else f"camera {device}",
-                     what="video frame", hint="greenless webcam takes no larger frames")
-        ok, first = capture.read()
-        if not ok:
-            raise GreenlessError(f"{source or f'camera {device}'}: no frames could be read")
-        height, width = first.shape[:2]
-        fps = capture.get(cv2.CAP_PROP_FPS) or 30.0
-        fps = fps if 1.0 <= fps <= 240.0 else 30.0
-        # The stream job's defaults (model, reference size, guide, temporal policy) come from the registry;
-        # the stream holds the frame-to-frame state, exactly as for greenless video.
-        matter = Matter(weights, engine=engine, ref_size=ref_size, guide=guide, model=model, stream=True)
-        # the stream factory picks the path (the torch engine on CUDA: resizing, network, bounds and composite on
-        # the GPU), its renderer, and one frame per call for a live source
-        setup = open_stream(matter, live=True, temporal=temporal, ofd=not no_ofd)
-        stream, draw = setup.stream, setup.render
-        sinks.append(setup)  # closed with the sinks at the end (the device path's guide threads)
-        bg = Background(background, width, height)
-        camera = open_virtual_camera(width, height, fps) if virtual_camera else None
-        if camera is not None:
-            sinks.append(camera)
-        if output is not None:
-            writer = open_writer(output, width, height, Fraction(fps).limit_denominator(1001))
-        meter = FpsMeter()
-        count = 0
-        bgr: np.ndarray | None = first
-
-        def emit(rgb: Any, alpha: Any) -> bool:
-            """Compose one frame and send it to every sink; False when the user closed the window."""
-            out = draw("composite", rgb, alpha, bg)
-            fps_now = meter.tick()
-            if writer is not None:
-                writer.write(out)
-            if camera is not None:
-                camera.send(out)
-            if window:
-                shown = cv2.cvtColor(out, cv2.COLOR_RGB2BGR)
-                cv2.putText(shown, f"{fps_now:.1f} fps", (10, 30), cv2.FONT_HERSHEY_SIMPLEX, 0.8, (255, 255, 255), 2)
-                cv2.imshow(WINDOW, shown)
-                if cv2.waitKey(1) & 0xFF in (27, ord("q")):
-                    return False
-            return True
-
-        try:
-            while bgr is not None and (max_frames is None or count < max_frames):
-                rgb = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
-                count += 1
-                if not all(emit(f, a) for a, f in stream.push([rgb])):
-                    break
-                ok, bgr = capture.read()
-                if not ok:
-                    bgr = None
-            for a, f in stream.flush():
-                emit(f, a)
-        except KeyboardInterrupt:
-            pass  # stop the live loop; the recording is finalised below
-        print(file=sys.stderr)
-        if writer is not None:
-            writer.close()
-            typer.echo(f"wrote {output} ({writer.frames_written} frames)", err=True)
-        writer = None
-    finally:
-        capture.release()
-        if writer is not None:
-            writer.abort()
-        for sink in sinks:
-            sink.close()
-        if window:
-            cv2.destroyAllWindows()
+    if virtual_camera:
+        cam = open_virtual_camera(camera.width, camera.height, camera.fps)
+        closers.append(cam)
+        sinks.append(lambda rgb, fps: cam.send(rgb))
+    if window:
+        preview = PreviewWindow()
+        closers.append(preview)
+        sinks.append(preview.send)
+    recording = None
+    if output is not None:
+        recording = open_writer(output, camera.width, camera.height, Fraction(camera.fps).limit_denominator(1001))
+        sinks.insert(0, lambda rgb, fps: recording.write(rgb))
+    return sinks, recording

@@ -124,7 +124,7 @@ def _put(q: queue.Queue, item: Any, stop: threading.Event) -> bool:
 
 
 class VideoPipeline:
-    """Runs one video through ``matter`` into ``writer`` with three overlapping stages and bounded queues.
+    """Runs one video through ``matter`` into one writer, or several, with three overlapping stages and bounded queues.
 
     The decode and encode stages are worker threads; inference runs in the calling thread so Ctrl-C
     lands there. On KeyboardInterrupt the frames already matted are encoded and the run stops
@@ -153,6 +153,12 @@ class VideoPipeline:
 
     def run(self, frames: Iterable[Any], writer: Any, gray_as_rgb: bool = True) -> VideoStats:
         """Matte every frame of ``frames`` (media.video.Frame objects) and write the rendered result."""
+        return self.run_outputs(frames, [(self.mode, writer, gray_as_rgb)])
+
+    def run_outputs(self, frames: Iterable[Any], outputs: list[tuple[str, Any, bool]]) -> VideoStats:
+        """Matte every frame once and write it to each of ``outputs``: (output kind, writer, grey matte as RGB)
+        each, so a composite, its matte and its foreground come from one pass over the video."""
+        outputs = [(OutputKind.parse(kind), writer, gray) for kind, writer, gray in outputs]
         stats = VideoStats(temporal=self.temporal)
         self.stream.reset()
         stop = threading.Event()
@@ -178,12 +184,13 @@ class VideoPipeline:
                     if item is _END:
                         return
                     frame, alpha = item
-                    image = self.render(self.mode, frame.image, alpha, self.background, gray_as_rgb=gray_as_rgb)
                     pts = frame.pts if frame.pts is not None else frame.index
                     if last_pts[0] is not None and pts <= last_pts[0]:
                         pts = last_pts[0] + 1  # encoders need strictly increasing timestamps
                     last_pts[0] = pts
-                    writer.write(image, pts)
+                    for kind, writer, gray_as_rgb in outputs:
+                        writer.write(self.render(kind, frame.image, alpha, self.background, gray_as_rgb=gray_as_rgb),
+                                     pts)
                     stats.frames += 1
                     if self.on_frame is not None:
                         self.on_frame(1)

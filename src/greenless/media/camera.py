@@ -1,0 +1,114 @@
+"""Live sources and sinks through OpenCV: a camera (or a video file standing in for one) as RGB frames, a preview
+window, and a virtual camera (pyvirtualcam) that video-call apps can pick."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from greenless.errors import GreenlessError
+from greenless.media.limits import DEFAULT_MAX_PIXELS
+
+WINDOW = "greenless"
+#: Largest camera index: OpenCV reads an index as camera number + 100 x backend (CAP_V4L2 = 200, ...,
+#: CAP_OBSENSOR = 2600), so every meaningful one is below this.
+MAX_CAMERA_INDEX = 9999
+
+
+def gui_available() -> bool:
+    """True when this OpenCV build can open windows (opencv-python-headless cannot)."""
+    import cv2
+
+    try:
+        cv2.namedWindow(WINDOW, cv2.WINDOW_NORMAL)
+        cv2.destroyWindow(WINDOW)
+        return True
+    except cv2.error:
+        return False
+
+
+class Camera:
+    """Frames of camera ``index``, or of the video file ``source``, as RGB arrays; the first is read on opening, so
+    a camera that gives nothing is one error line before any model loads."""
+
+    def __init__(self, source: Path | None = None, index: int = 0, max_pixels: int | None = DEFAULT_MAX_PIXELS) -> None:
+        import cv2
+
+        from greenless.media.files import missing_reason
+        from greenless.media.limits import check_pixels
+        from greenless.media.video import quiet_opencv
+
+        # OpenCV crashes (SIGSEGV) on a negative camera index and overflows on a huge one
+        if source is None and not 0 <= index <= MAX_CAMERA_INDEX:
+            raise GreenlessError(f"--camera must be a camera index from 0 to {MAX_CAMERA_INDEX}, not {index}")
+        if source is not None and not Path(source).is_file():
+            raise GreenlessError(f"{source}: {missing_reason(source) if not Path(source).exists() else 'not a file'}")
+        quiet_opencv()  # our own one-line errors suffice
+        self.name = str(source) if source is not None else f"camera {index}"
+        self.capture = cv2.VideoCapture(str(source) if source is not None else index)
+        if not self.capture.isOpened():
+            raise GreenlessError(f"{source}: cannot read video" if source is not None
+                                 else f"cannot open camera {index} (is it connected and free?)")
+        try:
+            # the pixel budget, from the stream's header, before a frame is decoded (as greenless video does)
+            check_pixels(int(self.capture.get(cv2.CAP_PROP_FRAME_WIDTH)),
+                         int(self.capture.get(cv2.CAP_PROP_FRAME_HEIGHT)), max_pixels, self.name,
+                         what="video frame", hint="greenless webcam takes no larger frames")
+            ok, self._first = self.capture.read()
+            if not ok:
+                raise GreenlessError(f"{self.name}: no frames could be read")
+        except BaseException:
+            self.close()
+            raise
+        self.height, self.width = self._first.shape[:2]
+        fps = self.capture.get(cv2.CAP_PROP_FPS) or 30.0
+        self.fps = fps if 1.0 <= fps <= 240.0 else 30.0  # cameras report 0 or nonsense; 30 is what they mostly give
+
+    def frames(self) -> Iterator[np.ndarray]:
+        """RGB frames until the source ends."""
+        import cv2
+
+        bgr = self._first
+        while bgr is not None:
+            yield cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+            ok, bgr = self.capture.read()
+            if not ok:
+                bgr = None
+
+    def close(self) -> None:
+        self.capture.release()
+
+
+class PreviewWindow:
+    """An OpenCV window showing frames with their rate; ``send`` says False once the user pressed q or Esc."""
+
+    def send(self, rgb: np.ndarray, fps: float = 0.0) -> bool:
+        import cv2
+
+        shown = cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR)
+        cv2.putText(shown, f"{fps:.1f} fps", (10, 30), cv2.FONT_HERSHEY_SIMPLEX, 0.8, (255, 255, 255), 2)
+        cv2.imshow(WINDOW, shown)
+        return cv2.waitKey(1) & 0xFF not in (27, ord("q"))
+
+    def close(self) -> None:
+        import cv2
+
+        cv2.destroyAllWindows()
+
+
+def open_virtual_camera(width: int, height: int, fps: float) -> Any:
+    """A pyvirtualcam camera, or one GreenlessError line saying what is missing."""
+    from greenless.errors import install_hint
+
+    try:
+        import pyvirtualcam
+    except ImportError:
+        raise GreenlessError(f"--virtual-camera needs pyvirtualcam: {install_hint('webcam')}") from None
+    try:
+        return pyvirtualcam.Camera(width=width, height=height, fps=fps)
+    except Exception as exc:
+        raise GreenlessError(f"no virtual camera device available ({str(exc).splitlines()[0][:150]}); on Linux load "
+                             f"v4l2loopback, on Windows or macOS install OBS (its virtual camera)") from exc
