@@ -77,7 +77,6 @@ def test_bench_warns_in_one_line_when_the_machine_is_busy(monkeypatch, capsys) -
     """Load above the cores: one warning line on stderr beside the figures; an idle machine: none. A bad option
     is still one error line (the warning comes with figures only)."""
     from conftest import run_main
-
     from greenless.evaluate import benchmark
 
     assert benchmark.busy_note(load=1.5, cores=2) is None

@@ -13,7 +13,6 @@ import pytest
 from PIL import Image
 
 from conftest import REPO, run_main
-
 from greenless.cli import command_group
 from greenless.cli.flags import RENAMED, SHARED
 

@@ -4,7 +4,6 @@ over 60 lines (signature, docstring and body together); longer work belongs in p
 from __future__ import annotations
 
 import ast
-from pathlib import Path
 
 from conftest import REPO
 

@@ -18,9 +18,7 @@ import pytest
 from PIL import Image
 
 from conftest import FIXTURES, REPO
-
 from greenless.media.watch import FolderWatch
-
 
 PORTRAITS = FIXTURES / "data" / "portraits" / "image"
 

@@ -10,7 +10,6 @@ import pytest
 from PIL import Image
 
 from conftest import run_main
-
 from greenless.media.video import VideoReader
 
 FAST = ["--ref-size", "64", "--quiet", "--max-frames", "6"]

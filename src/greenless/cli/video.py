@@ -27,7 +27,14 @@ MIN_FPS, MAX_FPS = 0.001, 1000.0  # what the writers turn into a usable time bas
 def progress_bar():  # noqa: ANN201 - rich type imported lazily
     """A Rich progress bar on stderr showing frames, fps and ETA."""
     from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
 
     return Progress(
         TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),

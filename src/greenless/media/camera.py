@@ -71,7 +71,7 @@ class Camera:
         """RGB frames until the source ends."""
         import cv2
 
-        bgr = self._first
+        bgr: np.ndarray | None = self._first
         while bgr is not None:
             yield cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
             ok, bgr = self.capture.read()

@@ -11,7 +11,7 @@ import functools
 import queue
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -155,10 +155,10 @@ class VideoPipeline:
         """Matte every frame of ``frames`` (media.video.Frame objects) and write the rendered result."""
         return self.run_outputs(frames, [(self.mode, writer, gray_as_rgb)])
 
-    def run_outputs(self, frames: Iterable[Any], outputs: list[tuple[str, Any, bool]]) -> VideoStats:
+    def run_outputs(self, frames: Iterable[Any], outputs: Sequence[tuple[str, Any, bool]]) -> VideoStats:
         """Matte every frame once and write it to each of ``outputs``: (output kind, writer, grey matte as RGB)
         each, so a composite, its matte and its foreground come from one pass over the video."""
-        outputs = [(OutputKind.parse(kind), writer, gray) for kind, writer, gray in outputs]
+        kinds = [(OutputKind.parse(kind), writer, gray) for kind, writer, gray in outputs]
         stats = VideoStats(temporal=self.temporal)
         self.stream.reset()
         stop = threading.Event()
@@ -188,7 +188,7 @@ class VideoPipeline:
                     if last_pts[0] is not None and pts <= last_pts[0]:
                         pts = last_pts[0] + 1  # encoders need strictly increasing timestamps
                     last_pts[0] = pts
-                    for kind, writer, gray_as_rgb in outputs:
+                    for kind, writer, gray_as_rgb in kinds:
                         writer.write(self.render(kind, frame.image, alpha, self.background, gray_as_rgb=gray_as_rgb),
                                      pts)
                     stats.frames += 1

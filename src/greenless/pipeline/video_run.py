@@ -74,7 +74,7 @@ class VideoWriters:
 
     def outputs(self) -> list[tuple[OutputKind, Any, bool]]:
         """(kind, writer, grey matte as RGB) per target, for ``VideoPipeline.run_outputs``."""
-        return [(t.kind, w, is_video_output(t.path)) for t, w in zip(self.targets, self.writers)]
+        return [(t.kind, w, is_video_output(t.path)) for t, w in zip(self.targets, self.writers, strict=True)]
 
     @property
     def notes(self) -> list[str]:
@@ -95,7 +95,7 @@ class VideoWriters:
         Returns what became of each, for the one line the user sees."""
         said = []
         of = f" of {total}" if total else ""
-        for target, writer, existed in zip(self.targets, self.writers, self.existed):
+        for target, writer, existed in zip(self.targets, self.writers, self.existed, strict=True):
             if existed or frames == 0:
                 writer.abort()
                 said.append(f"{target.path} left unchanged" if existed else f"{target.path} not created")
