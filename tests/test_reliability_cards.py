@@ -167,14 +167,35 @@ class _RunsCode:
         return os.system, ("touch PWNED",)
 
 
-def test_a_refused_pickle_is_one_line_without_pytorchs_warning(tmp_path: Path, photo: Path) -> None:
-    pytest.importorskip("torch", reason="the torch engine needs the torch extra")
+@pytest.mark.parametrize("make, says", [
+    ("torch", "refused: this pickle holds Python objects besides tensors, which could run code when loaded"),
+    ("pickle4", "not a checkpoint greenless can load safely (Unsupported operand"),  # PyTorch warns on protocol 4
+    ("empty", "not a PyTorch checkpoint (EOFError)"),  # an empty message used to be an IndexError traceback
+    ("text", "not a PyTorch checkpoint"),
+])
+def test_a_refused_or_broken_pickle_is_one_line_without_pytorchs_warning(tmp_path: Path, photo: Path, make: str,
+                                                                         says: str) -> None:
+    torch = pytest.importorskip("torch", reason="the torch engine needs the torch extra")
     evil = tmp_path / "evil.ckpt"
-    evil.write_bytes(pickle.dumps({"state_dict": {"x": _RunsCode()}}, protocol=4))  # protocol 4: PyTorch warns on it
+    payload = {"state_dict": {"x": _RunsCode()}}
+    if make == "torch":
+        torch.save(payload, evil)
+    elif make == "pickle4":
+        evil.write_bytes(pickle.dumps(payload, protocol=4))
+    else:
+        evil.write_bytes(b"" if make == "empty" else b"hello, not a pickle")
     out = tmp_path / "out.png"
     result = run_greenless("matte", str(photo), "-o", str(out), "--engine", "torch", "--weights", str(evil),
                            cwd=tmp_path, timeout=300)
     err = result.stderr.decode()
     assert result.returncode == 2 and len(lines(err)) == 1, err
-    assert f"{evil}: refused: this pickle holds Python objects besides tensors" in err
+    assert err.startswith(f"greenless: error: {evil}: {says}"), err
     assert "weights_only" not in err and not out.exists() and not (tmp_path / "PWNED").exists()
+
+
+def test_first_line_is_the_type_when_the_message_is_empty() -> None:
+    from greenless.errors import first_line
+
+    assert first_line(EOFError()) == "EOFError"
+    assert first_line(ValueError("  first\nsecond")) == "first"
+    assert first_line(RuntimeError("x" * 500), limit=10) == "x" * 10

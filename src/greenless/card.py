@@ -19,7 +19,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from greenless.errors import GreenlessError
+from greenless.errors import GreenlessError, first_line
 
 #: The metadata key the card is stored under (safetensors, ONNX) and the TorchScript extra file's stem.
 CARD_KEY = "greenless_card"
@@ -99,7 +99,7 @@ def parse_card(text: str | bytes | None, source: str | Path) -> dict[str, Any]:
     try:
         card = json.loads(text)
     except (ValueError, RecursionError) as exc:  # JSONDecodeError, bad UTF-8, absurd nesting
-        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        reason = first_line(exc)
         raise GreenlessError(f"{source}: the weights card is not valid JSON ({reason[:120]})") from None
     return validate_card(card, str(source))
 
@@ -114,7 +114,7 @@ def _read_cached(path: str, mtime: float, size: int) -> dict[str, Any]:
             with safe_open(path, framework="numpy") as handle:
                 meta = handle.metadata() or {}
         except Exception as exc:  # safetensors raises its own error type for unreadable headers
-            raise GreenlessError(f"{path}: not a readable safetensors file ({str(exc).splitlines()[0][:120]})") from None
+            raise GreenlessError(f"{path}: not a readable safetensors file ({first_line(exc)})") from None
         return parse_card(meta.get(CARD_KEY), path)
     try:
         text = file.read_bytes()

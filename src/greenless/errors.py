@@ -19,3 +19,10 @@ def install_hint(extra: str) -> str:
     root = Path(__file__).resolve().parents[2]
     target = str(root) if (root / "pyproject.toml").is_file() else "/path/to/your/greenless/clone"
     return f"pip install -e '{target}[{extra}]'"
+
+
+def first_line(exc: BaseException, limit: int = 200) -> str:
+    """The first line of ``exc``'s message (at most ``limit`` characters), or its type's name when the message
+    is empty (an ``EOFError()`` from an empty file): the reason shown in brackets in our one-line errors."""
+    text = str(exc).strip()
+    return text.splitlines()[0][:limit] if text else type(exc).__name__

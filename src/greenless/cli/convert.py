@@ -19,7 +19,7 @@ def convert(
                                  help=f"Reference size stored in the card (32 to {MAX_REF_SIZE})."),
 ) -> None:
     """Convert an official MODNet checkpoint into greenless weights (safetensors + JSON card)."""
-    from greenless.errors import GreenlessError, install_hint
+    from greenless.errors import GreenlessError, first_line, install_hint
 
     try:
         import torch  # noqa: F401
@@ -34,7 +34,7 @@ def convert(
     try:
         model, card = load_weights(checkpoint)
     except Exception as exc:
-        raise GreenlessError(f"{checkpoint}: not a MODNet checkpoint ({str(exc).splitlines()[0][:200]})") from exc
+        raise GreenlessError(f"{checkpoint}: not a MODNet checkpoint ({first_line(exc)})") from exc
     card["ref_size"] = ref_size
     card["preprocess"] = "modnet-demo"  # the registry runs official weights as the official demo does
     save_weights(model, output, card, half=False)

@@ -111,7 +111,7 @@ def _check_sets(check_data: Path | None, check_limit: int | None, calibration: l
 
 def _load(weights: Path) -> tuple[Any, dict]:
     """The PyTorch network and card of ``weights``; one error line without PyTorch or for a file that is none."""
-    from greenless.errors import GreenlessError, install_hint
+    from greenless.errors import GreenlessError, first_line, install_hint
 
     try:
         import torch  # noqa: F401
@@ -124,4 +124,4 @@ def _load(weights: Path) -> tuple[Any, dict]:
     except GreenlessError:
         raise
     except Exception as exc:
-        raise GreenlessError(f"{weights}: cannot load weights ({str(exc).splitlines()[0][:200]})") from exc
+        raise GreenlessError(f"{weights}: cannot load weights ({first_line(exc)})") from exc

@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from greenless.errors import GreenlessError
+from greenless.errors import GreenlessError, first_line
 from greenless.media.images import IMAGE_SUFFIXES, encode_png  # noqa: F401  (the package's one suffix list and PNG encoder)
 from greenless.media.naming import clashing_stems, result_name
 
@@ -32,7 +32,7 @@ def filesystem_for(uri: str) -> tuple[Any, str]:
     try:
         return fs.FileSystem.from_uri(uri)
     except Exception as exc:  # pyarrow raises ArrowInvalid / OSError for unknown schemes or missing credentials
-        raise GreenlessError(f"{uri}: cannot open ({str(exc).splitlines()[0]})") from None
+        raise GreenlessError(f"{uri}: cannot open ({first_line(exc)})") from None
 
 
 def list_images(uri: str) -> tuple[Any, list[str]]:
@@ -69,7 +69,7 @@ def write_atomic(filesystem: Any, path: str, data: bytes) -> None:
         with filesystem.open_output_stream(path) as stream:
             stream.write(data)
     except OSError as exc:  # pyarrow raises OSError subclasses for store and network failures
-        raise GreenlessError(f"{path}: cannot write ({str(exc).splitlines()[0] if str(exc) else type(exc).__name__})") from None
+        raise GreenlessError(f"{path}: cannot write ({first_line(exc)})") from None
 
 
 @dataclass
@@ -146,7 +146,7 @@ def connect(address: str | None, quiet: bool = True) -> None:
         ray.init(address=address, logging_level=logging.WARNING if quiet else logging.INFO, log_to_driver=not quiet,
                  **options)
     except Exception as exc:  # connection errors come as ConnectionError, RuntimeError or grpc errors
-        raise GreenlessError(f"cannot connect to Ray at {address or 'a new local instance'}: {str(exc).splitlines()[0]}") from None
+        raise GreenlessError(f"cannot connect to Ray at {address or 'a new local instance'}: {first_line(exc)}") from None
 
 
 def run_batch(input_uri: str, output_uri: str, kind: str = "rgba", background: Any = "white",
@@ -177,7 +177,7 @@ def run_batch(input_uri: str, output_uri: str, kind: str = "rgba", background: A
     try:  # only once the cluster can run the job: a refused run leaves no folder behind
         out_fs.create_dir(out_base, recursive=True)
     except Exception as exc:
-        raise GreenlessError(f"{output_uri}: cannot create the output folder ({str(exc).splitlines()[0]})") from None
+        raise GreenlessError(f"{output_uri}: cannot create the output folder ({first_line(exc)})") from None
     if actors is None:
         if gpus_per_actor > 0:
             actors = int(resources.get("GPU", 0) // gpus_per_actor)

@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 
 from greenless.card import CARD_KEY, IN_CHANNELS, in_channels, parse_card
-from greenless.errors import GreenlessError
+from greenless.errors import GreenlessError, first_line
 
 _PREFERRED = ("CUDAExecutionProvider", "CoreMLExecutionProvider", "DmlExecutionProvider", "CPUExecutionProvider")
 #: Runs whose network input is larger than this many pixels (one image) give the memory onnxruntime's CPU
@@ -72,7 +72,7 @@ class OnnxEngine:
         try:
             self.session = ort.InferenceSession(str(path), sess_options=opts, providers=pick_providers(device))
         except Exception as exc:  # onnxruntime raises several unrelated types for unreadable models
-            raise GreenlessError(f"{path}: cannot load ONNX model ({str(exc).splitlines()[0]})") from exc
+            raise GreenlessError(f"{path}: cannot load ONNX model ({first_line(exc)})") from exc
         meta = self.session.get_modelmeta().custom_metadata_map
         #: The weights' card (reference sizes, hint, training record) when the file carries one, as exports do.
         self.card: dict[str, Any] | None = parse_card(meta[CARD_KEY], path) if CARD_KEY in meta else None
@@ -90,5 +90,5 @@ class OnnxEngine:
                                    self._shrink if big else None)[0]
         except Exception as exc:  # a model whose fixed sizes differ (onnxruntime's InvalidArgument, Fail, ...)
             raise GreenlessError(f"{self.path}: the model failed on a {' x '.join(map(str, batch.shape))} input "
-                                 f"({str(exc).strip().splitlines()[0][:200]})") from None
+                                 f"({first_line(exc)})") from None
         return out.astype(np.float32, copy=False)

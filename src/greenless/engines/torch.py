@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 
 from greenless.card import in_channels
-from greenless.errors import GreenlessError, install_hint
+from greenless.errors import GreenlessError, first_line, install_hint
 
 
 class TorchEngine:
@@ -44,7 +44,7 @@ class TorchEngine:
         except GreenlessError:
             raise
         except Exception as exc:
-            raise GreenlessError(f"{path}: cannot load weights ({str(exc).splitlines()[0]})") from exc
+            raise GreenlessError(f"{path}: cannot load weights ({first_line(exc)})") from exc
         mode = mode or (CUDA_DEFAULT_MODE if self.device.type == "cuda" else "eager")
         # A traced network keeps the dtype and layout it was traced in (fp32, contiguous) and cannot be compiled.
         self.runner = (TensorRunner(model, self.device, mode="eager", half=False, channels_last=False) if scripted

@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 
-from greenless.errors import GreenlessError
+from greenless.errors import GreenlessError, first_line
 from greenless.evaluate.dataset import EvalSet, find_prediction, load_eval_set, read_alpha, read_rgb
 from greenless.evaluate.metrics import all_metrics, mean_metrics
 from greenless.media.images import save_image_atomic
@@ -150,4 +150,4 @@ def load_reference(path: Path) -> Any:
     try:
         return ReferenceSegmenter(path)
     except Exception as exc:  # onnxruntime raises several unrelated types for unreadable models
-        raise GreenlessError(f"{path}: cannot load the reference model ({str(exc).splitlines()[0]})") from exc
+        raise GreenlessError(f"{path}: cannot load the reference model ({first_line(exc)})") from exc

@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 
-from greenless.errors import GreenlessError
+from greenless.errors import GreenlessError, first_line
 from greenless.media.limits import DEFAULT_MAX_PIXELS
 
 WINDOW = "greenless"
@@ -110,5 +110,5 @@ def open_virtual_camera(width: int, height: int, fps: float) -> Any:
     try:
         return pyvirtualcam.Camera(width=width, height=height, fps=fps)
     except Exception as exc:
-        raise GreenlessError(f"no virtual camera device available ({str(exc).splitlines()[0][:150]}); on Linux load "
+        raise GreenlessError(f"no virtual camera device available ({first_line(exc)}); on Linux load "
                              f"v4l2loopback, on Windows or macOS install OBS (its virtual camera)") from exc

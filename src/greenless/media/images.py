@@ -22,7 +22,7 @@ from typing import IO, Any
 
 import numpy as np
 
-from greenless.errors import GreenlessError
+from greenless.errors import GreenlessError, first_line
 from greenless.media.files import default_mode, os_error_reason
 from greenless.media.limits import (  # noqa: F401
     DEFAULT_MAX_PIXELS,
@@ -174,7 +174,7 @@ def open_image(source: str | os.PathLike[str] | bytes | IO[bytes], max_pixels: i
     except Image.DecompressionBombError as exc:
         raise GreenlessError(f"{label}: {exc}") from None
     except (OSError, ValueError, SyntaxError, EOFError, struct.error, MemoryError) as exc:
-        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        reason = first_line(exc)
         if "truncated" in reason:
             reason = f"truncated or corrupt file ({reason})"
         raise GreenlessError(f"{label}: cannot decode image: {reason}") from None

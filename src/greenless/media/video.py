@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from greenless.errors import GreenlessError, install_hint
+from greenless.errors import GreenlessError, first_line, install_hint
 from greenless.media.images import IMAGE_SUFFIXES
 from greenless.media.limits import DEFAULT_MAX_PIXELS, check_pixels
 
@@ -63,7 +63,7 @@ def quiet_opencv() -> None:
 
 def _reason(exc: BaseException) -> str:
     """First line of an exception's message, short enough for a one-line error."""
-    text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    text = first_line(exc)
     return text[:200]
 
 

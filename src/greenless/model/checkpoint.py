@@ -15,7 +15,7 @@ from typing import Any
 import torch
 
 from greenless.card import CARD_KEY, card_path, parse_card, read_card
-from greenless.errors import GreenlessError
+from greenless.errors import GreenlessError, first_line
 from greenless.model.modnet import ModelConfig, MODNet, build_model
 
 
@@ -81,12 +81,29 @@ def load_pickle(path: Path, map_location: str = "cpu") -> dict[str, Any]:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             state = torch.load(str(path), map_location=map_location, weights_only=True)
-    except pickle.UnpicklingError:
-        raise GreenlessError(f"{path}: refused: this pickle holds Python objects besides tensors, which could run "
-                             f"code when loaded; greenless loads only plain state dicts (or use .safetensors)") from None
+    except pickle.UnpicklingError as exc:
+        detail = _unpickler_detail(str(exc))
+        if "GLOBAL" in detail:  # a pickle naming a class or function (os.system, ...): refused, never run
+            raise GreenlessError(f"{path}: refused: this pickle holds Python objects besides tensors, which could run "
+                                 f"code when loaded ({detail}); greenless loads only plain state dicts (or use "
+                                 f".safetensors)") from None
+        raise GreenlessError(f"{path}: not a checkpoint greenless can load safely ({detail})") from None
+    except (EOFError, RuntimeError, ValueError, OSError, KeyError, IndexError) as exc:  # empty, cut short, not a pickle
+        raise GreenlessError(f"{path}: not a PyTorch checkpoint ({first_line(exc)})") from None
     if not isinstance(state, dict):
         raise GreenlessError(f"{path}: not a MODNet checkpoint (a pickled {type(state).__name__}, not a state dict)")
     return state
+
+
+def _unpickler_detail(message: str) -> str:
+    """The line of PyTorch's weights-only refusal that says what stopped it (its message is a dozen lines of
+    advice, including turning the guard off), else the message's first line."""
+    lines = [line.strip() for line in message.splitlines() if line.strip()]
+    for marker in ("GLOBAL", "Unsupported operand", "WeightsUnpickler error:"):
+        for line in lines:
+            if marker in line and not line.endswith("error:"):
+                return line[:200]
+    return lines[0][:200] if lines else "unreadable pickle"
 
 
 def is_torchscript(path: str | Path) -> bool:
@@ -113,7 +130,7 @@ def load_torchscript(path: str | Path, map_location: str = "cpu") -> tuple[torch
     try:
         module = torch.jit.load(str(path), map_location=map_location, _extra_files=extra)
     except Exception as exc:
-        raise GreenlessError(f"{path}: cannot load TorchScript ({str(exc).strip().splitlines()[0][:200]})") from None
+        raise GreenlessError(f"{path}: cannot load TorchScript ({first_line(exc)})") from None
     return module.eval(), parse_card(extra[f"{CARD_KEY}.json"], path)
 
 

@@ -34,7 +34,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from greenless.errors import GreenlessError
+from greenless.errors import GreenlessError, first_line
 
 SIZE = 256  # the selfie model's square input side
 GUIDES = ("selfie", "none")  # what --guide takes
@@ -80,7 +80,7 @@ class SelfieSegmenter:
         try:
             self.session = ort.InferenceSession(str(self.path), sess_options=opts, providers=["CPUExecutionProvider"])
         except Exception as exc:  # onnxruntime raises several unrelated types for unreadable models
-            raise GreenlessError(f"{self.path}: cannot load the segmentation model ({str(exc).splitlines()[0]})") from exc
+            raise GreenlessError(f"{self.path}: cannot load the segmentation model ({first_line(exc)})") from exc
         self.input_name = self.session.get_inputs()[0].name
         self._lock = threading.Lock()
 
