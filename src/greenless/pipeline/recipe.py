@@ -22,7 +22,6 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-import cv2
 import numpy as np
 
 from greenless.card import PREPROCESS_RULES
@@ -139,17 +138,13 @@ class Recipe:
 
     def finish_one(self, matte: np.ndarray, rgb: np.ndarray, guide: np.ndarray | None) -> np.ndarray:
         """One network-size matte -> the full-size matte of ``rgb``: bounded by its ``guide`` (when it had one),
-        then brought back to the image's size by the preprocessing rule; then, when the recipe has a detail
-        stage, its edge band re-solved from the full-size ``rgb`` with the guide (enlarged) as a second opinion."""
+        then brought back to the image's size: by the detail stage when the recipe has one (its edge band
+        re-solved from the full-size ``rgb``, the guide a second opinion), else by the preprocessing rule."""
         if guide is not None and self.bound:
             matte = bound_by_guide(np.clip(matte, 0.0, 1.0), guide)
-        height, width = rgb.shape[:2]
-        alpha = matte_to_size(matte, height, width, self.preprocess)
-        if self.detail is None:
-            return alpha
-        if guide is not None:
-            guide = cv2.resize(np.asarray(guide, np.float32), (width, height), interpolation=cv2.INTER_LINEAR)
-        return refine_matte(rgb, np.clip(alpha, 0.0, 1.0), guide, self.detail)
+        if self.detail is not None:  # it takes the network-size matte and guide: no full-size copies
+            return refine_matte(rgb, np.clip(matte, 0.0, 1.0), guide, self.detail)
+        return matte_to_size(matte, rgb.shape[0], rgb.shape[1], self.preprocess)
 
     # -- both halves -------------------------------------------------------------------------------------------
     def matte(self, run: Runner, rgbs: Sequence[np.ndarray], prev_alphas: Sequence[np.ndarray | None] | None = None,
