@@ -199,3 +199,14 @@ def test_first_line_is_the_type_when_the_message_is_empty() -> None:
     assert first_line(EOFError()) == "EOFError"
     assert first_line(ValueError("  first\nsecond")) == "first"
     assert first_line(RuntimeError("x" * 500), limit=10) == "x" * 10
+
+
+def test_a_bad_card_inside_a_torchscript_file_is_one_line(tmp_path: Path, photo: Path,
+                                                          capsys: pytest.CaptureFixture[str]) -> None:
+    torch = pytest.importorskip("torch", reason="the torch engine needs the torch extra")
+    traced = torch.jit.trace(torch.nn.Conv2d(3, 1, 1).eval(), torch.zeros(1, 3, 32, 32))
+    weights = tmp_path / "net.pt"
+    torch.jit.save(traced, str(weights), _extra_files={"greenless_card.json": '{"ref_size": "big"}'})
+    code, err, out = matte_with(weights, photo, capsys, "--engine", "torch")
+    assert code == 2 and len(lines(err)) == 1, err
+    assert f"{weights}: card ref_size must be a whole number from 32 to 2048, not 'big'" in err and not out.exists()
