@@ -83,7 +83,8 @@ class ServeProcess:
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServeProcess]:
     srv = ServeProcess(tmp_path_factory.mktemp("serve"), "--idle-timeout", str(IDLE_TIMEOUT),
-                       "--timeout", str(REQUEST_TIMEOUT), "--max-pixels", str(MAX_PIXELS))
+                       "--timeout", str(REQUEST_TIMEOUT), "--max-pixels", str(MAX_PIXELS),
+                       "--refine", "none")
     try:
         yield srv
     finally:

@@ -8,7 +8,7 @@ from typing import Any
 
 import typer
 
-from greenless.cli import app, guide_option, model_option, ref_size_option
+from greenless.cli import app, guide_option, model_option, ref_size_option, refine_option
 from greenless.cli.flags import background_option, out_option, write_option
 from greenless.pipeline.compose import OutputKind, parse_background
 
@@ -35,6 +35,7 @@ def batch(
                                         "(default: the packaged model)."),
     model: str | None = model_option(),
     guide: str | None = guide_option(),
+    refine: str | None = refine_option(),
     ref_size: int | None = ref_size_option(),
     cpus_per_actor: float = typer.Option(1.0, "--cpus-per-actor", min=0.1, help="CPUs (onnxruntime threads) per actor."),
     gpus_per_actor: float = typer.Option(0.0, "--gpus-per-actor", min=0.0, help="GPUs per actor (pool sized to GPUs)."),
@@ -53,10 +54,11 @@ def batch(
     weights = resolve_weights(weights, model, "onnx", job=None)
     if weights is not None and not weights.is_file():
         raise GreenlessError(f"{weights}: weights file not found")
-    Matter(weights, ref_size=ref_size, threads=1, guide=guide)  # a bad model fails here in one line, not in every actor
+    Matter(weights, ref_size=ref_size, threads=1, guide=guide, refine=refine)  # a bad model fails here in one line, not in every actor
     plan = run_batch(input_uri, out, kind=kind.value, background=bg, weights=str(weights) if weights else None,
                      ref_size=ref_size, address=address, cpus_per_actor=cpus_per_actor, gpus_per_actor=gpus_per_actor,
-                     actors=actors, batch_size=batch_size, max_pixels=max_pixels, guide=guide)
+                     actors=actors, batch_size=batch_size, max_pixels=max_pixels, guide=guide,
+                     refine=refine)
     failures = _follow(plan)
     print(f"wrote {plan.total - failures} of {plan.total} images to {out} with {plan.actors} Ray actors", file=sys.stderr)
     if failures:

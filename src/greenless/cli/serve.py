@@ -15,6 +15,7 @@ from greenless.cli import (
     lowered_to_cpus,
     model_option,
     ref_size_option,
+    refine_option,
     threads_option,
 )
 from greenless.serve.settings import ServeSettings
@@ -31,6 +32,7 @@ def serve(
     weights: Path | None = typer.Option(None, "-w", "--weights", help="Model weights (default: the packaged model)."),
     model: str | None = model_option(),
     guide: str | None = guide_option(),
+    refine: str | None = refine_option(),
     engine: EngineName = engine_option(),
     ref_size: int | None = ref_size_option("Default short side the network sees (default: the weights' own)."),
     threads: int | None = threads_option("Engine threads per worker"),
@@ -72,12 +74,12 @@ def serve(
     check_listen(host, port)  # a bad --host or a port in use: one line now, not uvicorn's start-up log and exit 3
     settings = ServeSettings(
         weights=str(weights) if weights else None, engine=engine.value, ref_size=ref_size, threads=threads, guide=guide,
-        max_upload_mb=max_upload_mb, max_pixels=max_pixels, timeout=timeout, max_concurrency=max_concurrency,
+        refine=refine, max_upload_mb=max_upload_mb, max_pixels=max_pixels, timeout=timeout, max_concurrency=max_concurrency,
         queue_size=queue_size, idle_timeout=idle_timeout, max_connections=_capped(max_connections),
     )
     # Load the model once here so a bad weights file fails now, with one line, not in every worker (only _run holds it).
-    _run(settings, Matter(settings.weights, engine=engine, ref_size=ref_size, threads=threads, guide=guide), host, port,
-         workers, log_level)
+    matter = Matter(settings.weights, engine=engine, ref_size=ref_size, threads=threads, guide=guide, refine=refine)
+    _run(settings, matter, host, port, workers, log_level)
 
 
 def _need_serve_extra() -> None:

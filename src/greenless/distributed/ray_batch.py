@@ -82,6 +82,7 @@ class JobSpec:
     weights: str | None = None  # must exist on every node; None: the packaged model
     ref_size: int | None = None
     guide: str | None = None  # None: the weights' own
+    refine: str | None = None  # the photo detail stage; None: the job's (band)
     threads: int = 1
     max_pixels: int = 100_000_000
     clashing_stems: frozenset[str] = field(default_factory=frozenset)
@@ -96,7 +97,7 @@ class MatteActor:
 
         self.spec = spec
         self.matter = Matter(spec.weights, engine="onnx", ref_size=spec.ref_size, threads=spec.threads,
-                             guide=spec.guide)
+                             guide=spec.guide, refine=spec.refine)
         self.filesystem, self.out_base = filesystem_for(spec.output_uri)
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
@@ -152,7 +153,8 @@ def connect(address: str | None, quiet: bool = True) -> None:
 def run_batch(input_uri: str, output_uri: str, kind: str = "rgba", background: Any = "white",
               weights: str | None = None, ref_size: int | None = None, address: str | None = None,
               cpus_per_actor: float = 1.0, gpus_per_actor: float = 0.0, actors: int | None = None,
-              batch_size: int = 8, max_pixels: int = 100_000_000, guide: str | None = None) -> BatchRun:
+              batch_size: int = 8, max_pixels: int = 100_000_000, guide: str | None = None,
+              refine: str | None = None) -> BatchRun:
     """Plan matting every image of ``input_uri`` into ``output_uri`` on Ray (run it by iterating ``rows()``).
 
     The actor pool has ``actors`` members, by default as many as the cluster's CPUs (or GPUs, when
@@ -187,7 +189,7 @@ def run_batch(input_uri: str, output_uri: str, kind: str = "rgba", background: A
             actors = max(1, int(resources.get("CPU", 1) // cpus_per_actor))
     actors = max(1, min(actors, len(files)))
     spec = JobSpec(output_uri=output_uri, kind=kind, background=background, weights=weights, ref_size=ref_size,
-                   guide=guide, threads=max(1, int(cpus_per_actor)), max_pixels=max_pixels, clashing_stems=clashing,
+                   guide=guide, refine=refine, threads=max(1, int(cpus_per_actor)), max_pixels=max_pixels, clashing_stems=clashing,
                    input_names=names)
     ctx = ray.data.DataContext.get_current()
     ctx.enable_progress_bars = False  # the CLI draws one bar for the whole job

@@ -264,7 +264,8 @@ def create_app(settings: ServeSettings | None = None, matter: Any = None) -> Fas
             from greenless.matter import Matter
 
             app.state.matter = Matter(settings.weights, engine=settings.engine, ref_size=settings.ref_size,
-                                      threads=settings.threads, guide=settings.guide)
+                                      threads=settings.threads, guide=settings.guide,
+                                      refine=settings.refine)
         else:
             app.state.matter = matter
         yield

@@ -22,6 +22,7 @@ class ServeSettings:
     ref_size: int | None = None  # None: the weights' own reference size
     threads: int | None = None  # onnxruntime intra-op threads per worker
     guide: str | None = None  # None: the weights' own (selfie for guided weights)
+    refine: str | None = None  # the photo detail stage requests get unless they say: None: the job's (band)
     max_upload_mb: float = 20.0  # request body limit -> 413
     max_pixels: int = 40_000_000  # decoded image limit (decompression bombs) -> 413
     timeout: float = 60.0  # seconds from arrival to response, queue wait included -> 504
