@@ -16,11 +16,11 @@ FAST = ("--ref-size", "64")  # the network at 64 px keeps CPU runs quick; output
 
 
 @pytest.fixture()
-def photos(tmp_path: Path, shared_data: Path) -> Path:
-    """A folder of three small real photos (JPEG) in a fresh temp dir."""
+def photos(tmp_path: Path, data: Path) -> Path:
+    """A folder of three small real photos (JPEG) in a fresh temp dir: the two fixture photos and the example."""
     folder = tmp_path / "in"
     folder.mkdir()
-    for src in sorted((shared_data / "photos").glob("*.jpg")):
+    for src in [*sorted((data / "photos").glob("*.jpg")), REPO / "examples" / "astronaut.jpg"]:
         Image.open(src).convert("RGB").resize((120, 80)).save(folder / src.name, quality=90)
     return folder
 
@@ -52,7 +52,7 @@ def test_example_photo(tmp_path: Path, repo_root: Path) -> None:
 
 
 def test_default_names_never_overwrite_input(photos: Path) -> None:
-    one = photos / "doctor-5871743_640.jpg"
+    one = photos / "portrait-640.jpg"
     png = photos / "girl.png"
     Image.open(one).save(png)
     before = png.read_bytes()
@@ -61,7 +61,7 @@ def test_default_names_never_overwrite_input(photos: Path) -> None:
     assert Image.open(photos / "girl.cutout.png").mode == "RGBA"
     proc = run_greenless("matte", str(one), "--write", "alpha", *FAST)
     assert proc.returncode == 0, proc.stderr.decode()
-    assert Image.open(photos / "doctor-5871743_640.alpha.png").mode == "L"
+    assert Image.open(photos / "portrait-640.alpha.png").mode == "L"
 
 
 @pytest.mark.parametrize("kind,name,fmt,mode", [
@@ -73,7 +73,7 @@ def test_default_names_never_overwrite_input(photos: Path) -> None:
     ("rgba", "o.webp", "WEBP", "RGBA"),
 ])
 def test_output_kinds(photos: Path, tmp_path: Path, kind: str, name: str, fmt: str, mode: str) -> None:
-    src = photos / "girl-919048_1280.jpg"
+    src = photos / "portrait-1280.jpg"
     out = tmp_path / "res" / name
     bg = ["--background", "0,255,0"] if kind == "composite" else []
     proc = run_greenless("matte", str(src), "--write", kind, "-o", str(out), *bg, *FAST)
@@ -83,10 +83,10 @@ def test_output_kinds(photos: Path, tmp_path: Path, kind: str, name: str, fmt: s
     assert _files(tmp_path / "res") == {name}
 
 
-def test_composite_on_background_image_and_no_fg_estimate(photos: Path, tmp_path: Path, shared_data: Path) -> None:
-    src = photos / "woman-5883428_1280.jpg"
+def test_composite_on_background_image_and_no_fg_estimate(photos: Path, tmp_path: Path, data: Path) -> None:
+    src = photos / "portrait-1280.jpg"
     out = tmp_path / "c.png"
-    bg = shared_data / "backgrounds" / "beach.jpg"
+    bg = data / "backgrounds" / "beach.jpg"
     proc = run_greenless("matte", str(src), "--write", "composite", "--background", str(bg), "-o", str(out),
                          "--no-fg-estimate", *FAST)
     assert proc.returncode == 0, proc.stderr.decode()
@@ -94,7 +94,7 @@ def test_composite_on_background_image_and_no_fg_estimate(photos: Path, tmp_path
 
 
 def test_stdin_to_stdout_and_to_file(photos: Path, tmp_path: Path) -> None:
-    data = (photos / "doctor-5871743_640.jpg").read_bytes()
+    data = (photos / "portrait-640.jpg").read_bytes()
     proc = run_greenless("matte", "-", "--write", "alpha", *FAST, stdin=data)
     assert proc.returncode == 0, proc.stderr.decode()
     img = Image.open(io.BytesIO(proc.stdout))
@@ -102,7 +102,7 @@ def test_stdin_to_stdout_and_to_file(photos: Path, tmp_path: Path) -> None:
     proc = run_greenless("matte", "-", "-o", str(tmp_path / "s.png"), *FAST, stdin=data)
     assert proc.returncode == 0 and proc.stdout == b""
     assert Image.open(tmp_path / "s.png").mode == "RGBA"
-    proc = run_greenless("matte", str(photos / "doctor-5871743_640.jpg"), "-o", "-", "--write", "foreground", *FAST)
+    proc = run_greenless("matte", str(photos / "portrait-640.jpg"), "-o", "-", "--write", "foreground", *FAST)
     assert proc.returncode == 0, proc.stderr.decode()
     assert Image.open(io.BytesIO(proc.stdout)).mode == "RGB"
     proc = run_greenless("matte", "-", *FAST, stdin=b"not an image")
@@ -119,22 +119,22 @@ def test_folder_with_a_bad_file(photos: Path, tmp_path: Path) -> None:
     assert "Traceback" not in err
     errors = [line for line in err.splitlines() if "error" in line]
     assert len(errors) == 1 and "b_broken.jpg" in errors[0], err
-    assert _files(out) == {"doctor-5871743_640.png", "girl-919048_1280.png", "woman-5883428_1280.png"}
+    assert _files(out) == {"astronaut.png", "portrait-1280.png", "portrait-640.png"}
 
 
 def test_folder_without_o_and_quoted_glob(photos: Path, tmp_path: Path) -> None:
     proc = run_greenless("matte", str(photos), *FAST)
     assert proc.returncode == 0, proc.stderr.decode()
     assert {n for n in _files(photos) if n.startswith("greenless/")} == {
-        "greenless/doctor-5871743_640.png", "greenless/girl-919048_1280.png", "greenless/woman-5883428_1280.png"}
-    proc = run_greenless("matte", str(photos / "[dg]*.jpg"), "-o", str(tmp_path / "g"), "--write", "alpha", *FAST)
+        "greenless/astronaut.png", "greenless/portrait-1280.png", "greenless/portrait-640.png"}
+    proc = run_greenless("matte", str(photos / "portrait-*.jpg"), "-o", str(tmp_path / "g"), "--write", "alpha", *FAST)
     assert proc.returncode == 0, proc.stderr.decode()
-    assert _files(tmp_path / "g") == {"doctor-5871743_640.png", "girl-919048_1280.png"}
+    assert _files(tmp_path / "g") == {"portrait-1280.png", "portrait-640.png"}
     assert all(Image.open(p).mode == "L" for p in (tmp_path / "g").iterdir())
 
 
-def test_odd_sizes_keep_their_size(tmp_path: Path, shared_data: Path) -> None:
-    src = Image.open(shared_data / "photos" / "girl-919048_1280.jpg").convert("RGB")
+def test_odd_sizes_keep_their_size(tmp_path: Path, data: Path) -> None:
+    src = Image.open(data / "photos" / "portrait-1280.jpg").convert("RGB")
     for w, h in ((33, 47), (101, 517)):
         path = tmp_path / f"odd{w}x{h}.jpg"
         src.resize((w, h)).save(path)
@@ -144,11 +144,11 @@ def test_odd_sizes_keep_their_size(tmp_path: Path, shared_data: Path) -> None:
     assert Image.open(tmp_path / "out" / "odd101x517.png").size == (101, 517)
 
 
-def test_thin_images_cost_what_a_photo_costs(tmp_path: Path, shared_data: Path) -> None:
+def test_thin_images_cost_what_a_photo_costs(tmp_path: Path, data: Path) -> None:
     """A 255x1 row and (at --ref-size 2048) a 1x2047 column of a real photo, matted within 3 GB of
     address space; a photo needs under 1.5 GB. Before the network input's long side was bounded the
     row needed over 8 GB and the column a traceback (OpenCV asked for 25.7 GB)."""
-    photo = Image.open(shared_data / "photos" / "woman-5883428_1280.jpg").convert("RGB")
+    photo = Image.open(data / "photos" / "portrait-1280.jpg").convert("RGB")
     photo.crop((0, 400, 255, 401)).save(tmp_path / "row.png")
     photo.crop((400, 0, 401, 1)).resize((1, 2047)).save(tmp_path / "column.png")
     for name, size, extra in (("row", (255, 1), ()), ("column", (1, 2047), ("--ref-size", "2048"))):
@@ -159,9 +159,9 @@ def test_thin_images_cost_what_a_photo_costs(tmp_path: Path, shared_data: Path) 
         assert (out.mode, out.size) == ("RGBA", size)
 
 
-def _make_bad(kind: str, folder: Path, shared_data: Path) -> tuple[list[str], str]:
+def _make_bad(kind: str, folder: Path, data: Path) -> tuple[list[str], str]:
     """(arguments, text the error line must contain) for one kind of bad input."""
-    photo = shared_data / "photos" / "doctor-5871743_640.jpg"
+    photo = data / "photos" / "portrait-640.jpg"
     if kind == "missing":
         return [str(folder / "missing.jpg")], "not found"
     if kind == "zero-byte":
@@ -195,10 +195,10 @@ def _make_bad(kind: str, folder: Path, shared_data: Path) -> tuple[list[str], st
 @pytest.mark.parametrize("kind", ["missing", "zero-byte", "truncated", "text-as-jpg", "bomb", "bad-output",
                                   "bad-engine", "bad-background", "background-not-composite", "jpeg-cutout", "ref-size-4096",
                                   "ref-size-100000"])
-def test_bad_input_is_one_line(tmp_path: Path, shared_data: Path, kind: str) -> None:
+def test_bad_input_is_one_line(tmp_path: Path, data: Path, kind: str) -> None:
     folder = tmp_path / "w"
     folder.mkdir()
-    args, words = _make_bad(kind, folder, shared_data)
+    args, words = _make_bad(kind, folder, data)
     before = _files(folder)
     proc = run_greenless("matte", *args)
     assert proc.returncode != 0
@@ -207,16 +207,16 @@ def test_bad_input_is_one_line(tmp_path: Path, shared_data: Path, kind: str) -> 
 
 
 @pytest.mark.needs_trained_weights
-def test_portrait_cutout_quality(shared_data: Path, tmp_path: Path) -> None:
+def test_portrait_cutout_quality(data: Path, tmp_path: Path) -> None:
     """With the shipped weights the CLI matte of a real portrait stays near its ground truth.
 
     The bound guards against regressions: the photo default (modnet, guided, 384) measures MAD 0.0134 here.
     """
-    src = shared_data / "portraits" / "image" / "p_09ba26b4.jpg"
+    src = data / "portraits" / "image" / "p_09ba26b4.jpg"
     proc = run_greenless("matte", str(src), "--write", "alpha", "-o", str(tmp_path / "a.png"))
     assert proc.returncode == 0, proc.stderr.decode()
     alpha = np.asarray(Image.open(tmp_path / "a.png"), np.float32) / 255.0
-    truth = np.asarray(Image.open(shared_data / "portraits" / "alpha" / "p_09ba26b4.png").convert("L"), np.float32) / 255.0
+    truth = np.asarray(Image.open(data / "portraits" / "alpha" / "p_09ba26b4.png").convert("L"), np.float32) / 255.0
     assert alpha.shape == truth.shape
     assert np.abs(alpha - truth).mean() < 0.017
 
@@ -261,7 +261,7 @@ def test_output_naming_rules(tmp_path: Path) -> None:
 def test_output_that_is_the_input_is_refused(photos: Path, tmp_path: Path) -> None:
     """-o naming the input (itself, through ``..``, a symlink or a hard link) or the background image is one
     error line and a non-zero exit before any work; these used to overwrite the input and exit 0."""
-    jpg = photos / "doctor-5871743_640.jpg"
+    jpg = photos / "portrait-640.jpg"
     png = photos / "x.png"
     Image.open(jpg).save(png)
     (photos / "link.png").symlink_to(png.name)
@@ -287,9 +287,9 @@ def test_folder_runs_never_write_onto_an_input(photos: Path, tmp_path: Path) -> 
     """Loose a.jpg and a.png: a.jpg's default name (a.png) is the other input, so it takes another name;
     an output folder holding a hard link of an input under a result's name refuses the run."""
     a_jpg = photos / "a.jpg"
-    (photos / "doctor-5871743_640.jpg").rename(a_jpg)
+    (photos / "portrait-640.jpg").rename(a_jpg)
     a_png = photos / "a.png"
-    Image.open(photos / "girl-919048_1280.jpg").save(a_png)
+    Image.open(photos / "portrait-1280.jpg").save(a_png)
     kept = a_png.read_bytes()
     proc = run_greenless("matte", str(a_jpg), str(a_png), *FAST)
     assert proc.returncode == 0, proc.stderr.decode()
@@ -297,19 +297,19 @@ def test_folder_runs_never_write_onto_an_input(photos: Path, tmp_path: Path) -> 
     assert {"a.cutout.png", "a.cutout-2.png"} <= _files(photos)
     out = tmp_path / "out"
     out.mkdir()
-    (out / "woman-5883428_1280.png").hardlink_to(photos / "woman-5883428_1280.jpg")
-    jpeg = (photos / "woman-5883428_1280.jpg").read_bytes()
+    (out / "portrait-1280.png").hardlink_to(photos / "portrait-1280.jpg")
+    jpeg = (photos / "portrait-1280.jpg").read_bytes()
     proc = run_greenless("matte", str(photos), "-o", str(out), *FAST)
     assert proc.returncode != 0
     line = _one_error_line(proc)
-    assert "output would overwrite the input" in line and "woman-5883428_1280.jpg" in line
-    assert _files(out) == {"woman-5883428_1280.png"} and (photos / "woman-5883428_1280.jpg").read_bytes() == jpeg
+    assert "output would overwrite the input" in line and "portrait-1280.jpg" in line
+    assert _files(out) == {"portrait-1280.png"} and (photos / "portrait-1280.jpg").read_bytes() == jpeg
 
 
 def test_unwritable_stdout_is_one_line(photos: Path) -> None:
     """``-o - > /dev/full``: one error line and a non-zero exit, not a traceback (and no second one at exit)."""
     with open("/dev/full", "wb") as full:
-        proc = run_greenless("matte", str(photos / "doctor-5871743_640.jpg"), "-o", "-", *FAST, stdout=full)
+        proc = run_greenless("matte", str(photos / "portrait-640.jpg"), "-o", "-", *FAST, stdout=full)
     assert proc.returncode != 0
     assert "standard output" in _one_error_line(proc)
 

@@ -17,16 +17,16 @@ from greenless.pipeline.compose import (composite, cover_resize, cutout, estimat
                                         parse_color, render)
 
 
-def _portrait(shared_data: Path, stem: str, scale: float = 0.5) -> tuple[np.ndarray, np.ndarray]:
-    rgb = load_rgb(shared_data / "portraits" / "image" / f"{stem}.jpg")
-    alpha = load_rgb(shared_data / "portraits" / "alpha" / f"{stem}.png")[:, :, 0]
+def _portrait(data: Path, stem: str, scale: float = 0.5) -> tuple[np.ndarray, np.ndarray]:
+    rgb = load_rgb(data / "portraits" / "image" / f"{stem}.jpg")
+    alpha = load_rgb(data / "portraits" / "alpha" / f"{stem}.png")[:, :, 0]
     rgb = cv2.resize(rgb, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
     alpha = cv2.resize(alpha, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
     return rgb, alpha.astype(np.float32) / 255.0
 
 
 @pytest.mark.parametrize("stem", ["p_09ba26b4", "p_71bcce3a"])
-def test_foreground_estimate_close_to_pymatting(shared_data: Path, stem: str) -> None:
+def test_foreground_estimate_close_to_pymatting(data: Path, stem: str) -> None:
     """Real portrait + GT alpha composed on background 1; recover F; re-composite on background 2.
 
     The known truth is pymatting's F of the original photo over background 2; ours must be close to
@@ -34,12 +34,12 @@ def test_foreground_estimate_close_to_pymatting(shared_data: Path, stem: str) ->
     """
     from pymatting import estimate_foreground_ml
 
-    rgb, alpha = _portrait(shared_data, stem)
+    rgb, alpha = _portrait(data, stem)
     a = alpha[:, :, None]
     h, w = alpha.shape
     true_fg = np.clip(estimate_foreground_ml(rgb / 255.0, alpha.astype(np.float64)), 0, 1).astype(np.float32)
-    bg1 = cover_resize(load_rgb(shared_data / "backgrounds" / "sunset.jpg"), h, w).astype(np.float32) / 255.0
-    bg2 = cover_resize(load_rgb(shared_data / "backgrounds" / "beach.jpg"), h, w).astype(np.float32) / 255.0
+    bg1 = cover_resize(load_rgb(data / "backgrounds" / "sunset.jpg"), h, w).astype(np.float32) / 255.0
+    bg2 = cover_resize(load_rgb(data / "backgrounds" / "beach.jpg"), h, w).astype(np.float32) / 255.0
     image = ((a * true_fg + (1 - a) * bg1) * 255.0 + 0.5).astype(np.uint8)
     truth = a * true_fg + (1 - a) * bg2
     soft = (alpha > 0.02) & (alpha < 0.98)
@@ -54,8 +54,8 @@ def test_foreground_estimate_close_to_pymatting(shared_data: Path, stem: str) ->
     assert ours < ml + 2.0, (ours, ml)
 
 
-def test_foreground_keeps_solid_pixels(shared_data: Path) -> None:
-    rgb, alpha = _portrait(shared_data, "p_bac3c1ff", 0.25)
+def test_foreground_keeps_solid_pixels(data: Path) -> None:
+    rgb, alpha = _portrait(data, "p_bac3c1ff", 0.25)
     fg = estimate_foreground(rgb, alpha)
     assert fg.dtype == np.uint8 and fg.shape == rgb.shape
     solid = alpha >= 1.0
@@ -87,8 +87,8 @@ def test_cover_resize_centre_crops() -> None:
     assert cover_resize(img, 300, 100).shape == (300, 100, 3)  # upscaling to cover
 
 
-def test_cutout_composite_and_raw_path(shared_data: Path) -> None:
-    rgb, alpha = _portrait(shared_data, "p_51c916fc", 0.25)
+def test_cutout_composite_and_raw_path(data: Path) -> None:
+    rgb, alpha = _portrait(data, "p_51c916fc", 0.25)
     rgba = cutout(rgb, alpha)
     assert rgba.shape == (*rgb.shape[:2], 4)
     assert np.array_equal(rgba[:, :, 3], (alpha * 255 + 0.5).astype(np.uint8))
@@ -100,7 +100,7 @@ def test_cutout_composite_and_raw_path(shared_data: Path) -> None:
     assert np.abs(green.astype(float) - expected).max() <= 1.0
     ones, zeros = np.ones_like(alpha), np.zeros_like(alpha)
     assert np.array_equal(composite(rgb, ones, "black"), rgb)
-    bg_path = shared_data / "backgrounds" / "beach.jpg"
+    bg_path = data / "backgrounds" / "beach.jpg"
     on_photo = composite(rgb, zeros, str(bg_path))
     assert np.array_equal(on_photo, cover_resize(load_rgb(bg_path), *alpha.shape))
     assert np.array_equal(composite(rgb, zeros, (1, 2, 3))[0, 0], [1, 2, 3])
@@ -112,9 +112,9 @@ def test_cutout_composite_and_raw_path(shared_data: Path) -> None:
         render("bogus", rgb, alpha)
 
 
-def test_api_mirrors_input_types(shared_data: Path) -> None:
+def test_api_mirrors_input_types(data: Path) -> None:
     """PIL in -> PIL out, ndarray -> ndarray, bytes -> PNG bytes; sizes follow the input (dev weights are fine)."""
-    pil = Image.open(shared_data / "photos" / "doctor-5871743_640.jpg").resize((101, 67))
+    pil = Image.open(data / "photos" / "portrait-640.jpg").resize((101, 67))
     arr = np.asarray(pil)
     cut = greenless.remove(pil)  # the cached default Matter
     small = greenless.load_matter(ref_size=64)  # the rest at a small network size, to stay quick on CPU

@@ -19,15 +19,15 @@ import torch
 from conftest import REPO, run_greenless
 from greenless.errors import GreenlessError
 
-CLIP = "videos/thoughtful-35590.mp4"
+CLIP = "videos/room.mp4"
 
 
 @pytest.fixture(scope="module")
-def frames(shared_data: Path) -> list[np.ndarray]:
-    """The first four frames (640x360) of a real clip."""
+def frames(data: Path) -> list[np.ndarray]:
+    """The first four frames (384x216) of a real clip."""
     from greenless.media.video import open_video
 
-    with open_video(shared_data / CLIP) as reader:
+    with open_video(data / CLIP) as reader:
         return [f.image for f in itertools.islice(iter(reader), 4)]
 
 
@@ -144,18 +144,18 @@ def test_one_stream_factory_picks_path_renderer_and_batch() -> None:
     assert asked.stream().matter is asked  # the API's stream stays frame by frame on the matter itself
 
 
-def test_video_on_the_device_path(shared_data: Path, tmp_path: Path) -> None:
+def test_video_on_the_device_path(data: Path, tmp_path: Path) -> None:
     """``greenless video --device cpu`` writes the clip and reports the end-to-end rate beside the network's;
     ``--device cuda`` without CUDA is one line and creates nothing."""
     out = tmp_path / "out.mp4"
-    proc = run_greenless("video", str(shared_data / CLIP), "-o", str(out), "--device", "cpu", "--max-frames", "3",
+    proc = run_greenless("video", str(data / CLIP), "-o", str(out), "--device", "cpu", "--max-frames", "3",
                          "--batch", "3", "-q")
     err = proc.stderr.decode()
     assert proc.returncode == 0, err
     assert out.stat().st_size > 0 and "3 frames" in err and "end to end; network alone" in err
     if not torch.cuda.is_available():
         missing = tmp_path / "never.mp4"
-        proc = run_greenless("video", str(shared_data / CLIP), "-o", str(missing), "--device", "cuda", "-q")
+        proc = run_greenless("video", str(data / CLIP), "-o", str(missing), "--device", "cuda", "-q")
         err = proc.stderr.decode()
         assert proc.returncode == 2 and err.count("\n") == 1 and "no CUDA device" in err
         assert not missing.exists() and not list(tmp_path.glob("*.part*"))
@@ -234,14 +234,14 @@ def test_gpu_bench_prepare_and_install(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("background", ["green", "blur", "backgrounds/beach.jpg"])
-def test_device_renderer_matches_render(frames: list[np.ndarray], shared_data: Path, background: str) -> None:
+def test_device_renderer_matches_render(frames: list[np.ndarray], data: Path, background: str) -> None:
     """The device composite (and cut-out, foreground) equals the CPU's within one 8-bit level on real frames and
     their mattes: the foreground estimate's blurs and resizes use OpenCV's own weights."""
     from greenless.matter import Matter
     from greenless.pipeline.device import DeviceRenderer
     from greenless.pipeline.video import Background, frame_render as render
 
-    spec = str(shared_data / background) if "/" in background else background
+    spec = str(data / background) if "/" in background else background
     bg = Background(spec, frames[0].shape[1], frames[0].shape[0])
     draw = DeviceRenderer(torch.device("cpu"))
     alphas = Matter(stream=True).matte_batch(frames[:2])
@@ -258,7 +258,11 @@ def test_device_renderer_matches_render(frames: list[np.ndarray], shared_data: P
 
 def test_video_pipeline_with_the_device_renderer(shared_data: Path) -> None:
     """VideoPipeline through the device matter and renderer writes what the plain pipeline writes (the
-    composite within one level), frames in order, OFD included."""
+    composite within one level), frames in order, OFD included.
+
+    On the shared portrait clip, where "within one level" was measured: on the fixture room clip the two
+    differ by 2 levels at a few pixels, and OFD, a threshold, turns 1e-4 matte differences into 28 levels
+    at 16 pixels of one frame."""
     from greenless.matter import Matter
     from greenless.media.video import open_video
     from greenless.pipeline.device import DeviceMatter, DeviceRenderer
@@ -278,7 +282,7 @@ def test_video_pipeline_with_the_device_renderer(shared_data: Path) -> None:
         matter = Matter(engine="torch", device="cpu", stream=True, ref_size=128)
         matter = DeviceMatter(matter, workers=1) if device_path else matter
         writer = Collect()
-        with open_video(shared_data / CLIP) as reader:
+        with open_video(shared_data / "videos" / "thoughtful-35590.mp4") as reader:
             bg = Background("green", reader.width, reader.height)
             VideoPipeline(matter, background=bg, batch=3, stream=matter.stream(),
                           renderer=DeviceRenderer(torch.device("cpu")) if device_path else None

@@ -39,13 +39,13 @@ def _official_checkpoint(tsv: Path, path: Path) -> dict[str, "torch.Tensor"]:
     return state
 
 
-def test_convert_official_checkpoint(tmp_path: Path, shared_data: Path) -> None:
+def test_convert_official_checkpoint(tmp_path: Path, data: Path) -> None:
     """``greenless convert`` keeps every weight: the converted file runs exactly like the checkpoint itself."""
     from greenless.engines.torch import TorchEngine
     from greenless.model.checkpoint import load_weights
     from greenless.pipeline.preprocess import to_network_input
 
-    tsv = shared_data.parent / "reference" / "modnet_official_state_dict.tsv"
+    tsv = data / "modnet_official_state_dict.tsv"
     ckpt = tmp_path / "modnet_photographic_portrait_matting.ckpt"
     _official_checkpoint(tsv, ckpt)
     out = tmp_path / "converted.safetensors"
@@ -60,20 +60,20 @@ def test_convert_official_checkpoint(tmp_path: Path, shared_data: Path) -> None:
     assert ours.keys() == theirs.keys()
     assert all(torch.equal(ours[k], theirs[k]) for k in ours)
 
-    rgb = load_rgb(shared_data / "photos" / "doctor-5871743_640.jpg")
+    rgb = load_rgb(data / "photos" / "portrait-640.jpg")
     batch = to_network_input(rgb, (128, 96))
     with torch.inference_mode():
         expected = direct(torch.from_numpy(batch)).numpy()
     np.testing.assert_array_equal(engine.run(batch), expected)
 
     # The converted weights drive the CLI too (--engine torch --weights).
-    proc = run_greenless("matte", str(shared_data / "photos" / "doctor-5871743_640.jpg"), "--engine", "torch",
+    proc = run_greenless("matte", str(data / "photos" / "portrait-640.jpg"), "--engine", "torch",
                          "--weights", str(out), "--write", "alpha", "-o", str(tmp_path / "a.png"), "--ref-size", "64")
     assert proc.returncode == 0, proc.stderr.decode()
     assert load_rgb(tmp_path / "a.png").shape == rgb.shape
 
 
-def test_onnx_and_torch_agree(tmp_path: Path, shared_data: Path) -> None:
+def test_onnx_and_torch_agree(tmp_path: Path, data: Path) -> None:
     """The packaged safetensors exported to ONNX here and run by onnxruntime matches PyTorch within 1e-3 MAD."""
     from greenless.export import export_onnx
     from greenless.model.checkpoint import load_weights
@@ -81,16 +81,16 @@ def test_onnx_and_torch_agree(tmp_path: Path, shared_data: Path) -> None:
     weights = packaged("modnet").path("torch")
     model, card = load_weights(weights)
     onnx_path = export_onnx(model, tmp_path / "m.onnx", card)
-    rgb = load_rgb(shared_data / "portraits" / "image" / "p_51c916fc.jpg")
+    rgb = load_rgb(data / "portraits" / "image" / "p_51c916fc.jpg")
     a_torch = Matter(weights, engine="torch", ref_size=256, device="cpu").matte(rgb)
     a_onnx = Matter(onnx_path, engine="onnx", ref_size=256, device="cpu").matte(rgb)
     assert a_torch.shape == a_onnx.shape == rgb.shape[:2]
     assert float(np.abs(a_torch - a_onnx).mean()) < 1e-3
 
 
-def test_packaged_pair_agree(shared_data: Path) -> None:
+def test_packaged_pair_agree(data: Path) -> None:
     """The .onnx and .safetensors that ship together are the same network (fp16 storage allows a little slack)."""
-    rgb = load_rgb(shared_data / "photos" / "girl-919048_1280.jpg")
+    rgb = load_rgb(data / "photos" / "portrait-1280.jpg")
     a_torch = Matter(engine="torch", ref_size=256, device="cpu").matte(rgb)
     a_onnx = Matter(engine="onnx", ref_size=256, device="cpu").matte(rgb)
     assert float(np.abs(a_torch - a_onnx).mean()) < 1e-3
@@ -132,7 +132,7 @@ def test_inference_size_keeps_photos_and_bounds_strips() -> None:
         inference_size(0, 10, 512)
 
 
-def test_matter_on_thin_strips_of_a_real_photo(shared_data: Path) -> None:
+def test_matter_on_thin_strips_of_a_real_photo(data: Path) -> None:
     """A one-pixel row and column of a real photo: full-size mattes from a bounded network input."""
     import cv2
 
@@ -147,7 +147,7 @@ def test_matter_on_thin_strips_of_a_real_photo(shared_data: Path) -> None:
         return run(batch)
 
     matter.engine.run = recording_run  # type: ignore[method-assign]
-    photo = load_rgb(shared_data / "photos" / "woman-5883428_1280.jpg")
+    photo = load_rgb(data / "photos" / "portrait-1280.jpg")
     row = np.ascontiguousarray(photo[photo.shape[0] // 2:photo.shape[0] // 2 + 1, :255])
     alpha = matter.matte(row)
     assert alpha.shape == (1, 255) and 0.0 <= alpha.min() <= alpha.max() <= 1.0
@@ -160,11 +160,11 @@ def test_matter_on_thin_strips_of_a_real_photo(shared_data: Path) -> None:
 
 
 @pytest.mark.parametrize("engine", ["onnx", "torch"])
-def test_matte_has_exact_input_size(shared_data: Path, engine: str) -> None:
+def test_matte_has_exact_input_size(data: Path, engine: str) -> None:
     import cv2
 
     matter = Matter(engine=engine, ref_size=64, device="cpu")
-    photo = load_rgb(shared_data / "photos" / "woman-5883428_1280.jpg")
+    photo = load_rgb(data / "photos" / "portrait-1280.jpg")
     for h, w in [(33, 47), (101, 517), (517, 101), (32, 32)]:
         rgb = cv2.resize(photo, (w, h), interpolation=cv2.INTER_AREA)
         alpha = matter.matte(rgb)
@@ -176,12 +176,12 @@ def test_matte_has_exact_input_size(shared_data: Path, engine: str) -> None:
 @pytest.mark.parametrize("model, stem, max_mad", [
     ("modnet", "p_09ba26b4", 0.017), ("modnet", "p_51c916fc", 0.027), ("modnet", "p_71bcce3a", 0.052),
     ("modnet", "p_bac3c1ff", 0.0095)])
-def test_portrait_quality(shared_data: Path, model: str, stem: str, max_mad: float) -> None:
+def test_portrait_quality(data: Path, model: str, stem: str, max_mad: float) -> None:
     """The packaged set: the person's centre is foreground, the top corners are not, and MAD stays within
     about 15-25% of what it measures (modnet, guided at its photo reference size 384: 0.0134, 0.0224, 0.0438,
     0.0076): a regression guard. (modnet-paper, 0.107, 0.124, 0.157, 0.064, ships as a card only.)"""
-    rgb = load_rgb(shared_data / "portraits" / "image" / f"{stem}.jpg")
-    truth = load_rgb(shared_data / "portraits" / "alpha" / f"{stem}.png")[:, :, 0] / 255.0
+    rgb = load_rgb(data / "portraits" / "image" / f"{stem}.jpg")
+    truth = load_rgb(data / "portraits" / "alpha" / f"{stem}.png")[:, :, 0] / 255.0
     alpha = Matter(model=model).matte(rgb)
     assert np.abs(alpha - truth).mean() < max_mad
     ys, xs = np.nonzero(truth > 0.99)

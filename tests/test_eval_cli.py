@@ -33,16 +33,16 @@ def run_cli(args: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, s
 
 
 @pytest.fixture(scope="module")
-def tiny(shared_data: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+def tiny(data: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """PPM-100 layout (image/ + alpha/) with the four real portraits at 1/8 size."""
     root = tmp_path_factory.mktemp("ppm")
     (root / "image").mkdir()
     (root / "alpha").mkdir()
-    for src in sorted((shared_data / "portraits" / "image").glob("*.jpg")):
+    for src in sorted((data / "portraits" / "image").glob("*.jpg")):
         with Image.open(src) as im:
             size = (im.width // SCALE, im.height // SCALE)
             im.convert("RGB").resize(size, Image.BILINEAR).save(root / "image" / src.name, quality=90)
-        with Image.open(shared_data / "portraits" / "alpha" / f"{src.stem}.png") as al:
+        with Image.open(data / "portraits" / "alpha" / f"{src.stem}.png") as al:
             al.convert("L").resize(size, Image.BILINEAR).save(root / "alpha" / f"{src.stem}.png")
     assert len(list((root / "image").iterdir())) == 4
     return root
@@ -208,14 +208,14 @@ def test_model_run_writes_predictions(tiny: Path, tmp_path: Path, capsys: pytest
 
 
 @pytest.mark.needs_trained_weights
-def test_trained_models_against_reference_on_portraits(shared_data: Path, reference_model: Path,
+def test_trained_models_against_reference_on_portraits(data: Path, reference_model: Path,
                                                        capsys: pytest.CaptureFixture[str]) -> None:
     """What the README claims on the four real portraits. The default (modnet, guided, reference size
     384, both guide views): lower mean MSE, MAD, SAD and Conn than the reference model, lower MAD on every
     portrait, and far better where the reference fails (p_71bcce3a). (modnet-paper, MAD 0.113, ships as a
     card and a recipe only.)
     """
-    code, out, err = run_cli(["eval", str(shared_data / "portraits"), "--model", "modnet",
+    code, out, err = run_cli(["eval", str(data / "portraits"), "--model", "modnet",
                               "--compare-reference", str(reference_model), "--json"], capsys)
     assert code == 0, err
     default = json.loads(out)

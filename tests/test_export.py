@@ -41,8 +41,8 @@ def onnx_file(model, tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def check_set(shared_data: Path):
-    images, alphas, _ = load_check_set(shared_data / "portraits", limit=1)
+def check_set(data: Path):
+    images, alphas, _ = load_check_set(data / "portraits", limit=1)
     small = [cv2.resize(im, (im.shape[1] // 4, im.shape[0] // 4), interpolation=cv2.INTER_AREA) for im in images]
     mattes = [cv2.resize(a, (a.shape[1] // 4, a.shape[0] // 4), interpolation=cv2.INTER_AREA) for a in alphas]
     return small, mattes
@@ -88,9 +88,9 @@ def test_fp16_keeps_float32_io_and_stays_close(model, onnx_file: Path, tmp_path:
     assert np.abs(onnx_runner(half)(x) - torch_runner(model)(x)).mean() < 1e-2
 
 
-def test_int8_export_end_to_end(model, check_set, shared_data: Path, tmp_path: Path) -> None:
+def test_int8_export_end_to_end(model, check_set, data: Path, tmp_path: Path) -> None:
     images, alphas = check_set
-    calib = calibration_images([shared_data / "photos", shared_data / "backgrounds", shared_data / "videos"],
+    calib = calibration_images([data / "photos", data / "backgrounds", data / "videos"],
                                max_samples=3, frames_per_video=1)
     assert len(calib) == 3
     out = tmp_path / "small.int8.onnx"
@@ -145,7 +145,7 @@ def test_export_check_scores_the_mattes_matter_gives(check_set, tmp_path: Path) 
     assert check.torch_mad == pytest.approx(mad(eager), abs=1e-6)
 
 
-def test_cli_refuses_a_variant_that_degrades_and_writes_nothing(model, check_set, shared_data: Path,
+def test_cli_refuses_a_variant_that_degrades_and_writes_nothing(model, check_set, data: Path,
                                                                tmp_path: Path, capsys) -> None:
     """With --max-mad-increase 0 and ground truth equal to the torch model's own mattes, int8 must be refused."""
     weights = save_weights(model, tmp_path / "small.safetensors", {"ref_size": REF}, half=False)
@@ -159,7 +159,7 @@ def test_cli_refuses_a_variant_that_degrades_and_writes_nothing(model, check_set
     out_dir = tmp_path / "out"
     out_dir.mkdir()
     args = ["export", "--weights", str(weights), "-o", str(out_dir / "m.onnx"), "--int8", "--check-data",
-            str(check_dir), "--calibration-data", str(shared_data / "photos"), "--calibration-samples", "2",
+            str(check_dir), "--calibration-data", str(data / "photos"), "--calibration-samples", "2",
             "--max-mad-increase", "0"]
     with pytest.raises(SystemExit) as exit_info:
         main(args)  # in-process: the same code path as the console script, without a second torch import

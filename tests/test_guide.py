@@ -23,18 +23,23 @@ from greenless.media.images import load_rgb
 from greenless.pipeline.guide import SelfieSegmenter, packaged_segmenter_path
 
 
-def _portrait(shared_data: Path, stem: str = "p_bac3c1ff") -> tuple[np.ndarray, np.ndarray]:
-    rgb = load_rgb(shared_data / "portraits" / "image" / f"{stem}.jpg")
-    alpha = np.asarray(load_rgb(shared_data / "portraits" / "alpha" / f"{stem}.png")[..., 0], np.float32) / 255.0
+def _portrait(data: Path, stem: str = "p_bac3c1ff") -> tuple[np.ndarray, np.ndarray]:
+    rgb = load_rgb(data / "portraits" / "image" / f"{stem}.jpg")
+    alpha = np.asarray(load_rgb(data / "portraits" / "alpha" / f"{stem}.png")[..., 0], np.float32) / 255.0
     return rgb, alpha
 
 
-def test_packaged_segmenter_is_the_reference_model_and_finds_the_person(shared_data: Path, reference_model: Path) -> None:
-    rgb, alpha = _portrait(shared_data)
-    seg = SelfieSegmenter()
+def test_packaged_segmenter_is_the_shared_reference_model(data: Path, shared_reference_model: Path) -> None:
+    rgb, _ = _portrait(data)
     # The same Google model as the reference: derived from MediaPipe's tflite by scripts/derive_guide.py, where the
     # reference is a third party's conversion of it. Only float rounding tells them apart (measured 1.2e-5).
-    assert float(np.abs(seg(rgb, "squash") - SelfieSegmenter(reference_model)(rgb, "squash")).max()) < 1e-4
+    seg = SelfieSegmenter()
+    assert float(np.abs(seg(rgb, "squash") - SelfieSegmenter(shared_reference_model)(rgb, "squash")).max()) < 1e-4
+
+
+def test_packaged_segmenter_finds_the_person(data: Path) -> None:
+    rgb, alpha = _portrait(data)
+    seg = SelfieSegmenter()
     mask = seg(rgb)  # letterboxed, at the image's size
     assert mask.shape == alpha.shape and mask.dtype == np.float32
     assert float(np.mean(np.abs(mask - alpha))) < 0.03  # measured 0.013 on this portrait
@@ -78,8 +83,8 @@ def test_derive_guide_rebuilds_the_shipped_bytes_from_googles_file() -> None:
     assert derived == packaged_segmenter_path().read_bytes()
 
 
-def test_guide_fills_the_hint_channel_and_a_given_previous_alpha_wins(shared_data: Path) -> None:
-    rgb, alpha = _portrait(shared_data, "p_09ba26b4")  # unguided, the network takes in part of the room here
+def test_guide_fills_the_hint_channel_and_a_given_previous_alpha_wins(data: Path) -> None:
+    rgb, alpha = _portrait(data, "p_09ba26b4")  # unguided, the network takes in part of the room here
     rgb, alpha = rgb[::4, ::4].copy(), alpha[::4, ::4].copy()  # small and quick
     guided = Matter(model="modnet", guide="selfie")
     plain = Matter(model="modnet", guide="none")
@@ -175,9 +180,9 @@ def test_the_guide_bounds_the_matte() -> None:
     assert bound_by_guide(np.zeros_like(matte), np.zeros_like(guide)).max() == 0.0  # no person: nothing forced
 
 
-def test_guided_matte_is_zero_far_from_the_person(shared_data: Path) -> None:
+def test_guided_matte_is_zero_far_from_the_person(data: Path) -> None:
     """The haze a small network leaves on large backgrounds is gone where the guide sees no one."""
-    rgb, alpha = _portrait(shared_data, "p_09ba26b4")
+    rgb, alpha = _portrait(data, "p_09ba26b4")
     matte = Matter(model="modnet", guide="selfie").matte(rgb)
     far = cv2.distanceTransform((alpha <= 0).astype(np.uint8), cv2.DIST_L2, 5) > 0.05 * np.hypot(*alpha.shape)
     assert far.mean() > 0.2 and float(matte[far].max()) < 1 / 255
@@ -200,7 +205,8 @@ def test_an_exported_onnx_carries_its_card_and_runs_guided(tmp_path: Path) -> No
 def test_photos_drop_what_only_one_guide_view_takes_in(shared_data: Path) -> None:
     """The letterboxed guide takes in the sunlit city behind the woman; photos keep only what both views see.
 
-    Streams keep the one letterboxed view (a second segmenter run would cost real time)."""
+    Streams keep the one letterboxed view (a second segmenter run would cost real time). The photo is the
+    shared set's (Pixabay content, not in the repository's fixtures)."""
     from PIL import Image
 
     rgb = np.asarray(Image.open(shared_data / "photos" / "woman-5883428_1280.jpg").convert("RGB"))

@@ -17,9 +17,9 @@ from greenless.media.images import (as_rgb_array, encode_image, load_rgb, open_i
 
 
 @pytest.fixture(scope="module")
-def photo(shared_data: Path) -> np.ndarray:
+def photo(data: Path) -> np.ndarray:
     """A small real photo (96x64 crop of a portrait), RGB uint8."""
-    img = Image.open(shared_data / "photos" / "doctor-5871743_640.jpg").convert("RGB")
+    img = Image.open(data / "photos" / "portrait-640.jpg").convert("RGB")
     return np.asarray(img.resize((96, 64), Image.Resampling.BILINEAR))
 
 
@@ -131,15 +131,15 @@ def test_missing_empty_text_and_folder(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("suffix,keep", [(".jpg", 0.5), (".jpg", 0.98), (".png", 0.6)])
-def test_truncated_files_fail(tmp_path: Path, shared_data: Path, suffix: str, keep: float) -> None:
-    src = shared_data / "photos" / "doctor-5871743_640.jpg"
-    data = src.read_bytes()
+def test_truncated_files_fail(tmp_path: Path, data: Path, suffix: str, keep: float) -> None:
+    src = data / "photos" / "portrait-640.jpg"
+    raw = src.read_bytes()
     if suffix == ".png":
         buf = io.BytesIO()
         Image.open(src).save(buf, "PNG")
-        data = buf.getvalue()
+        raw = buf.getvalue()
     path = tmp_path / f"t{suffix}"
-    path.write_bytes(data[: int(len(data) * keep)])
+    path.write_bytes(raw[: int(len(raw) * keep)])
     _expect_error(path, path.name, "truncated")
     assert ImageFile.LOAD_TRUNCATED_IMAGES is False
 

@@ -39,10 +39,10 @@ def local_ray():
 
 
 @pytest.fixture
-def photo_folder(shared_data: Path, tmp_path: Path) -> Path:
+def photo_folder(data: Path, tmp_path: Path) -> Path:
     folder = tmp_path / "in"
     folder.mkdir()
-    sources = sorted((shared_data / "photos").glob("*.jpg"))[:2] + [shared_data / "backgrounds" / "beach.jpg"]
+    sources = sorted((data / "photos").glob("*.jpg"))[:2] + [data / "backgrounds" / "beach.jpg"]
     for src in sources:
         im = Image.open(src).convert("RGB")
         im.thumbnail((320, 320))

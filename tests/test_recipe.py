@@ -16,7 +16,7 @@ from greenless.pipeline.recipe import Recipe, recipe_for
 from greenless.registry import packaged
 
 
-def test_training_validation_gives_the_figures_greenless_eval_gives(shared_data: Path) -> None:
+def test_training_validation_gives_the_figures_greenless_eval_gives(data: Path) -> None:
     """Same weights, same folder: the validation that picks weights during training reports what ``greenless
     eval`` reports (it ran the guide letterboxed at the stream's view while photos run both views)."""
     torch = pytest.importorskip("torch", reason="training validation needs the torch extra")
@@ -28,16 +28,16 @@ def test_training_validation_gives_the_figures_greenless_eval_gives(shared_data:
     model, card = load_weights(weights)
     ref = card["photo_ref_size"]
     with torch.inference_mode():
-        trained = validate(model, shared_data / "portraits", ref, hint=card["hint"])
-    evaluated = evaluate(shared_data / "portraits", weights=weights, engine="torch", ref_size=ref).ours.mean
+        trained = validate(model, data / "portraits", ref, hint=card["hint"])
+    evaluated = evaluate(data / "portraits", weights=weights, engine="torch", ref_size=ref).ours.mean
     assert trained["mad"] == pytest.approx(evaluated["mad"], rel=1e-5)
     assert trained["mse"] == pytest.approx(evaluated["mse"], rel=1e-5)
 
 
-def test_prepare_and_finish_around_any_runner_give_what_matter_gives(shared_data: Path) -> None:
+def test_prepare_and_finish_around_any_runner_give_what_matter_gives(data: Path) -> None:
     """The two halves with the engine's ``run`` between them are ``Matter.matte``; ``finish`` has the full-size
     image and the network-size guide at hand."""
-    rgb = load_rgb(shared_data / "photos" / "doctor-5871743_640.jpg")
+    rgb = load_rgb(data / "photos" / "portrait-640.jpg")
     matter = Matter()
     prepared = matter.recipe.prepare([rgb])
     assert prepared.x.shape[:2] == (1, 4) and prepared.size == matter.recipe.network_size(*rgb.shape[:2])

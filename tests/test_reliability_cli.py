@@ -26,11 +26,11 @@ def test_version_is_printed_and_exits_zero() -> None:
     assert result.stdout.decode().strip() == f"greenless {__version__}"
 
 
-def test_matte_of_a_folder_says_where_it_wrote(shared_data: Path, tmp_path: Path,
+def test_matte_of_a_folder_says_where_it_wrote(data: Path, tmp_path: Path,
                                                capsys: pytest.CaptureFixture[str]) -> None:
     folder = tmp_path / "shoot"
     folder.mkdir()
-    for src in sorted((shared_data / "photos").glob("*.jpg"))[:2]:
+    for src in sorted((data / "photos").glob("*.jpg"))[:2]:
         im = Image.open(src).convert("RGB")
         im.thumbnail((96, 96))
         im.save(folder / src.name)
@@ -55,16 +55,16 @@ def test_an_animated_gif_is_refused_not_silently_its_first_frame(tmp_path: Path,
     assert code == 0 and (tmp_path / "still.png").is_file(), err
 
 
-@pytest.mark.parametrize("name, keep", [("thoughtful-35590.mp4", 0.5), ("asl/eat.mkv", 0.5)])
-def test_a_truncated_video_is_refused_before_any_frame_is_matted(shared_data: Path, tmp_path: Path, name: str,
+@pytest.mark.parametrize("name, keep", [("room.mp4", 0.5), ("signing.mkv", 0.5)])
+def test_a_truncated_video_is_refused_before_any_frame_is_matted(data: Path, tmp_path: Path, name: str,
                                                                  keep: float, capsys: pytest.CaptureFixture[str],
                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
     """A cut-off copy (the mp4's index, the mkv's header promise more) fails up front; the old output stays."""
     import greenless.matter
 
-    data = (shared_data / "videos" / name).read_bytes()
+    raw = (data / "videos" / name).read_bytes()
     cut = tmp_path / f"cut{Path(name).suffix}"
-    cut.write_bytes(data[: int(len(data) * keep)])
+    cut.write_bytes(raw[: int(len(raw) * keep)])
     out = tmp_path / "out.mp4"
     out.write_bytes(b"an earlier result")
 
@@ -79,7 +79,7 @@ def test_a_truncated_video_is_refused_before_any_frame_is_matted(shared_data: Pa
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted([cut.name, "out.mp4"])
 
 
-def test_a_torchscript_export_runs_with_the_torch_engine(repo_root: Path, shared_data: Path, tmp_path: Path,
+def test_a_torchscript_export_runs_with_the_torch_engine(repo_root: Path, data: Path, tmp_path: Path,
                                                          capsys: pytest.CaptureFixture[str]) -> None:
     """The .pt ``greenless export --torchscript`` writes loads in ``--engine torch`` and gives the matte of the
     weights it came from; commands that need rebuildable weights say so in one line."""
@@ -92,7 +92,7 @@ def test_a_torchscript_export_runs_with_the_torch_engine(repo_root: Path, shared
     model, card = load_weights(source)
     scripted = export_torchscript(model, tmp_path / "model.pt", card)
     photo = tmp_path / "doctor.jpg"
-    im = Image.open(shared_data / "photos" / "doctor-5871743_640.jpg").convert("RGB")
+    im = Image.open(data / "photos" / "portrait-640.jpg").convert("RGB")
     im.thumbnail((160, 160))
     im.save(photo)
     for weights, out in ((scripted, "ts.png"), (source, "eager.png")):

@@ -16,17 +16,17 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from conftest import run_main
+from conftest import REPO, run_main
 
-VICTIM = "girl-919048_1280"
+VICTIM = "portrait-1280"
 
 
 @pytest.fixture
-def photos(shared_data: Path, tmp_path: Path) -> Path:
-    """Three real photos, shrunk so the test stays fast."""
+def photos(data: Path, tmp_path: Path) -> Path:
+    """Three real photos (the two fixture photos and the example), shrunk so the test stays fast."""
     folder = tmp_path / "in"
     folder.mkdir()
-    for src in sorted((shared_data / "photos").glob("*.jpg")):
+    for src in [*sorted((data / "photos").glob("*.jpg")), REPO / "examples" / "astronaut.jpg"]:
         im = Image.open(src).convert("RGB")
         im.thumbnail((128, 128))
         im.save(folder / src.name, quality=90)
@@ -76,7 +76,7 @@ def disk_full_for_victim(monkeypatch: pytest.MonkeyPatch) -> list[str]:
 def assert_one_file_failed(out: Path, hit: list[str]) -> None:
     assert hit, "the full-disk stand-in was never reached"
     names = sorted(p.name for p in out.iterdir())
-    assert names == ["doctor-5871743_640.png", "woman-5883428_1280.png"], names  # no .tmp, no victim
+    assert names == ["astronaut.png", "portrait-640.png"], names  # no .tmp, no victim
 
 
 def test_matte_folder_on_a_full_disk_fails_that_file_only(photos: Path, tmp_path: Path, disk_full_for_victim: list[str],

@@ -22,8 +22,8 @@ FAST = ["--ref-size", "64"]
 
 
 @pytest.fixture(scope="module")
-def clip(shared_data: Path) -> Path:
-    return shared_data / "videos" / "asl" / "yes.mkv"
+def clip(data: Path) -> Path:
+    return data / "videos" / "signing.mkv"
 
 
 def _pngs(folder: Path) -> list[np.ndarray]:
@@ -163,12 +163,12 @@ def test_webcam_takes_the_same_temporal_choices_as_video(clip: Path, tmp_path: P
     assert list(tmp_path.iterdir()) == []
 
 
-def test_stream_batches_and_holds_one_frame_back(shared_data: Path, unguided_weights: Path) -> None:
+def test_stream_batches_and_holds_one_frame_back(data: Path, unguided_weights: Path) -> None:
     """Batched pushes give the same mattes as one frame at a time; OFD holds the last frame until flush."""
     from greenless import Matter
     from greenless.media.video import open_video
 
-    with open_video(shared_data / "videos" / "asl" / "yes.mkv") as reader:
+    with open_video(data / "videos" / "signing.mkv") as reader:
         frames = [f.image for f in itertools.islice(iter(reader), 5)]
     matter = Matter(weights=unguided_weights, ref_size=64, stream=True)
     stream = matter.stream()
@@ -188,14 +188,14 @@ def test_stream_batches_and_holds_one_frame_back(shared_data: Path, unguided_wei
 
 # --- one colour rule, one background fit ---------------------------------------------------------------
 
-def test_out_of_range_colour_is_one_error_everywhere(shared_data: Path, clip: Path, tmp_path: Path,
+def test_out_of_range_colour_is_one_error_everywhere(data: Path, clip: Path, tmp_path: Path,
                                                      capsys: pytest.CaptureFixture[str]) -> None:
     import greenless
     from greenless.pipeline.video import Background
     from greenless.serve.app import ApiError, parse_options
     from greenless.serve.settings import ServeSettings
 
-    photo = shared_data / "photos" / "doctor-5871743_640.jpg"
+    photo = data / "photos" / "portrait-640.jpg"
     runs = [
         ["matte", photo, "--write", "composite", "--background", "300,0,0", "-o", tmp_path / "m.png"],
         ["video", clip, "-o", tmp_path / "v.mp4", "--background", "300,0,0", *FAST],
@@ -293,7 +293,7 @@ def _demo_matte(model: "torch.nn.Module", rgb: np.ndarray, ref_size: int) -> np.
     return matte[0, 0].numpy()
 
 
-def test_converted_official_checkpoint_runs_the_official_demo_preprocessing(tmp_path: Path, shared_data: Path,
+def test_converted_official_checkpoint_runs_the_official_demo_preprocessing(tmp_path: Path, data: Path,
                                                                             unguided_weights: Path,
                                                                             capsys: pytest.CaptureFixture[str]) -> None:
     pytest.importorskip("torch")
@@ -305,7 +305,7 @@ def test_converted_official_checkpoint_runs_the_official_demo_preprocessing(tmp_
     from greenless.pipeline.preprocess import demo_inference_size, inference_size
     from greenless.registry import packaged
 
-    tsv = shared_data.parent / "reference" / "modnet_official_state_dict.tsv"
+    tsv = data / "modnet_official_state_dict.tsv"
     ckpt = tmp_path / "modnet_photographic_portrait_matting.ckpt"
     _official_checkpoint(tsv, ckpt)
     converted = tmp_path / "official.safetensors"
@@ -315,7 +315,7 @@ def test_converted_official_checkpoint_runs_the_official_demo_preprocessing(tmp_
     assert card["preprocess"] == "modnet-demo"
 
     ref = 128
-    photo = load_rgb(shared_data / "photos" / "doctor-5871743_640.jpg")
+    photo = load_rgb(data / "photos" / "portrait-640.jpg")
     for path in (converted, ckpt):  # the converted file, and the checkpoint read directly
         matter = Matter(path, engine="torch", device="cpu", ref_size=ref)
         assert matter.preprocess == "modnet-demo" and matter.guide == "none"

@@ -92,8 +92,8 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServeProcess]:
 
 
 @pytest.fixture(scope="module")
-def photo(shared_data: Path) -> Image.Image:
-    return Image.open(shared_data / "photos" / "woman-5883428_1280.jpg").convert("RGB")
+def photo(data: Path) -> Image.Image:
+    return Image.open(data / "photos" / "portrait-1280.jpg").convert("RGB")
 
 
 def encoded(image: Image.Image, fmt: str = "PNG", **kw: object) -> bytes:
@@ -204,7 +204,8 @@ def test_every_page_loads_only_from_this_server(server: ServeProcess) -> None:
 CHROMIUM = "/usr/bin/chromium"
 
 
-@pytest.mark.skipif(not Path(CHROMIUM).exists(), reason=f"{CHROMIUM} is absent (apt-get install -y chromium)")
+@pytest.mark.skipif(not Path(CHROMIUM).exists(), reason=f"needs Chromium at {CHROMIUM}: Debian's chromium package "
+                    "(sudo apt-get install chromium; .ci/run installs it)")
 def test_docs_page_renders_in_a_browser_from_this_server_only(server: ServeProcess) -> None:
     """Swagger UI renders the API in headless Chromium, and every request the browser makes is to this server.
 

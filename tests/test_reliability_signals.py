@@ -21,12 +21,24 @@ import av
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
-CLIP_FRAMES = 367  # thoughtful-35590.mp4
+CLIP_FRAMES = 360  # the fixture clip's 36 real frames, ten times over: long enough for a signal to land mid-run
 
 
 @pytest.fixture(scope="module")
-def clip(shared_data: Path) -> Path:
-    path = shared_data / "videos" / "thoughtful-35590.mp4"
+def clip(data: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A 360-frame H.264 mp4 (its index first, as web files have it) made of the fixture room clip's frames."""
+    path = tmp_path_factory.mktemp("clip") / "room-long.mp4"
+    with av.open(str(data / "videos" / "room.mp4")) as source:
+        frames = [f.to_ndarray(format="rgb24") for f in source.decode(video=0)]
+    with av.open(str(path), "w", options={"movflags": "+faststart"}) as container:
+        stream = container.add_stream("libx264", rate=30)
+        stream.width, stream.height, stream.pix_fmt = frames[0].shape[1], frames[0].shape[0], "yuv420p"
+        stream.options = {"preset": "ultrafast"}
+        for i in range(CLIP_FRAMES):
+            for packet in stream.encode(av.VideoFrame.from_ndarray(frames[i % len(frames)], format="rgb24")):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
     with av.open(str(path)) as container:
         assert container.streams.video[0].frames == CLIP_FRAMES
     return path

@@ -60,10 +60,10 @@ def stop_held(tmp: Path, args: list[str], sig: int) -> tuple[int, list[str]]:
 
 
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGHUP, signal.SIGINT], ids=lambda s: signal.Signals(s).name)
-def test_a_stopped_folder_run_exits_with_the_signals_code(tmp_path: Path, shared_data: Path, sig: int) -> None:
+def test_a_stopped_folder_run_exits_with_the_signals_code(tmp_path: Path, data: Path, sig: int) -> None:
     folder = tmp_path / "in"
     folder.mkdir()
-    for photo in sorted((shared_data / "portraits" / "image").iterdir())[:2]:
+    for photo in sorted((data / "portraits" / "image").iterdir())[:2]:
         shutil.copy(photo, folder)
     code, lines = stop_held(tmp_path, ["matte", str(folder), "-o", str(tmp_path / "out")], sig)
     assert code == 128 + sig and lines == [f"greenless: error: interrupted ({signal.Signals(sig).name})"], (code, lines)

@@ -33,9 +33,9 @@ def matter() -> Matter:
 
 
 @pytest.fixture(scope="module")
-def portrait(shared_data: Path) -> Path:
-    images = sorted((shared_data / "portraits" / "image").glob("*.jpg"))
-    assert images, "no portraits in shared data"
+def portrait(data: Path) -> Path:
+    images = sorted((data / "portraits" / "image").glob("*.jpg"))
+    assert images, "no portraits in the test data"
     return images[0]
 
 
@@ -119,12 +119,12 @@ def test_refine_option_picks_the_detail_stage(server, matter: Matter, portrait: 
     assert bad.status_code == 400 and "band, none" in bad.json()["error"]
 
 
-def test_thin_images_are_matted_at_full_size(server, shared_data: Path) -> None:
+def test_thin_images_are_matted_at_full_size(server, data: Path) -> None:
     """A 255x1 row and, at the largest ref_size, a 1x2047 column of a real photo come back at their size.
 
     Before the network input's long side was bounded the row peaked at 9.3 GB in the server and the
     column was a 500 (OpenCV asked for 25.7 GB)."""
-    photo = Image.open(shared_data / "photos" / "woman-5883428_1280.jpg").convert("RGB")
+    photo = Image.open(data / "photos" / "portrait-1280.jpg").convert("RGB")
     url = f"{server.url}/v1/matte"
     for strip, params in ((photo.crop((0, 400, 255, 401)), {"output": "alpha"}),
                           (photo.crop((400, 0, 401, 1)).resize((1, 2047)),
@@ -149,11 +149,11 @@ def test_composite_follows_the_background_colour(server, portrait: Path) -> None
     assert np.array_equal(over_green[:, :, 0], over_black[:, :, 0])
 
 
-def test_foreground_and_background_image(server, shared_data: Path, portrait: Path) -> None:
+def test_foreground_and_background_image(server, data: Path, portrait: Path) -> None:
     url = f"{server.url}/v1/matte"
     fg = png(httpx.post(url, files={"file": portrait.read_bytes()}, data={"output": "foreground"}, timeout=60))
     assert fg.ndim == 3 and fg.shape[2] == 3
-    bg_path = shared_data / "backgrounds" / "sky.jpg"
+    bg_path = data / "backgrounds" / "sky.jpg"
     out = png(httpx.post(url, files={"file": portrait.read_bytes(), "background_image": bg_path.read_bytes()},
                          timeout=60))
     assert out.shape[:2] == fg.shape[:2] and out.shape[2] == 3

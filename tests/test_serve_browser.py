@@ -10,7 +10,8 @@ import pytest
 CHROMIUM = "/usr/bin/chromium"
 pytest.importorskip("fastapi", reason="the serve extra is not installed")
 if not Path(CHROMIUM).exists():
-    pytest.skip(f"{CHROMIUM} is absent (apt-get install -y chromium)", allow_module_level=True)
+    pytest.skip(f"needs Chromium at {CHROMIUM}: Debian's chromium package (sudo apt-get install chromium; "
+                ".ci/run installs it)", allow_module_level=True)
 playwright = pytest.importorskip("playwright.sync_api", reason="pip install playwright")
 
 from PIL import Image  # noqa: E402
@@ -23,8 +24,8 @@ ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-net
         "--disable-sync", "--no-first-run"]
 
 
-def test_drop_a_photo_and_download_the_cutout(live_server, shared_data: Path, tmp_path: Path) -> None:
-    photo = shared_data / "photos" / "doctor-5871743_640.jpg"
+def test_drop_a_photo_and_download_the_cutout(live_server, data: Path, tmp_path: Path) -> None:
+    photo = data / "photos" / "portrait-640.jpg"
     app = create_app(ServeSettings(), matter=Matter(ref_size=256))
     with live_server(app) as srv, playwright.sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=CHROMIUM, args=ARGS)

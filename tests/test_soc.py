@@ -52,16 +52,16 @@ def test_soc_losses_follow_the_official_weights_and_floor() -> None:
 
 
 @pytest.mark.parametrize("name,channels", [("unguided", 3), ("modnet", 4)])
-def test_adapt_runs_on_packaged_weights(name: str, channels: int, tmp_path: Path, shared_data: Path,
+def test_adapt_runs_on_packaged_weights(name: str, channels: int, tmp_path: Path, data: Path,
                                         unguided_weights: Path) -> None:
     """The packaged (guided, 4-channel) set and a 3-channel unguided network."""
     weights = unguided_weights.with_suffix(".safetensors") if name == "unguided" else WEIGHTS / f"{name}.safetensors"
     assert load_weights(weights)[0].config.in_channels == channels
-    clip = shared_data / "videos" / "asl" / "yes.mkv"
-    frames = list(iter_frames(clip, every=10, limit=4))
-    assert len(frames) == 4 and frames[0].shape == (480, 640, 3)
+    clip = data / "videos" / "signing.mkv"
+    frames = list(iter_frames(clip, every=7, limit=4))
+    assert len(frames) == 4 and frames[0].shape == (240, 320, 3)
     out = tmp_path / "adapted.safetensors"
-    result = adapt(weights, clip, out, SOCConfig(steps=3, batch_size=2, size=64, frame_every=10, max_frames=4),
+    result = adapt(weights, clip, out, SOCConfig(steps=3, batch_size=2, size=64, frame_every=7, max_frames=4),
                    progress=False)
     assert result["frames"] == 4 and len(result["history"]) == 3
     assert result["epochs"] == 2 and [h["epoch"] for h in result["history"]] == [1, 1, 2]  # 2 batches an epoch
@@ -78,7 +78,8 @@ def test_adapt_runs_on_packaged_weights(name: str, channels: int, tmp_path: Path
 
 
 def test_soc_lowers_inconsistency_on_held_out_frames(tmp_path: Path, shared_data: Path) -> None:
-    """Adapt the real-time (4-channel) network on two clips; score frames of four other clips.
+    """Adapt the real-time (4-channel) network on two clips; score frames of four other clips (of the shared set:
+    the fixtures hold one clip).
 
     The assertion can fail: with semantic_weight 0 nothing moves (the frozen copy equals the model, so
     the detail and matte terms have no gradient) and the ratio is exactly 1; a sign error raises it;
@@ -137,13 +138,13 @@ def test_load_for_adaptation_raises_greenless_error_for_onnx() -> None:
         load_for_adaptation(WEIGHTS / "modnet.onnx")
 
 
-def test_guided_weights_get_the_guide_in_soc(shared_data: Path) -> None:
+def test_guided_weights_get_the_guide_in_soc(data: Path) -> None:
     """Guided weights are adapted as they run: the 4th channel carries the segmenter's mask of each crop."""
     from greenless.media.images import load_rgb
     from greenless.pipeline.guide import shared_segmenter
     from greenless.train.soc import square_crop, to_tensor
 
-    rgb = load_rgb(shared_data / "photos" / "doctor-5871743_640.jpg")
+    rgb = load_rgb(data / "photos" / "portrait-640.jpg")
     guided, blank = to_tensor(rgb, 128, 4, guided=True), to_tensor(rgb, 128, 4)
     assert float(blank[3].max()) == -1.0
     expected = shared_segmenter()(square_crop(rgb, 128)) * 2.0 - 1.0

@@ -1,4 +1,4 @@
-"""greenless video: real decode/encode with PyAV on the shared clips; counts, timing, audio, alpha codecs, bad input."""
+"""greenless video: real decode/encode with PyAV on a real clip (a fixture); counts, timing, audio, alpha codecs, bad input."""
 
 from __future__ import annotations
 
@@ -59,19 +59,20 @@ def make_clip_with_audio(path: Path, audio_codec: str, frames: int = 12, fps: in
 
 
 @pytest.fixture(scope="module")
-def asl(shared_data: Path) -> Path:
-    return shared_data / "videos" / "asl"
+def clip(data: Path) -> Path:
+    """30 frames of a person signing, 320x240 at 30 fps, H.264 in Matroska, no audio (a fixture cut from an ASL clip)."""
+    return data / "videos" / "signing.mkv"
 
 
-def test_reader_properties_of_a_shared_clip(asl: Path) -> None:
-    with VideoReader(asl / "eat.mkv") as reader:
-        assert (reader.width, reader.height) == (640, 480)
+def test_reader_properties_of_a_real_clip(clip: Path) -> None:
+    with VideoReader(clip) as reader:
+        assert (reader.width, reader.height) == (320, 240)
         assert reader.fps == 30
-        assert not reader.frame_count_exact and abs(reader.frame_count - 47) <= 2  # Matroska stores no count
+        assert not reader.frame_count_exact and abs(reader.frame_count - 30) <= 2  # Matroska stores no count
         assert reader.audio_streams == []
         frames = list(reader)
-    assert len(frames) == 47
-    assert frames[0].image.shape == (480, 640, 3) and frames[0].image.dtype == np.uint8
+    assert len(frames) == 30
+    assert frames[0].image.shape == (240, 320, 3) and frames[0].image.dtype == np.uint8
     times = [f.time for f in frames]
     assert all(b > a for a, b in zip(times, times[1:]))
 
@@ -98,20 +99,20 @@ def test_rotation_metadata_is_applied(tmp_path: Path) -> None:
     assert upright[-4, 4].mean() > 200 and upright[4, 4].mean() < 50  # top-left turned to bottom-left
 
 
-def test_composite_mp4_keeps_frame_count_fps_and_timestamps(asl: Path, tmp_path: Path,
+def test_composite_mp4_keeps_frame_count_fps_and_timestamps(clip: Path, tmp_path: Path,
                                                             capsys: pytest.CaptureFixture[str]) -> None:
-    out = tmp_path / "eat.mp4"
-    code, err = run_cli(["video", asl / "eat.mkv", "-o", out, "--background", "#3060ff", *FAST], capsys)
+    out = tmp_path / "signing.mp4"
+    code, err = run_cli(["video", clip, "-o", out, "--background", "#3060ff", *FAST], capsys)
     assert code == 0, err
-    with VideoReader(asl / "eat.mkv") as src:
+    with VideoReader(clip) as src:
         src_times = [f.time for f in src]
     frames = decode(out)
-    assert len(frames) == len(src_times) == 47
+    assert len(frames) == len(src_times) == 30
     np.testing.assert_allclose([f.time for f in frames], src_times, atol=2e-3)
     with VideoReader(out) as result:
         assert abs(float(result.fps) - 30.0) < 0.3
-        assert result.frame_count_exact and result.frame_count == 47
-        assert abs(result.duration - 47 / 30) < 0.05
+        assert result.frame_count_exact and result.frame_count == 30
+        assert abs(result.duration - 30 / 30) < 0.05
         assert result.stream.codec_context.name == "h264"
         assert result.stream.codec_context.pix_fmt == "yuv420p"
     assert leftovers(tmp_path) == []
@@ -149,39 +150,39 @@ def test_audio_that_does_not_fit_webm_is_transcoded_with_a_note(tmp_path: Path,
 
 
 @pytest.mark.parametrize("suffix,codec", [(".mov", "prores"), (".webm", "vp9")])
-def test_transparent_video_reads_back_with_alpha(asl: Path, tmp_path: Path, suffix: str, codec: str,
+def test_transparent_video_reads_back_with_alpha(clip: Path, tmp_path: Path, suffix: str, codec: str,
                                                   capsys: pytest.CaptureFixture[str]) -> None:
     out = tmp_path / f"cut{suffix}"
-    code, err = run_cli(["video", asl / "yes.mkv", "-o", out, "--write", "rgba", "--max-frames", "6", *FAST], capsys)
+    code, err = run_cli(["video", clip, "-o", out, "--write", "rgba", "--max-frames", "6", *FAST], capsys)
     assert code == 0, err
     with VideoReader(out, rgba=True) as reader:
         assert reader.stream.codec_context.name == codec
         frames = list(reader)
     assert len(frames) == 6
     alpha = frames[0].image[:, :, 3]
-    assert frames[0].image.shape == (480, 640, 4) and alpha.std() > 1.0  # a real, varying alpha channel
+    assert frames[0].image.shape == (240, 320, 4) and alpha.std() > 1.0  # a real, varying alpha channel
 
 
-def test_png_sequence_outputs(asl: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_png_sequence_outputs(clip: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     from PIL import Image
 
     rgba, alpha = tmp_path / "rgba", tmp_path / "alpha"
-    assert run_cli(["video", asl / "yes.mkv", "-o", rgba, "--write", "rgba", "--max-frames", "4", *FAST], capsys)[0] == 0
-    assert run_cli(["video", asl / "yes.mkv", "-o", alpha, "--write", "alpha", "--max-frames", "3", *FAST], capsys)[0] == 0
+    assert run_cli(["video", clip, "-o", rgba, "--write", "rgba", "--max-frames", "4", *FAST], capsys)[0] == 0
+    assert run_cli(["video", clip, "-o", alpha, "--write", "alpha", "--max-frames", "3", *FAST], capsys)[0] == 0
     assert sorted(p.name for p in rgba.iterdir()) == [f"{i:06d}.png" for i in range(4)]
     assert sorted(p.name for p in alpha.iterdir()) == [f"{i:06d}.png" for i in range(3)]
     with Image.open(rgba / "000000.png") as im:
-        assert im.mode == "RGBA" and im.size == (640, 480)
+        assert im.mode == "RGBA" and im.size == (320, 240)
     with Image.open(alpha / "000002.png") as im:
         assert im.mode == "L"
     # the sequence is a valid input in turn, and rerunning replaces the folder
     with open_video(rgba, rgba=True) as reader:
-        assert reader.frame_count == 4 and next(iter(reader)).image.shape == (480, 640, 4)
+        assert reader.frame_count == 4 and next(iter(reader)).image.shape == (240, 320, 4)
     assert run_cli(["video", rgba, "-o", rgba.with_name("again.mp4"), "--fps", "30", *FAST], capsys)[0] == 0
-    assert run_cli(["video", asl / "yes.mkv", "-o", rgba, "--write", "rgba", "--max-frames", "2", *FAST], capsys)[0] == 0
+    assert run_cli(["video", clip, "-o", rgba, "--write", "rgba", "--max-frames", "2", *FAST], capsys)[0] == 0
     assert len(list(rgba.iterdir())) == 2 and leftovers(tmp_path) == []
     (rgba / "notes.txt").write_text("mine")  # a folder holding anything else is never replaced
-    code, err = run_cli(["video", asl / "yes.mkv", "-o", rgba, "--write", "rgba", "--max-frames", "2", *FAST], capsys)
+    code, err = run_cli(["video", clip, "-o", rgba, "--write", "rgba", "--max-frames", "2", *FAST], capsys)
     assert code == 2 and "holds other files" in err and (rgba / "notes.txt").exists()
 
 
@@ -203,7 +204,7 @@ def test_backgrounds_colour_image_and_looping_video(tmp_path: Path) -> None:
         Background("not-a-colour-or-file", 8, 6)
 
 
-def test_previous_alpha_is_fed_back_with_four_channel_weights(asl: Path, tmp_path: Path, unguided_weights: Path,
+def test_previous_alpha_is_fed_back_with_four_channel_weights(clip: Path, tmp_path: Path, unguided_weights: Path,
                                                                capsys: pytest.CaptureFixture[str]) -> None:
     pytest.importorskip("torch")
     from greenless import Matter
@@ -225,7 +226,7 @@ def test_previous_alpha_is_fed_back_with_four_channel_weights(asl: Path, tmp_pat
         return out
 
     matter.matte_batch = recording  # type: ignore[method-assign]
-    with open_video(asl / "yes.mkv") as reader:
+    with open_video(clip) as reader:
         import itertools
 
         writer = open_writer(tmp_path / "p.mp4", reader.width, reader.height, reader.fps, time_base=reader.time_base)
@@ -236,17 +237,17 @@ def test_previous_alpha_is_fed_back_with_four_channel_weights(asl: Path, tmp_pat
     assert seen[0] is None  # the first frame has no previous alpha
     for k in range(1, 4):
         assert seen[2 * k] is seen[2 * k - 1]  # frame k gets frame k-1's alpha
-    code, err = run_cli(["video", asl / "yes.mkv", "-o", tmp_path / "cli.mp4", "--weights", weights,
+    code, err = run_cli(["video", clip, "-o", tmp_path / "cli.mp4", "--weights", weights,
                          "--max-frames", "3", *FAST], capsys)
     assert code == 0 and "temporal: prev-alpha" in err
-    code, err = run_cli(["video", asl / "yes.mkv", "-o", tmp_path / "x.mp4", "--temporal", "prev-alpha",
+    code, err = run_cli(["video", clip, "-o", tmp_path / "x.mp4", "--temporal", "prev-alpha",
                          "--weights", unguided_weights, *FAST], capsys)
     assert code == 2 and "4-channel" in err and err.count("\n") == 1
     # The packaged default is guided: video gives it the guide on every frame, with OFD (measured steadier
     # than feeding back its previous matte); --guide none brings the previous-alpha feedback back.
-    code, err = run_cli(["video", asl / "yes.mkv", "-o", tmp_path / "packaged.mp4", "--max-frames", "3", *FAST], capsys)
+    code, err = run_cli(["video", clip, "-o", tmp_path / "packaged.mp4", "--max-frames", "3", *FAST], capsys)
     assert code == 0 and "temporal: ofd" in err
-    code, err = run_cli(["video", asl / "yes.mkv", "-o", tmp_path / "unguided.mp4", "--max-frames", "3",
+    code, err = run_cli(["video", clip, "-o", tmp_path / "unguided.mp4", "--max-frames", "3",
                          "--guide", "none", *FAST], capsys)
     assert code == 0 and "temporal: prev-alpha" in err
 
@@ -259,16 +260,17 @@ def bad(args: list[str], capsys: pytest.CaptureFixture[str], folder: Path, needl
     assert [p.name for p in folder.iterdir() if p.name.startswith(("out", "."))] == []
 
 
-def test_bad_inputs_give_one_line_and_no_output(shared_data: Path, asl: Path, tmp_path: Path,
+def test_bad_inputs_give_one_line_and_no_output(data: Path, clip: Path, tmp_path: Path,
                                                 capsys: pytest.CaptureFixture[str]) -> None:
     out = tmp_path / "out.mp4"
     truncated = tmp_path / "cut.mp4"
-    truncated.write_bytes((shared_data / "videos" / "thoughtful-35590.mp4").read_bytes()[:150_000])
+    whole = (data / "videos" / "room.mp4").read_bytes()  # its index first: the frames' data is what is cut
+    truncated.write_bytes(whole[: len(whole) // 2])
     bad(["video", truncated, "-o", out, *FAST], capsys, tmp_path, "truncated")
     garbage = tmp_path / "garbage.mkv"
-    garbage.write_bytes((asl / "yes.mkv").read_bytes()[:1500])
+    garbage.write_bytes(clip.read_bytes()[:1500])
     bad(["video", garbage, "-o", out, *FAST], capsys, tmp_path, "garbage.mkv")
-    bad(["video", shared_data / "videos" / "LICENSE.intel-sample-videos.CC-BY-4.0.txt", "-o", out, *FAST], capsys,
+    bad(["video", data / "videos" / "LICENSE.intel-sample-videos.CC-BY-4.0.txt", "-o", out, *FAST], capsys,
         tmp_path, "no video stream")
     sound = tmp_path / "sound.m4a"
     with av.open(str(sound), "w") as container:
@@ -279,18 +281,18 @@ def test_bad_inputs_give_one_line_and_no_output(shared_data: Path, asl: Path, tm
             container.mux(packet)
     bad(["video", sound, "-o", out, *FAST], capsys, tmp_path, "no video stream")
     bad(["video", tmp_path / "missing.mp4", "-o", out, *FAST], capsys, tmp_path, "not found")
-    bad(["video", asl / "yes.mkv", "-o", out, "--write", "rgba", *FAST], capsys, tmp_path, "cannot hold transparency")
-    bad(["video", asl / "yes.mkv", "-o", tmp_path / "out.avi", *FAST], capsys, tmp_path, "cannot write .avi")
-    bad(["video", asl / "yes.mkv", "-o", tmp_path / "nodir" / "out.mp4", *FAST], capsys, tmp_path, "does not exist")
+    bad(["video", clip, "-o", out, "--write", "rgba", *FAST], capsys, tmp_path, "cannot hold transparency")
+    bad(["video", clip, "-o", tmp_path / "out.avi", *FAST], capsys, tmp_path, "cannot write .avi")
+    bad(["video", clip, "-o", tmp_path / "nodir" / "out.mp4", *FAST], capsys, tmp_path, "does not exist")
     locked = tmp_path / "locked"
     locked.mkdir()
     locked.chmod(0o500)
     try:
         if not os.access(locked, os.W_OK):  # root can write anywhere; the check then proves nothing
-            bad(["video", asl / "yes.mkv", "-o", locked / "out.mp4", *FAST], capsys, locked, "not writable")
+            bad(["video", clip, "-o", locked / "out.mp4", *FAST], capsys, locked, "not writable")
     finally:
         locked.chmod(0o700)
-    bad(["video", asl / "yes.mkv", "-o", out, "--write", "matte", *FAST], capsys, tmp_path, "--write")
+    bad(["video", clip, "-o", out, "--write", "matte", *FAST], capsys, tmp_path, "--write")
 
 
 @pytest.mark.parametrize("option, value", [
@@ -298,7 +300,7 @@ def test_bad_inputs_give_one_line_and_no_output(shared_data: Path, asl: Path, tm
     ("--fps", "0"), ("--fps", "-25"), ("--fps", "1e-9"), ("--ofd-tol", "5"), ("--ofd-tol", "-0.1"),
     ("--ofd-tol", "nan"), ("--batch", "0"), ("--ref-size", "4096"), ("--ref-size", "100000"), ("--ref-size", "16"),
 ])
-def test_bad_numbers_give_one_line_and_no_output(shared_data: Path, asl: Path, tmp_path: Path, option: str,
+def test_bad_numbers_give_one_line_and_no_output(data: Path, clip: Path, tmp_path: Path, option: str,
                                                  value: str, capsys: pytest.CaptureFixture[str]) -> None:
     """Out-of-range numbers, on a clip and on a folder of frames: one line naming the option, no partial
     output. ``--max-frames -1`` was a traceback that left a 0-byte .part file; ``--fps nan``/``inf`` were
@@ -307,34 +309,34 @@ def test_bad_numbers_give_one_line_and_no_output(shared_data: Path, asl: Path, t
 
     frames = tmp_path / "frames"
     frames.mkdir()
-    photo = Image.open(shared_data / "photos" / "doctor-5871743_640.jpg").convert("RGB").resize((64, 48))
+    photo = Image.open(data / "photos" / "portrait-640.jpg").convert("RGB").resize((64, 48))
     for i in range(2):
         photo.save(frames / f"f{i}.png")
-    for source in (asl / "bird.mkv", frames):  # the option comes last, so it wins over FAST's --ref-size 64
+    for source in (clip, frames):  # the option comes last, so it wins over FAST's --ref-size 64
         bad(["video", source, "-o", tmp_path / "out.mp4", "--max-frames", "2", *FAST, option, value],
             capsys, tmp_path, option)
 
 
-def test_output_that_is_an_input_is_refused(asl: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_output_that_is_an_input_is_refused(data: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """A hard link of the input, or the background video, as the output: one line, nothing written."""
     clip = tmp_path / "clip.mkv"
-    clip.write_bytes((asl / "bird.mkv").read_bytes())
+    clip.write_bytes((data / "videos" / "signing.mkv").read_bytes())
     same = tmp_path / "same.mkv"
     same.hardlink_to(clip)
     before = clip.read_bytes()
     bad(["video", clip, "-o", same, "--max-frames", "2", *FAST], capsys, tmp_path, "output would overwrite the input")
-    backdrop = tmp_path / "backdrop.mkv"
-    backdrop.write_bytes((asl / "milk.mkv").read_bytes())
+    backdrop = tmp_path / "backdrop.mp4"
+    backdrop.write_bytes((data / "videos" / "room.mp4").read_bytes())
     bad(["video", clip, "-o", backdrop, "--background", backdrop, "--max-frames", "2", *FAST], capsys, tmp_path,
         "output would overwrite the background")
-    assert clip.read_bytes() == before and backdrop.read_bytes() == (asl / "milk.mkv").read_bytes()
+    assert clip.read_bytes() == before and backdrop.read_bytes() == (data / "videos" / "room.mp4").read_bytes()
 
 
 @pytest.mark.needs_trained_weights
-def test_person_is_matted_in_a_shared_clip(asl: Path) -> None:
+def test_person_is_matted_in_a_real_clip(clip: Path) -> None:
     from greenless import Matter
 
-    with VideoReader(asl / "yes.mkv") as reader:
+    with VideoReader(clip) as reader:
         frame = next(iter(reader)).image
     alpha = Matter().matte(frame)
     h, w = alpha.shape

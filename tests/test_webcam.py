@@ -1,4 +1,4 @@
-"""greenless webcam without a camera: a shared clip stands in, the result is recorded to a file."""
+"""greenless webcam without a camera: a real clip (a fixture) stands in, the result is recorded to a file."""
 
 from __future__ import annotations
 
@@ -15,8 +15,8 @@ run_cli = run_main
 
 
 @pytest.fixture(scope="module")
-def clip(shared_data: Path) -> Path:
-    return shared_data / "videos" / "asl" / "yes.mkv"
+def clip(data: Path) -> Path:
+    return data / "videos" / "signing.mkv"
 
 
 @pytest.mark.parametrize("background", ["blur", "navy"])
@@ -30,7 +30,7 @@ def test_loop_records_max_frames_with_background(clip: Path, tmp_path: Path, bac
     with av.open(str(out)) as container:
         stream = container.streams.video[0]
         frames = list(container.decode(stream))
-        assert (stream.width, stream.height) == (640, 480) and abs(float(stream.average_rate) - 30) < 0.5
+        assert (stream.width, stream.height) == (320, 240) and abs(float(stream.average_rate) - 30) < 0.5
     assert len(frames) == 20
     assert [p.name for p in tmp_path.iterdir()] == ["out.mp4"]
 
