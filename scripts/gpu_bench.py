@@ -362,6 +362,7 @@ def run(out: Path, device: str = "cuda", quick: bool = False, budget_s: float = 
     report: dict[str, Any] = {"environment": env, "bench": bench, "video": [], "stages": [], "checks": []}
     source = REPO / DEST / "clip.mp4"
     source = source if source.is_file() else (REPO / CLIP).resolve()
+    source = source if source.is_file() else REPO / "tests" / "fixtures" / "data" / "videos" / "room.mp4"  # no ../shared
     with tempfile.TemporaryDirectory(prefix="greenless-gpu-bench-") as tmp:
         clips = [source]
         try:
