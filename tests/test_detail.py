@@ -91,11 +91,11 @@ def test_recipe_runs_the_detail_stage_for_photos_only() -> None:
 
 
 @pytest.mark.parametrize("stem", ["p_09ba26b4", "p_bac3c1ff"])
-def test_detail_stage_sharpens_a_real_portrait(shared_data: Path, stem: str) -> None:
+def test_detail_stage_sharpens_a_real_portrait(data: Path, stem: str) -> None:
     """On the colour validation portraits (hair; a floral dress before a light wall, where colour alone would
     punch holes) the stage lowers the error inside the transition band and the MAD."""
-    rgb = load_rgb(shared_data / "portraits" / "image" / f"{stem}.jpg")
-    gt = cv2.imread(str(shared_data / "portraits" / "alpha" / f"{stem}.png"), cv2.IMREAD_GRAYSCALE) / 255.0
+    rgb = load_rgb(data / "portraits" / "image" / f"{stem}.jpg")
+    gt = cv2.imread(str(data / "portraits" / "alpha" / f"{stem}.png"), cv2.IMREAD_GRAYSCALE) / 255.0
     plain = Matter(refine="none").matte(rgb)
     refined = Matter().matte(rgb)
     assert band_mad(refined, gt) < 0.9 * band_mad(plain, gt)
@@ -104,8 +104,8 @@ def test_detail_stage_sharpens_a_real_portrait(shared_data: Path, stem: str) -> 
     assert np.abs(refined - gt)[outside].mean() <= np.abs(plain - gt)[outside].mean() + 1e-3  # no new blotches
 
 
-def test_matte_refine_none_and_bad_refiner(tmp_path: Path, shared_data: Path) -> None:
-    photo = shared_data / "photos" / "doctor-5871743_640.jpg"
+def test_matte_refine_none_and_bad_refiner(tmp_path: Path, data: Path) -> None:
+    photo = data / "photos" / "portrait-640.jpg"
     plain, refined = tmp_path / "plain.png", tmp_path / "refined.png"
     done = run_greenless("matte", str(photo), "--refine", "none", "--write", "alpha", "-o", str(plain))
     assert done.returncode == 0, done.stderr

@@ -211,9 +211,9 @@ def test_batch_refuses_actor_resources_no_cluster_has(photo: Path, tmp_path: Pat
     (["--source", "{video}", "--max-frames", "0"], "--max-frames must be at least 1, not 0"),
     (["--source", "{video}", "--max-frames", "-1"], "--max-frames must be at least 1, not -1"),
 ])
-def test_a_bad_webcam_flag_is_one_line_and_exit_2(shared_data: Path, tmp_path: Path, args: list[str],
+def test_a_bad_webcam_flag_is_one_line_and_exit_2(data: Path, tmp_path: Path, args: list[str],
                                                   says: str) -> None:
-    video = sorted((shared_data / "videos").glob("*.mp4"))[0]
+    video = sorted((data / "videos").glob("*.mp4"))[0]
     out = tmp_path / "rec.mp4"
     result = run_greenless("webcam", "--no-window", "-o", str(out), *[a.format(video=video) for a in args],
                            timeout=120)

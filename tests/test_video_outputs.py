@@ -16,8 +16,8 @@ FAST = ["--ref-size", "64", "--quiet", "--max-frames", "6"]
 
 
 @pytest.fixture()
-def clip(shared_data: Path) -> Path:
-    return shared_data / "videos" / "asl" / "eat.mkv"
+def clip(data: Path) -> Path:
+    return data / "videos" / "signing.mkv"
 
 
 def _frames(path: Path) -> list[np.ndarray]:
