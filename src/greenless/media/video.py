@@ -7,6 +7,7 @@ written to a temporary path that is renamed into place only once the container i
 
 from __future__ import annotations
 
+import abc
 import os
 import re
 import shutil
@@ -392,7 +393,34 @@ def _check_writable_folder(folder: Path, target: Path) -> None:
     check_writable_folder(folder, target)
 
 
-class VideoWriter:
+class _AtomicOutput(abc.ABC):
+    """An output written under a temporary name (``tmp``) beside ``path`` and moved into place only when whole,
+    so an interrupted or failed run leaves what was at ``path`` untouched."""
+
+    path: Path
+    tmp: Path
+    _closed: bool
+
+    def _publish(self, directory: bool) -> Path:
+        """Give the finished output the usual mode under the umask and move it to ``path``; returns ``path``."""
+        os.chmod(self.tmp, _default_mode(directory=directory))
+        os.replace(self.tmp, self.path)
+        self._finalized = True
+        return self.path
+
+    def abort(self) -> None:
+        """Drop the partial output (no-op once finalised)."""
+        if getattr(self, "_finalized", False):
+            return
+        self._closed = True
+        self._discard()
+
+    @abc.abstractmethod
+    def _discard(self) -> None:
+        """Remove whatever the partial output left."""
+
+
+class VideoWriter(_AtomicOutput):
     """Encodes frames into a video file chosen by extension, with the source's audio, atomically.
 
     Frames go to a hidden temporary file beside OUTPUT; ``close()`` flushes the encoder, writes the rest
@@ -474,16 +502,10 @@ class VideoWriter:
             if self.frames_written == 0:
                 self._remove_tmp()
                 raise GreenlessError(f"{self.path}: no frames were written")
-            os.chmod(self.tmp, _default_mode(directory=False))
-            os.replace(self.tmp, self.path)
-            self._finalized = True
-            return self.path
+            return self._publish(directory=False)
 
-    def abort(self) -> None:
-        """Drop the partial output: nothing is left at OUTPUT or beside it (no-op once finalised)."""
-        if getattr(self, "_finalized", False):
-            return
-        self._closed = True
+    def _discard(self) -> None:
+        """Close what is open and remove the partial file: nothing is left at OUTPUT or beside it."""
         try:
             audio = getattr(self, "_audio", None)
             if audio is not None:
@@ -576,7 +598,7 @@ class _AudioCopier:
         self.input.close()
 
 
-class SequenceWriter:
+class SequenceWriter(_AtomicOutput):
     """Writes numbered PNGs (000000.png, ...) into a folder, built beside OUTPUT and renamed into place.
 
     RGBA frames give RGBA PNGs, HxW or HxWx1 frames grey PNGs, RGB frames RGB PNGs. Audio is not kept.
@@ -623,18 +645,13 @@ class SequenceWriter:
         if self.path.exists():
             old = self.path.with_name(f".{self.path.name}.old-{os.getpid()}")
             os.replace(self.path, old)
-        os.chmod(self.tmp, _default_mode(directory=True))
-        os.replace(self.tmp, self.path)
+        done = self._publish(directory=True)
         if old is not None:
             shutil.rmtree(old, ignore_errors=True)
-        self._finalized = True
-        return self.path
+        return done
 
-    def abort(self) -> None:
-        """Drop the partial folder (no-op once finalised)."""
-        if getattr(self, "_finalized", False):
-            return
-        self._closed = True
+    def _discard(self) -> None:
+        """Remove the partial folder."""
         shutil.rmtree(self.tmp, ignore_errors=True)
 
 

@@ -232,18 +232,13 @@ def load_for_adaptation(weights: str | Path) -> tuple[MODNet, dict[str, Any]]:
 
 
 def _progress(enabled: bool) -> Any:
+    """A Rich progress bar on stderr (steps, elapsed, ETA), shown only when ``enabled``."""
+    from rich import progress as rp
     from rich.console import Console
-    from rich.progress import (
-        BarColumn,
-        MofNCompleteColumn,
-        Progress,
-        TextColumn,
-        TimeElapsedColumn,
-        TimeRemainingColumn,
-    )
 
-    return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                    TimeRemainingColumn(), console=Console(stderr=True), disable=not enabled)
+    return rp.Progress(rp.TextColumn("{task.description}"), rp.BarColumn(), rp.MofNCompleteColumn(),
+                       rp.TimeElapsedColumn(), rp.TimeRemainingColumn(), console=Console(stderr=True),
+                       disable=not enabled)
 
 
 def load_frames(source: Path, cfg: SOCConfig, bar: Any = None) -> torch.Tensor:
