@@ -63,7 +63,8 @@ class DetailSettings:
     trust_above: float = 0.9  # ... that is, where both are above this (the guide's own "confident", as in bounding)
     levels: int = 2  # halvings below the working size where the band is solved directly (coarse to fine)
     iterations: int = 60  # conjugate-gradient steps at the working size, from the half-size direct solve
-    upsample_radius: int = 2  # guided-filter radius (working pixels) when lifting to full size
+    # Guided-filter radius (working pixels) when lifting to full size: 1, the colour-line model's own 3x3 windows.
+    upsample_radius: int = 1
     upsample_eps: float = 1e-4  # guided-filter regulariser
 
     def __post_init__(self) -> None:
