@@ -2,7 +2,7 @@
 
 Every option name means one thing in every command: ``-o/--out`` is the path written, ``--write`` is what is
 written there (an output kind), ``-b/--background`` is what goes behind the person. ``SHARED`` says what each
-name shared by two or more commands means (``tests/test_cli_flags.py`` holds every command to it, and
+name shared by two or more commands means (``tests/cli/test_cli_flags.py`` holds every command to it, and
 ``scripts/cli_reference.py`` prints it as docs/cli.md).
 
 Old spellings that scripts may use still work for one release: ``translate`` rewrites them before parsing

@@ -5,7 +5,7 @@ and soft edges. The reference method, pymatting's multilevel ``estimate_foregrou
 and takes several seconds on a 12 MP photo; we use blur-fusion instead (Forte & Pitie, "Approximate
 fast foreground colour estimation", ICIP 2021): passes of box-filtered, alpha-weighted means
 (a large box, then smaller ones) with ``cv2.blur``. It is a few tenths of a second at 12 MP, light
-(numpy + OpenCV only), and its composites are within a whisker of pymatting's (see tests/test_compose.py).
+(numpy + OpenCV only), and its composites are within a whisker of pymatting's (see tests/pipeline/test_compose.py).
 """
 
 from __future__ import annotations

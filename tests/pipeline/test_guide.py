@@ -69,7 +69,7 @@ def test_derive_guide_rebuilds_the_shipped_bytes_from_googles_file() -> None:
     pytest.importorskip("tflite", reason="needs the guide extra (tflite)")
     import importlib.util
 
-    repo = Path(__file__).resolve().parents[1]
+    repo = Path(__file__).resolve().parents[2]
     licence = (packaged_segmenter_path().parent / "LICENSE.selfie_segmentation.txt").read_text()
     wheel = repo / "runs" / "guide" / re.search(r"source wheel: +(\S+\.whl)", licence).group(1)
     if not wheel.is_file():

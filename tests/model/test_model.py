@@ -10,7 +10,7 @@ import torch
 from greenless.model import build_model
 from greenless.model.checkpoint import official_to_ours
 
-TSV = Path(__file__).resolve().parent / "fixtures" / "data" / "modnet_official_state_dict.tsv"
+TSV = Path(__file__).resolve().parents[1] / "fixtures" / "data" / "modnet_official_state_dict.tsv"
 
 
 @pytest.mark.parametrize("encoder", ["mobilenetv2", "efficientnet-lite0"])

@@ -19,7 +19,7 @@ from PIL import Image
 
 from conftest import run_greenless, wait_until_healthy
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 
 
 def lines(err: bytes | str) -> list[str]:

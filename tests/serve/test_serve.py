@@ -299,7 +299,7 @@ def _free_port() -> int:
 
 def test_cli_serve_with_two_workers(portrait: Path) -> None:
     port = _free_port()
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in [str(Path(__file__).parents[1] / "src"),
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in [str(Path(__file__).parents[2] / "src"),
                                                                     os.environ.get("PYTHONPATH", "")] if p)}
     proc = subprocess.Popen([sys.executable, "-m", "greenless", "serve", "--port", str(port), "--workers", "2",
                              "--ref-size", str(REF), "--log-level", "warning"], env=env,
@@ -315,7 +315,7 @@ def test_cli_serve_with_two_workers(portrait: Path) -> None:
 
 
 def test_cli_serve_rejects_missing_weights(tmp_path: Path) -> None:
-    env = {**os.environ, "PYTHONPATH": str(Path(__file__).parents[1] / "src")}
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).parents[2] / "src")}
     result = subprocess.run([sys.executable, "-m", "greenless", "serve", "--weights", str(tmp_path / "nope.onnx")],
                             capture_output=True, text=True, env=env, timeout=60)
     assert result.returncode == 2
@@ -327,7 +327,7 @@ def test_cli_serve_bounds_ref_size_as_requests_are(tmp_path: Path, ref_size: str
     """``serve --ref-size`` takes what a request's ref_size may be (32 to max_ref_size), else one line.
 
     The missing weights file makes sure no server starts whatever happens: the bound must be the error."""
-    env = {**os.environ, "PYTHONPATH": str(Path(__file__).parents[1] / "src")}
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).parents[2] / "src")}
     result = subprocess.run([sys.executable, "-m", "greenless", "serve", "--ref-size", ref_size,
                              "--weights", str(tmp_path / "nope.onnx")],
                             capture_output=True, text=True, env=env, timeout=60)

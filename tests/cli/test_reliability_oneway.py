@@ -70,10 +70,10 @@ def test_a_set_that_ships_as_a_card_answers_and_says_how_to_rebuild_it(capsys: p
     model = packaged("modnet-paper")
     assert not model.in_wheel and model.in_channels == 3
     assert (model.defaults("photo").ref_size, model.defaults("stream").hint) == (256, "none")
-    if not (Path(__file__).resolve().parents[1] / "src" / "greenless" / "weights" / "modnet-paper.onnx").is_file():
+    if not (Path(__file__).resolve().parents[2] / "src" / "greenless" / "weights" / "modnet-paper.onnx").is_file():
         with pytest.raises(GreenlessError, match=r"modnet-paper is not in the package.*scripts/rebuild_weights.py modnet-paper"):
             Matter(model="modnet-paper")
-        code, err = run_main(["matte", Path(__file__).resolve().parents[1] / "examples" / "astronaut.jpg", "-o",
+        code, err = run_main(["matte", Path(__file__).resolve().parents[2] / "examples" / "astronaut.jpg", "-o",
                               tmp_path / "a.png", "--model", "modnet-paper"], capsys)
         assert code == 2 and err.count("\n") == 1 and "rebuild_weights.py modnet-paper" in err
         assert list(tmp_path.iterdir()) == []

@@ -19,7 +19,7 @@ from greenless.model import build_model
 from greenless.model.checkpoint import load_weights
 from greenless.train.config import load_config
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 
 
 def write_config(tmp: Path, tiny: Path, out: str, steps: int, batch: int, every: int = 2, extra: str = "",

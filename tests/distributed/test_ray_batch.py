@@ -95,7 +95,7 @@ def test_ray_batch_matches_matter(local_ray, photo_folder: Path, tmp_path: Path)
 
 
 def test_cli_batch_needs_ray_flag_and_a_folder(tmp_path: Path) -> None:
-    env = {**os.environ, "PYTHONPATH": str(Path(__file__).parents[1] / "src")}
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).parents[2] / "src")}
     run = lambda *a: subprocess.run([sys.executable, "-m", "greenless", "batch", *a], capture_output=True, text=True,  # noqa: E731
                                     env=env, timeout=120)
     result = run(str(tmp_path), "-o", str(tmp_path / "out"))

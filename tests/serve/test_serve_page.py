@@ -1,5 +1,5 @@
 """The web page's script run by Node against a small stand-in DOM (the full page in Chromium is
-tests/test_serve_browser.py): a result appears with its Download button, and an error clears both."""
+tests/serve/test_serve_browser.py): a result appears with its Download button, and an error clears both."""
 
 from __future__ import annotations
 

@@ -20,7 +20,7 @@ from pathlib import Path
 import av
 import pytest
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 CLIP_FRAMES = 360  # the fixture clip's 36 real frames, ten times over: long enough for a signal to land mid-run
 
 

@@ -16,7 +16,7 @@ import pytest
 from greenless.train.config import load_config
 from greenless.train.recipes import RECIPES, card_record, chain
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 WEIGHTS = REPO / "src" / "greenless" / "weights"
 
 

@@ -174,7 +174,7 @@ def test_the_card_records_the_loss_and_the_true_warm_start(tmp_path: Path, tiny_
 
 def test_shipped_configs_name_their_loss() -> None:
     """The shipped recipes say which objective made their weights (the current behaviour, by name)."""
-    repo = Path(__file__).resolve().parents[1]
+    repo = Path(__file__).resolve().parents[2]
     for name in ("modnet", "modnet-paper"):
         text = (repo / "configs" / f"{name}.toml").read_text()
         assert 'loss = "greenless"' in text

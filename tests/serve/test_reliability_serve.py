@@ -30,7 +30,7 @@ from PIL import Image  # noqa: E402
 
 from conftest import wait_until_healthy  # noqa: E402
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 NOFILE = 256  # the server's open-file limit: an idle flood of IDLE_FLOOD sockets would exhaust it unguarded
 IDLE_FLOOD = 600
 IDLE_TIMEOUT = 2.0

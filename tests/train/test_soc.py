@@ -15,7 +15,7 @@ from greenless.model.checkpoint import load_weights, read_card
 from greenless.train.soc import (SOCConfig, adapt, blur_down16, boundary_band, inconsistency, iter_frames,
                                  load_for_adaptation, soc_losses, to_tensor)
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 WEIGHTS = REPO / "src" / "greenless" / "weights"
 
 
