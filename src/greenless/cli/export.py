@@ -89,6 +89,10 @@ def _check_weights(weights: Path | None) -> None:
         raise GreenlessError(f"{weights}: weights file not found")
     if weights is not None and weights.suffix == ".onnx":
         raise GreenlessError(f"{weights}: export starts from PyTorch weights (.safetensors or .ckpt), not ONNX")
+    if weights is not None:  # before the check data is looked for: no data makes a TorchScript file exportable
+        from greenless.model.checkpoint import refuse_torchscript
+
+        refuse_torchscript(weights)
 
 
 def _check_sets(check_data: Path | None, check_limit: int | None, calibration: list[Path] | None, samples: int,

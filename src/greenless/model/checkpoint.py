@@ -49,9 +49,7 @@ def load_weights(path: str | Path, map_location: str = "cpu") -> tuple[MODNet, d
     Accepts our safetensors files and official ``.ckpt``/``.pth`` checkpoints.
     """
     path = Path(path)
-    if is_torchscript(path):
-        raise GreenlessError(f"{path}: a TorchScript export holds a traced network, not weights to rebuild; "
-                             f"run it with --engine torch, or start from the .safetensors it was exported from")
+    refuse_torchscript(path)
     if path.suffix == ".safetensors":
         from safetensors.torch import load_file
 
@@ -104,6 +102,13 @@ def _unpickler_detail(message: str) -> str:
             if marker in line and not line.endswith("error:"):
                 return line[:200]
     return lines[0][:200] if lines else "unreadable pickle"
+
+
+def refuse_torchscript(path: Path) -> None:
+    """One error line when ``path`` is a TorchScript export: it holds a traced network, not weights to rebuild."""
+    if is_torchscript(path):
+        raise GreenlessError(f"{path}: a TorchScript export holds a traced network, not weights to rebuild; "
+                             f"run it with --engine torch, or start from the .safetensors it was exported from")
 
 
 def is_torchscript(path: str | Path) -> bool:
