@@ -116,19 +116,6 @@ def band_trimap(alpha: np.ndarray, guide: np.ndarray | None, settings: DetailSet
     return fg, bg & ~fg
 
 
-def _window_stats(image: np.ndarray, epsilon: float) -> tuple[np.ndarray, np.ndarray]:
-    """Mean colour (HxWx3) and inverse regularised covariance (HxWx3x3) of every 3x3 window."""
-    box = (3, 3)
-    mean = cv2.blur(image, box, borderType=cv2.BORDER_REFLECT)
-    cov = np.empty(image.shape[:2] + (3, 3), image.dtype)
-    for a in range(3):
-        for b in range(a, 3):
-            prod = cv2.blur(image[:, :, a] * image[:, :, b], box, borderType=cv2.BORDER_REFLECT)
-            cov[:, :, a, b] = cov[:, :, b, a] = prod - mean[:, :, a] * mean[:, :, b]
-    cov += np.eye(3, dtype=image.dtype) * (epsilon / 9.0)
-    return mean, cov
-
-
 def solve_band(image: np.ndarray, alpha: np.ndarray, unknown: np.ndarray, settings: DetailSettings,
                x0: np.ndarray | None = None, trust: np.ndarray | None = None) -> np.ndarray:
     """Alpha with the ``unknown`` pixels solved by closed-form matting; the others keep ``alpha``.
@@ -151,7 +138,9 @@ def solve_band(image: np.ndarray, alpha: np.ndarray, unknown: np.ndarray, settin
     if cy.size == 0:
         return out
     image = image.astype(np.float64, copy=False)
-    mean, cov = _window_stats(image, settings.epsilon)
+    # Levin et al.'s 3x3 windows, regularised by epsilon / |window| (only interior windows are used, so the
+    # border rule of the box filter never enters).
+    mean, cov = _box_stats(image, (3, 3), settings.epsilon / 9.0)
     inv = np.linalg.inv(cov[cy, cx])  # n x 3 x 3
     dy, dx = np.mgrid[-1:2, -1:2]
     py, px = cy[:, None] + dy.ravel(), cx[:, None] + dx.ravel()  # n x 9 window pixels
@@ -259,7 +248,8 @@ def _runs(starts: np.ndarray, block: int, limit: int) -> list[tuple[int, int]]:
 
 
 def _box_stats(image: np.ndarray, box: tuple[int, int], eps: float) -> tuple[np.ndarray, np.ndarray]:
-    """Box-window mean colour and regularised covariance (HxWx3x3) of ``image``."""
+    """Mean colour (HxWx3) and covariance plus ``eps`` on the diagonal (HxWx3x3) of every ``box`` window of
+    ``image``: the closed-form solve's colour-line windows and the guided filter's alike."""
     mean = cv2.blur(image, box)
     cov = np.empty(image.shape[:2] + (3, 3), image.dtype)
     for a in range(3):
