@@ -10,7 +10,7 @@ import cv2
 import numpy as np
 import pytest
 
-from greenless.data.augment import face_blur, harmonise
+from greenless.data.augment import face_blur, harmonise, random_crop_scale
 from greenless.data.datasets import CompositionDataset, LabelledDataset, jitter_prev_alpha, load_pair
 from greenless.data.folders import find_backgrounds, find_foregrounds, find_labelled, find_unlabelled
 from greenless.data.pseudo_labels import studio_trimap
@@ -103,6 +103,25 @@ def _person(h: int = 160, w: int = 120, head: int = 16, top: int = 12) -> np.nda
 def _detail(img: np.ndarray) -> np.ndarray:
     """High-frequency energy per pixel (what a blur removes)."""
     return np.abs(img - cv2.GaussianBlur(img, (0, 0), 2.0)).mean(axis=2)
+
+
+def test_edge_crops_hold_the_transition_band(tiny_set: Path) -> None:
+    """With edge_p = 1 every crop holds soft alpha (hair, edges); plain random crops of a zoomed-in picture often
+    do not; the edge share changes nothing else of the crop (size) and the dataset passes it through."""
+    fg, alpha = load_pair(find_foregrounds(tiny_set)[0])
+
+    def soft_share(edge_p: float) -> float:
+        hits = 0
+        for seed in range(40):
+            crop_fg, crop = random_crop_scale(np.random.default_rng(seed), [fg, alpha], 64, (4.0, 5.0), edge_p)
+            assert crop.shape == (64, 64) and crop_fg.shape == (64, 64, 3)
+            hits += bool(((crop > 0.02) & (crop < 0.98)).any())
+        return hits / 40
+
+    assert soft_share(1.0) == 1.0
+    assert soft_share(0.0) < 0.8
+    data = CompositionDataset(find_foregrounds(tiny_set), find_backgrounds(tiny_set / "bg"), size=64, edge_crop_p=1.0)
+    assert data.edge_crop_p == 1.0 and data[0]["alpha"].shape[-2:] == (64, 64)
 
 
 def test_face_blur_blurs_the_face_and_nothing_far_from_it() -> None:

@@ -27,6 +27,7 @@ def rows(run: Path) -> list[dict]:
     ("train", "batch_size = 0", "[train] batch_size", "at least 1"),
     ("data", "size = 0", "[data] size", "multiple of 32"),
     ("data", "size = 100", "[data] size", "multiple of 32"),
+    ("data", "edge_crop_p = 1.5", "[data] edge_crop_p", "between 0 and 1"),
     ("train", "lr = nan", "[train] lr", "finite"),
     ("train", "lr = -1e-3", "[train] lr", "above 0"),
     ("train", "minutes = inf", "[train] minutes", "finite"),

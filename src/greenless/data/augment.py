@@ -12,14 +12,25 @@ import numpy as np
 
 
 def random_crop_scale(rng: np.random.Generator, rgb_layers: list[np.ndarray], size: int,
-                      scale_range: tuple[float, float] = (0.6, 1.3)) -> list[np.ndarray]:
-    """Rescale every layer by one random factor (short side ~ size*scale), then take one random size x size crop."""
+                      scale_range: tuple[float, float] = (0.6, 1.3), edge_p: float = 0.0) -> list[np.ndarray]:
+    """Rescale every layer by one random factor (short side ~ size*scale), then take one random size x size crop.
+
+    With probability ``edge_p`` the crop is placed around the transition band instead: the last layer is the
+    alpha, and the crop holds a random one of its soft pixels (0.02 < alpha < 0.98) at a random place, so the
+    network sees hair and edges more often than flat body and background (issue 17's edge sampling)."""
     h, w = rgb_layers[0].shape[:2]
     target_short = size * rng.uniform(*scale_range)
     scale = max(target_short / min(h, w), size / min(h, w))
     nh, nw = max(size, int(round(h * scale))), max(size, int(round(w * scale)))
     y = int(rng.integers(0, nh - size + 1))
     x = int(rng.integers(0, nw - size + 1))
+    if edge_p and rng.random() < edge_p:
+        soft_y, soft_x = np.nonzero((rgb_layers[-1] > 0.02) & (rgb_layers[-1] < 0.98))
+        if soft_y.size:
+            pick = int(rng.integers(soft_y.size))
+            cy, cx = int(soft_y[pick] * nh / h), int(soft_x[pick] * nw / w)
+            y = int(np.clip(cy - rng.integers(size), 0, nh - size))
+            x = int(np.clip(cx - rng.integers(size), 0, nw - size))
     out = []
     for layer in rgb_layers:
         interp = cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR

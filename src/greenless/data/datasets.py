@@ -144,7 +144,7 @@ class CompositionDataset(_Seeded):
     """Foregrounds + alphas composited on random backgrounds, ``composites_per_fg`` times each per epoch."""
 
     def __init__(self, pairs: list[Pair], backgrounds: list[Path], size: int = 256, composites_per_fg: int = 4,
-                 seed: int = 0, lighting_p: float = 0.15, hint: str = "none") -> None:
+                 seed: int = 0, lighting_p: float = 0.15, hint: str = "none", edge_crop_p: float = 0.0) -> None:
         super().__init__(seed)
         if not pairs:
             raise GreenlessError("no foregrounds to compose")
@@ -152,7 +152,7 @@ class CompositionDataset(_Seeded):
             raise GreenlessError("no backgrounds to compose on")
         self.pairs, self.backgrounds = pairs, backgrounds
         self.size, self.per_fg = size, composites_per_fg
-        self.lighting_p, self.hint = lighting_p, hint
+        self.lighting_p, self.hint, self.edge_crop_p = lighting_p, hint, edge_crop_p
 
     def __len__(self) -> int:
         return len(self.pairs) * self.per_fg
@@ -165,7 +165,7 @@ class CompositionDataset(_Seeded):
         bg: np.ndarray = _read_rgb(self.backgrounds[int(rng.integers(len(self.backgrounds)))]).astype(np.float32) / 255.0
         if rng.random() < 0.5:
             fg, alpha = fg[:, ::-1], alpha[:, ::-1]
-        fg, alpha = random_crop_scale(rng, [fg, alpha], self.size, (0.5, 1.2))
+        fg, alpha = random_crop_scale(rng, [fg, alpha], self.size, (0.5, 1.2), self.edge_crop_p)
         bg = random_crop_scale(rng, [bg], self.size, (1.0, 2.0))[0]
         if rng.random() < 0.5:
             bg = bg[:, ::-1]
@@ -190,12 +190,12 @@ class LabelledDataset(_Seeded):
     """Real images with alphas. ``size=None`` gives whole images (validation); else augmented square crops."""
 
     def __init__(self, pairs: list[Pair], size: int | None = 256, repeats: int = 1, seed: int = 0,
-                 lighting_p: float = 0.15, hint: str = "none") -> None:
+                 lighting_p: float = 0.15, hint: str = "none", edge_crop_p: float = 0.0) -> None:
         super().__init__(seed)
         if not pairs:
             raise GreenlessError("no labelled images")
         self.pairs, self.size, self.repeats = pairs, size, repeats
-        self.lighting_p, self.hint = lighting_p, hint
+        self.lighting_p, self.hint, self.edge_crop_p = lighting_p, hint, edge_crop_p
 
     def __len__(self) -> int:
         return len(self.pairs) * self.repeats
@@ -215,7 +215,7 @@ class LabelledDataset(_Seeded):
             image = face_blur(rng, image, alpha)
         if rng.random() < 0.5:
             image, alpha = image[:, ::-1], alpha[:, ::-1]
-        image, alpha = random_crop_scale(rng, [image, alpha], self.size, (0.5, 1.2))
+        image, alpha = random_crop_scale(rng, [image, alpha], self.size, (0.5, 1.2), self.edge_crop_p)
         image = colour_jitter(rng, image, 0.2)
         if rng.random() < self.lighting_p:
             image = add_lighting(rng, image)

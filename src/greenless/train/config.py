@@ -42,6 +42,7 @@ class DataSection:
     composites_per_fg: int = 4
     size: int = 256
     lighting_p: float = 0.15
+    edge_crop_p: float = 0.0  # share of crops placed around the transition band (greenless.data.augment.random_crop_scale)
     val: str = ""  # PPM-100 style folder scored with MSE/MAD; never trained on (checked: greenless.train.leaks)
     val_ref_size: int = 512
 
@@ -165,6 +166,7 @@ RULES: dict[tuple[str, str], Callable[[], Rule]] = {
     ("data", "size"): lambda: lambda v: (None if 32 <= v <= MAX_CROP and v % 32 == 0
                                          else f"must be a multiple of 32 between 32 and {MAX_CROP}"),
     ("data", "lighting_p"): lambda: between(0, 1),
+    ("data", "edge_crop_p"): lambda: between(0, 1),
     ("data", "val_ref_size"): lambda: between(32, 2048),
     ("train", "steps"): lambda: at_least(0),
     ("train", "batch_size"): lambda: at_least(1),

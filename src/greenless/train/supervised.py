@@ -47,10 +47,10 @@ def build_dataset(cfg: TrainConfig) -> ConcatDataset:
     backgrounds = [bg for src in d.backgrounds for bg in find_backgrounds(cfg.resolve(src))]
     for folder in d.foregrounds:
         parts.append(CompositionDataset(find_foregrounds(cfg.resolve(folder)), backgrounds, d.size,
-                                        d.composites_per_fg, seed, d.lighting_p, hint))
+                                        d.composites_per_fg, seed, d.lighting_p, hint, d.edge_crop_p))
     for folder in d.labelled:
         parts.append(LabelledDataset(find_labelled(cfg.resolve(folder)), d.size, d.labelled_repeats, seed + 1,
-                                     d.lighting_p, hint))
+                                     d.lighting_p, hint, d.edge_crop_p))
     if not parts:
         raise GreenlessError("the config names no training data ([data] foregrounds or labelled)")
     return ConcatDataset(parts)
