@@ -70,3 +70,16 @@ def test_bad_sources(tmp_path: Path, clip: Path, capsys: pytest.CaptureFixture[s
     code, err = run_cli(["webcam", "--source", clip, "--no-window"], capsys)
     assert code == 2 and "nothing to show" in err
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_damaged_source_is_an_error_not_a_quiet_end(data: Path, tmp_path: Path,
+                                                      capsys: pytest.CaptureFixture[str]) -> None:
+    """A file cut in half stood in for a camera used to end early with exit 0 and a short recording; it is read
+    as `greenless video` reads it now: one line naming the damage, exit 2, no recording left."""
+    whole = (data / "videos" / "room.mp4").read_bytes()  # its index first: the frames' data is what is cut
+    cut = tmp_path / "cut.mp4"
+    cut.write_bytes(whole[: len(whole) // 2])
+    code, err = run_cli(["webcam", "--source", cut, "--no-window", "-o", tmp_path / "o.mp4", "--ref-size", "64"],
+                        capsys)
+    assert code == 2 and err.count("\n") == 1 and "truncated" in err and "Traceback" not in err, err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["cut.mp4"]

@@ -32,54 +32,77 @@ def gui_available() -> bool:
 
 class Camera:
     """Frames of camera ``index``, or of the video file ``source``, as RGB arrays; the first is read on opening, so
-    a camera that gives nothing is one error line before any model loads."""
+    a camera that gives nothing is one error line before any model loads. A file is decoded by the same reader as
+    ``greenless video`` (``media.video.VideoReader``), so a damaged or truncated one is an error where the damage
+    starts, not a quiet early end."""
 
     def __init__(self, source: Path | None = None, index: int = 0, max_pixels: int | None = DEFAULT_MAX_PIXELS) -> None:
         import cv2
 
         from greenless.media.files import missing_reason
         from greenless.media.limits import check_pixels
-        from greenless.media.video import quiet_opencv
+        from greenless.media.video import VideoReader, quiet_opencv
 
+        self.capture: Any = None
+        self.reader: VideoReader | None = None
+        if source is not None:
+            if not Path(source).is_file():
+                raise GreenlessError(f"{source}: {missing_reason(source) if not Path(source).exists() else 'not a file'}")
+            self.name = str(source)
+            self.reader = VideoReader(source, max_pixels=max_pixels)
+            self._decoded = iter(self.reader)
+            try:
+                self._first = next(self._decoded).image
+            except BaseException:
+                self.close()
+                raise
+            self.height, self.width = self._first.shape[:2]
+            self.fps = float(self.reader.fps) if 1.0 <= float(self.reader.fps) <= 240.0 else 30.0
+            return
         # OpenCV crashes (SIGSEGV) on a negative camera index and overflows on a huge one
-        if source is None and not 0 <= index <= MAX_CAMERA_INDEX:
+        if not 0 <= index <= MAX_CAMERA_INDEX:
             raise GreenlessError(f"--camera must be a camera index from 0 to {MAX_CAMERA_INDEX}, not {index}")
-        if source is not None and not Path(source).is_file():
-            raise GreenlessError(f"{source}: {missing_reason(source) if not Path(source).exists() else 'not a file'}")
         quiet_opencv()  # our own one-line errors suffice
-        self.name = str(source) if source is not None else f"camera {index}"
-        self.capture = cv2.VideoCapture(str(source) if source is not None else index)
+        self.name = f"camera {index}"
+        self.capture = cv2.VideoCapture(index)
         if not self.capture.isOpened():
-            raise GreenlessError(f"{source}: cannot read video" if source is not None
-                                 else f"cannot open camera {index} (is it connected and free?)")
+            raise GreenlessError(f"cannot open camera {index} (is it connected and free?)")
         try:
-            # the pixel budget, from the stream's header, before a frame is decoded (as greenless video does)
+            # the pixel budget, from the camera's reported size, before a frame is decoded (as greenless video does)
             check_pixels(int(self.capture.get(cv2.CAP_PROP_FRAME_WIDTH)),
                          int(self.capture.get(cv2.CAP_PROP_FRAME_HEIGHT)), max_pixels, self.name,
                          what="video frame", hint="greenless webcam takes no larger frames")
-            ok, self._first = self.capture.read()
+            ok, first = self.capture.read()
             if not ok:
                 raise GreenlessError(f"{self.name}: no frames could be read")
         except BaseException:
             self.close()
             raise
+        self._first = cv2.cvtColor(first, cv2.COLOR_BGR2RGB)
         self.height, self.width = self._first.shape[:2]
         fps = self.capture.get(cv2.CAP_PROP_FPS) or 30.0
         self.fps = fps if 1.0 <= fps <= 240.0 else 30.0  # cameras report 0 or nonsense; 30 is what they mostly give
 
     def frames(self) -> Iterator[np.ndarray]:
-        """RGB frames until the source ends."""
+        """RGB frames until the source ends (a damaged file: GreenlessError where the damage starts)."""
         import cv2
 
-        bgr: np.ndarray | None = self._first
-        while bgr is not None:
-            yield cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+        yield self._first
+        if self.reader is not None:
+            for frame in self._decoded:
+                yield frame.image
+            return
+        while True:
             ok, bgr = self.capture.read()
             if not ok:
-                bgr = None
+                return
+            yield cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
 
     def close(self) -> None:
-        self.capture.release()
+        if self.reader is not None:
+            self.reader.close()
+        if self.capture is not None:
+            self.capture.release()
 
 
 class PreviewWindow:
