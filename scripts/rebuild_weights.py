@@ -4,6 +4,8 @@
     python scripts/rebuild_weights.py modnet-paper        # ships as a card only: writes its weights beside the card
     python scripts/rebuild_weights.py modnet --dry-run    # the stages, their commands, and which are done
     python scripts/rebuild_weights.py modnet --from-scratch   # rebuild the warm starts too (modnet-paper first)
+    python scripts/rebuild_weights.py modnet-self         # self-training (issue 17): teacher labels, training;
+                                                          # an experiment: its weights stay in runs/, not shipped
 
 Each stage is skipped when its output is there, so a stopped rebuild (Ctrl-C, a crash, a reboot) continues
 where it stopped, and training resumes from its last checkpoint. One line per stage on stderr, then the
@@ -32,7 +34,7 @@ from gpu_train import write_toml  # noqa: E402  (scripts/ is on the path: this s
 from greenless.cli.script import need_path, run_script  # noqa: E402
 from greenless.errors import GreenlessError  # noqa: E402
 from greenless.train.config import TrainConfig, load_config  # noqa: E402
-from greenless.train.recipes import BUILDERS, Recipe, chain, recipe  # noqa: E402
+from greenless.train.recipes import BUILDERS, RECIPES, TEACHERS, Recipe, recipe  # noqa: E402
 
 RUNS, WEIGHTS, SHARED = REPO / "runs", REPO / "src" / "greenless" / "weights", REPO.parent / "shared"
 #: --tiny: settings that make every stage take seconds (a check of the chain, not a recipe).
@@ -107,7 +109,8 @@ class Rebuild:
             path = cfg.resolve(value).resolve()
             if path == self.work or self.work in path.parents:
                 top = path.relative_to(self.work).parts[0]
-                folders[top] = self.work / top
+                for needed in TEACHERS[top][1] if top in TEACHERS else (top,):  # a teacher's folder: its sources
+                    folders[needed] = self.work / needed
         for top, folder in sorted(folders.items()):
             if folder in self.seen:
                 continue
@@ -156,6 +159,27 @@ class Rebuild:
         card["name"] = f"greenless-{source.name} (rebuilt)"
         save_weights(model, target, card, half=True)  # as shipped: the fp16-rounded numbers
 
+    def teacher(self, r: Recipe) -> None:
+        """Each TEACHERS folder the config reads: its sources re-labelled by the photo default on the warm start."""
+        cfg = self.loaded(r)
+        for value in sorted({*cfg.data.foregrounds, *cfg.data.labelled}):
+            path = cfg.resolve(value).resolve()
+            if self.work not in path.parents or path.relative_to(self.work).parts[0] not in TEACHERS:
+                continue
+            top = path.relative_to(self.work).parts[0]
+            folder = self.work / top
+            if folder in self.seen:
+                continue
+            self.seen.add(folder)
+            script, sources, ref_size = TEACHERS[top]
+            weights = cfg.resolve(cfg.model.init_weights).resolve()
+            command = [sys.executable, REPO / script, *(self.work / s for s in sources), "-o", folder,
+                       "--weights", weights, "--ref-size", str(64 if self.tiny else ref_size)]
+            done = (folder / "manifest.json").is_file()
+            self.say(f"teacher labels runs/{top}", done, command)
+            if not done and not self.dry:
+                self.call(f"re-labelling into runs/{top}", command)
+
     def train(self, r: Recipe) -> Path:
         cfg = self.loaded(r)
         out_dir = cfg.resolve(cfg.train.out_dir).resolve()
@@ -191,6 +215,7 @@ class Rebuild:
         """All stages of ``r`` (its warm start's recipe first when that must be rebuilt); returns its final weights."""
         self.data(r)
         self.warm_start(r)
+        self.teacher(r)
         final = self.train(r)
         if r.ship:
             self.ship(r, final)
@@ -199,7 +224,7 @@ class Rebuild:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("name", help=f"The weight set: {', '.join(r.name for r in chain('modnet'))}.")
+    parser.add_argument("name", help=f"The weight set: {', '.join(RECIPES)}.")
     parser.add_argument("--work", type=Path, default=RUNS, help="Where data, warm starts and runs go (default: runs/).")
     parser.add_argument("--out", type=Path, default=WEIGHTS, help="Where the set ships (default: the package's weights).")
     parser.add_argument("--shared", type=Path, default=SHARED, help="The shared data and models (default: ../shared).")
@@ -209,13 +234,16 @@ def main() -> None:
     parser.add_argument("--tiny", action="store_true", help="A few samples and 2 steps a run: checks the chain.")
     args = parser.parse_args()
     target = recipe(args.name)
-    if target.ship is None:
-        raise GreenlessError(f"{args.name} is not a shipped set (it is a warm start); rebuild the set it starts")
+    starts = [r.name for r in RECIPES.values() if r.warm_start == args.name]
+    if target.ship is None and starts:
+        raise GreenlessError(f"{args.name} is not a shipped set (it is a warm start); rebuild the set it starts: "
+                             f"{', '.join(starts)}")
     need_path(args.shared / "data", "the shared data, --shared", "dir")
     need_path(args.shared / "models" / "selfie_segmentation.onnx", "the reference model in --shared", "file")
-    Rebuild(args).build(target)
-    if not args.dry_run:
-        print(f"rebuilt {args.name} into {args.out.resolve()}", file=sys.stderr)
+    final = Rebuild(args).build(target)
+    if not args.dry_run:  # an experiment (no ship stage) leaves its weights where training wrote them
+        where = args.out.resolve() if target.ship else final
+        print(f"rebuilt {args.name} into {where}", file=sys.stderr)
 
 
 if __name__ == "__main__":

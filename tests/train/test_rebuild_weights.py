@@ -71,6 +71,21 @@ def test_dry_run_plans_every_stage_and_writes_nothing(tmp_path: Path, shared_dat
     assert not tmp_path.joinpath("runs").exists() and not tmp_path.joinpath("w").exists()
 
 
+def test_the_self_training_plan_relabels_with_the_packaged_network(tmp_path: Path, shared_data: Path) -> None:
+    """modnet-self: the data, the packaged modnet as warm start and teacher, the teacher's labels, training; no
+    ship stage (an experiment), and asking for modnet-prev-alpha (a warm start) is still refused."""
+    result = rebuild("modnet-self", "--dry-run", "--work", tmp_path / "runs", "--shared", shared_data.parent)
+    assert result.returncode == 0, result.stderr
+    lines = result.stderr.splitlines()
+    assert [line.split(": ")[0].split("] ", 1)[1] for line in lines] == [
+        "data runs/data", "data runs/data-extra", "warm start modnet.safetensors", "teacher labels runs/teacher",
+        "train modnet-self"]
+    teacher = next(line for line in lines if "teacher labels" in line)
+    assert f"--weights {REPO / 'src' / 'greenless' / 'weights' / 'modnet.safetensors'} --ref-size 384" in teacher
+    assert f"{tmp_path / 'runs' / 'data'} {tmp_path / 'runs' / 'data-extra'} -o {tmp_path / 'runs' / 'teacher'}" in teacher
+    assert not tmp_path.joinpath("runs").exists()
+
+
 def test_bad_requests_are_one_line(tmp_path: Path, shared_data: Path) -> None:
     for args, says in ((["nope"], "no recipe for 'nope'"), (["modnet-prev-alpha"], "not a shipped set"),
                        (["modnet", "--shared", tmp_path / "none"], "the shared data")):
@@ -113,12 +128,14 @@ def tiny_shared(tmp: Path, shared_data: Path, tiny_set: Path) -> Path:
 
 @pytest.mark.slow
 def test_tiny_rebuild_runs_the_whole_chain_and_resumes(tmp_path: Path, shared_data: Path, tiny_set: Path) -> None:
-    """modnet from scratch on tiny data: both data builders, modnet-paper trained and shipped, the previous-alpha
-    warm start trained in two resumed stages and rounded to fp16, modnet trained from it and shipped with a
-    card that records the recipe. A second run finds every stage done."""
+    """modnet-self from scratch on tiny data: both data builders, modnet-paper trained and shipped, the
+    previous-alpha warm start trained in two resumed stages and rounded to fp16, modnet trained from it and
+    shipped with a card that records the recipe, the data re-labelled by the photo default on that modnet (the
+    teacher), and modnet-self trained on those labels and left in the work folder. A second run finds every
+    stage done."""
     shared = tiny_shared(tmp_path, shared_data, tiny_set)
     work, out = tmp_path / "runs", tmp_path / "weights"
-    args = ("modnet", "--tiny", "--from-scratch", "--work", work, "--out", out, "--shared", shared)
+    args = ("modnet-self", "--tiny", "--from-scratch", "--work", work, "--out", out, "--shared", shared)
     first = rebuild(*args)
     assert first.returncode == 0, first.stderr[-3000:]
     assert (work / "data" / "manifest.json").is_file() and (work / "data-extra" / "manifest.json").is_file()
@@ -128,6 +145,10 @@ def test_tiny_rebuild_runs_the_whole_chain_and_resumes(tmp_path: Path, shared_da
     assert card["recipe"] == card_record("modnet", REPO) and card["training"]["loss"]["name"] == "greenless"
     assert card["warm_start"] == {"weights": str(work / "init" / "modnet-1255fc4.safetensors"),
                                   "from": "greenless-modnet-prev-alpha (rebuilt)", "tensors": "437 of 437"}
+    teacher = json.loads((work / "teacher" / "manifest.json").read_text())
+    assert teacher["teacher"]["weights"] == str(out / "modnet.safetensors")
+    assert teacher["data"]["plate"] >= 1 and teacher["data"]["relabelled"] + teacher["data"]["disagree"] >= 1
+    assert (work / "modnet-self" / "final.safetensors").is_file() and f"{work / 'modnet-self'}" in first.stderr
     prev = [json.loads(line) for line in (work / "realtime-prev-alpha" / "log.jsonl").read_text().splitlines()]
     assert [r["step"] for r in prev if "loss" in r] == [1, 2]  # two stages: the second resumed the first
     paper = json.loads((out / "modnet-paper.json").read_text())
