@@ -25,6 +25,7 @@ import sys
 import tempfile
 import tomllib
 from pathlib import Path
+from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "src"))
@@ -101,28 +102,33 @@ class Rebuild:
         if code:
             raise GreenlessError(f"{what} failed (exit {code}); fix it and run this command again to continue")
 
+    def tops(self, values: list[str], cfg: TrainConfig) -> list[str]:
+        """The folders right under the work folder that these config paths (resolved like ``cfg``'s) lie in."""
+        paths = [cfg.resolve(value).resolve() for value in values]
+        return sorted({p.relative_to(self.work).parts[0] for p in paths if self.work in p.parents})
+
+    def make_folder(self, top: str, what: str, command: list[Any]) -> None:
+        """Run ``command`` to make ``runs/top`` unless this rebuild already planned it or its manifest says done."""
+        folder = self.work / top
+        if folder in self.seen:
+            return
+        self.seen.add(folder)
+        done = (folder / "manifest.json").is_file()
+        self.say(f"{what} runs/{top}", done, command)
+        if not done and not self.dry:
+            self.call(f"making runs/{top}", command)
+
     def data(self, r: Recipe) -> None:
-        """Build each data folder the config reads (greenless.train.recipes.BUILDERS)."""
+        """Build each data folder the config reads (greenless.train.recipes.BUILDERS); for a teacher's folder,
+        the folders it re-labels."""
         cfg = self.loaded(r)
-        folders = {}
-        for value in (*cfg.data.foregrounds, *cfg.data.backgrounds, *cfg.data.labelled):
-            path = cfg.resolve(value).resolve()
-            if path == self.work or self.work in path.parents:
-                top = path.relative_to(self.work).parts[0]
-                for needed in TEACHERS[top][1] if top in TEACHERS else (top,):  # a teacher's folder: its sources
-                    folders[needed] = self.work / needed
-        for top, folder in sorted(folders.items()):
-            if folder in self.seen:
-                continue
-            self.seen.add(folder)
+        read = self.tops([*cfg.data.foregrounds, *cfg.data.backgrounds, *cfg.data.labelled], cfg)
+        for top in sorted({s for t in read for s in (TEACHERS[t][1] if t in TEACHERS else (t,))}):
             if top not in BUILDERS:
                 raise GreenlessError(f"{r.config}: no builder for the data folder runs/{top} (greenless.train.recipes)")
             script, tiny = BUILDERS[top]
-            command = [sys.executable, REPO / script, "--shared", self.shared, "-o", folder, *(tiny if self.tiny else ())]
-            done = (folder / "manifest.json").is_file()
-            self.say(f"data runs/{top}", done, command)
-            if not done and not self.dry:
-                self.call(f"building runs/{top}", command)
+            self.make_folder(top, "data", [sys.executable, REPO / script, "--shared", self.shared, "-o", self.work / top,
+                                           *(tiny if self.tiny else ())])
 
     def warm_start(self, r: Recipe) -> None:
         """The config's init_weights: there already, from git (the exact bytes), or rebuilt by its recipe."""
@@ -162,23 +168,13 @@ class Rebuild:
     def teacher(self, r: Recipe) -> None:
         """Each TEACHERS folder the config reads: its sources re-labelled by the photo default on the warm start."""
         cfg = self.loaded(r)
-        for value in sorted({*cfg.data.foregrounds, *cfg.data.labelled}):
-            path = cfg.resolve(value).resolve()
-            if self.work not in path.parents or path.relative_to(self.work).parts[0] not in TEACHERS:
-                continue
-            top = path.relative_to(self.work).parts[0]
-            folder = self.work / top
-            if folder in self.seen:
-                continue
-            self.seen.add(folder)
-            script, sources, ref_size = TEACHERS[top]
-            weights = cfg.resolve(cfg.model.init_weights).resolve()
-            command = [sys.executable, REPO / script, *(self.work / s for s in sources), "-o", folder,
-                       "--weights", weights, "--ref-size", str(64 if self.tiny else ref_size)]
-            done = (folder / "manifest.json").is_file()
-            self.say(f"teacher labels runs/{top}", done, command)
-            if not done and not self.dry:
-                self.call(f"re-labelling into runs/{top}", command)
+        weights = cfg.resolve(cfg.model.init_weights).resolve()
+        for top in self.tops([*cfg.data.foregrounds, *cfg.data.labelled], cfg):
+            if top in TEACHERS:
+                script, sources, ref_size = TEACHERS[top]
+                self.make_folder(top, "teacher labels", [
+                    sys.executable, REPO / script, *(self.work / s for s in sources), "-o", self.work / top,
+                    "--weights", weights, "--ref-size", str(64 if self.tiny else ref_size)])
 
     def train(self, r: Recipe) -> Path:
         cfg = self.loaded(r)

@@ -83,23 +83,21 @@ def relabel(teacher: Any, data: Path, out: Path, min_iou: float, keep_prefixes: 
     changes: list[float] = []
     for image_path in progress(images, f"re-labelling {data.name}"):
         stem = image_path.stem
-        shutil.copyfile(image_path, out / "image" / image_path.name)
-        old_alpha = data / "alpha" / f"{stem}.png"
         if (out / "alpha" / f"{stem}.png").exists():
             counts["done_before"] += 1
             continue  # finished by an earlier run: the alpha is written last
-        if stem in keep or stem.startswith(keep_prefixes):
-            counts["plate"] += 1
-            shutil.copyfile(data / "fg" / f"{stem}.png", out / "fg" / f"{stem}.png")
-            shutil.copyfile(old_alpha, out / "alpha" / f"{stem}.png")
-            continue
-        rgb = read_rgb(image_path)
-        old = cv2.imread(str(old_alpha), cv2.IMREAD_GRAYSCALE).astype(np.float32) / 255.0
-        alpha = teacher.matte(rgb)
-        if mask_iou(alpha, old) < min_iou:
-            counts["disagree"] += 1
-            shutil.copyfile(data / "fg" / f"{stem}.png", out / "fg" / f"{stem}.png")
-            shutil.copyfile(old_alpha, out / "alpha" / f"{stem}.png")
+        shutil.copyfile(image_path, out / "image" / image_path.name)
+        old_alpha = data / "alpha" / f"{stem}.png"
+        kept = "plate" if stem in keep or stem.startswith(keep_prefixes) else None
+        if kept is None:
+            rgb = read_rgb(image_path)
+            alpha = teacher.matte(rgb)
+            old = cv2.imread(str(old_alpha), cv2.IMREAD_GRAYSCALE).astype(np.float32) / 255.0
+            kept = "disagree" if mask_iou(alpha, old) < min_iou else None
+        if kept is not None:  # the old label stands: its foreground, then its alpha (last)
+            counts[kept] += 1
+            for sub in ("fg", "alpha"):
+                shutil.copyfile(data / sub / f"{stem}.png", out / sub / f"{stem}.png")
             continue
         counts["relabelled"] += 1
         changes.append(float(np.abs(alpha - old).mean()))
