@@ -3,6 +3,7 @@ a live HTTP server."""
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import socket
 import subprocess
@@ -10,6 +11,7 @@ import sys
 import threading
 import time
 from pathlib import Path
+from types import ModuleType
 from typing import Any, Iterator
 
 import pytest
@@ -19,6 +21,19 @@ FIXTURES = REPO / "tests" / "fixtures"
 
 
 SHARED = (REPO / ".." / "shared").resolve()
+
+
+def load_script(name: str) -> ModuleType:
+    """``scripts/NAME.py`` imported as a module, registered in ``sys.modules`` (dataclasses look themselves up
+    there) and with scripts/ on the path (scripts import their neighbours)."""
+    if str(REPO / "scripts") not in sys.path:
+        sys.path.insert(0, str(REPO / "scripts"))
+    spec = importlib.util.spec_from_file_location(name, REPO / "scripts" / f"{name}.py")
+    assert spec is not None and spec.loader is not None, name
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    return module
 
 
 @pytest.fixture(scope="session")

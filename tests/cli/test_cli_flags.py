@@ -3,26 +3,20 @@ is what ``scripts/cli_reference.py`` writes, and the old spellings still work wi
 
 from __future__ import annotations
 
-import importlib.util
 import re
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image
 
-from conftest import REPO, run_main
+from conftest import REPO, load_script, run_main
 from greenless.cli import command_group
 from greenless.cli.flags import RENAMED, SHARED
 
 
 def _reference_script():
-    spec = importlib.util.spec_from_file_location("cli_reference", REPO / "scripts" / "cli_reference.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["cli_reference"] = module
-    spec.loader.exec_module(module)
-    return module
+    return load_script("cli_reference")
 
 
 def _options() -> dict[str, dict[str, object]]:

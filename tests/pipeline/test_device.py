@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import REPO, run_greenless
+from conftest import REPO, load_script, run_greenless
 from greenless.errors import GreenlessError
 
 CLIP = "videos/room.mp4"
@@ -216,8 +216,7 @@ def test_gpu_bench_script_dry_run(tmp_path: Path) -> None:
 def test_gpu_bench_prepare_and_install(tmp_path: Path) -> None:
     """prepare copies what the device needs (within the carry limit); install_weights puts it back into a tree
     whose packaged weights were stashed."""
-    sys.path.insert(0, str(REPO / "scripts"))
-    import gpu_bench
+    gpu_bench = load_script("gpu_bench")
 
     repo = tmp_path / "repo"
     (repo / gpu_bench.WEIGHTS).mkdir(parents=True)

@@ -12,7 +12,7 @@ import cv2
 import numpy as np
 import pytest
 
-from conftest import run_main
+from conftest import load_script, run_main
 from greenless.data.augment import corrupt_guide
 from greenless.data.datasets import CompositionDataset, LabelledDataset
 from greenless.data.folders import find_backgrounds, find_foregrounds, find_labelled
@@ -67,16 +67,12 @@ def test_packaged_segmenter_is_the_file_its_licence_records() -> None:
 def test_derive_guide_rebuilds_the_shipped_bytes_from_googles_file() -> None:
     """scripts/derive_guide.py turns the tflite in the recorded mediapipe wheel into exactly the shipped file."""
     pytest.importorskip("tflite", reason="needs the guide extra (tflite)")
-    import importlib.util
-
     repo = Path(__file__).resolve().parents[2]
     licence = (packaged_segmenter_path().parent / "LICENSE.selfie_segmentation.txt").read_text()
     wheel = repo / "runs" / "guide" / re.search(r"source wheel: +(\S+\.whl)", licence).group(1)
     if not wheel.is_file():
         pytest.skip(f"needs {wheel.relative_to(repo)} (python scripts/derive_guide.py downloads it)")
-    spec = importlib.util.spec_from_file_location("derive_guide", repo / "scripts" / "derive_guide.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    module = load_script("derive_guide")
     source = module.read_member(wheel)
     assert module.sha256(source) in licence
     derived = module.convert(source, module.model_doc(wheel.name, module.sha256(source)))

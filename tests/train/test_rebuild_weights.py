@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import load_script
 
 from greenless.train.config import load_config
 from greenless.train.recipes import RECIPES, card_record, chain
@@ -159,3 +160,16 @@ def test_tiny_rebuild_runs_the_whole_chain_and_resumes(tmp_path: Path, shared_da
     assert again.returncode == 0, again.stderr
     stages = [line for line in again.stderr.splitlines() if line.startswith("[")]
     assert stages and all(": done" in line for line in stages), stages
+
+
+def test_the_train_extra_brings_the_backgrounds_the_card_lists() -> None:
+    """The shipped card's backgrounds include scikit-image's sample photos; the rebuild's data stage reads them
+    from the installed package, so the train extra must install it (without it the data built had none and
+    the script filled the gap with procedural backgrounds, so the card's command did not rebuild its set)."""
+    script = load_script("build_extra_data")
+    files = script.PackageFiles.locate("skimage", None)
+    assert files is not None, "scikit-image is not installed: pip install -e '.[train]'"
+    missing = [name for name, _, _ in script.SKIMAGE_PHOTOS if not files.exists(f"data/{name}")]
+    assert not missing
+    card = json.loads((WEIGHTS / "modnet.json").read_text())
+    assert f"{3 * len(script.SKIMAGE_PHOTOS)} scikit-image sample photos" in card["training_data"]["backgrounds"]

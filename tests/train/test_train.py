@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from conftest import load_script
 
 from greenless.model import build_model
 from greenless.model.checkpoint import load_weights
@@ -308,12 +309,7 @@ def test_compact_batches_travel_in_half_the_bytes() -> None:
 
 
 def gpu_train_module():
-    import importlib.util
-
-    spec = importlib.util.spec_from_file_location("gpu_train", REPO / "scripts" / "gpu_train.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script("gpu_train")
 
 
 def test_gpu_round_trip_prepare_train_split_collect(tmp_path: Path, tiny_set: Path) -> None:
