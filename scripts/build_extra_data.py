@@ -24,9 +24,8 @@ GPL/AGPL model or data is used, not even as a teacher (the reference model is Ap
 Output (Composition-1K layout, read by greenless.data): OUT/fg/*.png, OUT/alpha/*.png, OUT/image/*.jpg,
 OUT/bg/*.jpg, OUT/manifest.json; OUT/preview/*.png are contact sheets of the labels for a human look.
 
-    pip install -e '.[train,video]'               # openpeople comes with the train extra
-    pip download --no-deps scikit-image==0.26.0 -d runs/wheels   # optional: its CC0 photos, not installed
-    python scripts/build_extra_data.py --skimage runs/wheels/scikit_image-0.26.0-*.whl -o runs/data-extra
+    pip install -e '.[train,video]'               # openpeople and scikit-image come with the train extra
+    python scripts/build_extra_data.py -o runs/data-extra
 """
 
 from __future__ import annotations
@@ -358,7 +357,7 @@ def at_least(img: np.ndarray, side: int = 512) -> np.ndarray:
 def skimage_backgrounds(files: PackageFiles | None, seed: int) -> list[Background]:
     """The CC0 / public-domain photos of scikit-image, each whole and as two random views (grey ones tinted too)."""
     if files is None:
-        print("  scikit-image not found (install it or pass --skimage WHEEL): no photos from it")
+        print("  scikit-image not found (pip install -e '.[train]', or pass --skimage WHEEL): no photos from it")
         return []
     out = []
     for k, (fname, what, licence) in enumerate(SKIMAGE_PHOTOS):
