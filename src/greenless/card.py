@@ -141,3 +141,18 @@ def card_path(weights: str | Path) -> Path:
 def in_channels(card: dict[str, Any]) -> int:
     """Input channels of the network a (validated) card describes: 3 when it does not say."""
     return int((card.get("model") or {}).get("in_channels", 3))
+
+
+#: MODNet's encoder halves the image five times: its deepest feature is 1/32 of what it sees.
+ENCODER_STRIDE = 32
+
+
+def network_stride(card: dict[str, Any]) -> int:
+    """The multiple of which both sides of the network's input must be for its features to line up with the
+    image: 32 (the encoder's stride), times 1 / ``semantic_scale`` when the encoder sees the image scaled down
+    by a whole factor (packaged modnet: 0.5, so 64). Off that grid the last feature row and column cover
+    padding, and the semantic features, stretched back over the image, sit up to half a cell off the person;
+    the networks never saw that in training (their crops are multiples of 64)."""
+    scale = float((card.get("model") or {}).get("semantic_scale", 1.0) or 1.0)
+    factor = round(1.0 / scale) if 0.0 < scale <= 1.0 else 1
+    return ENCODER_STRIDE * factor if abs(factor * scale - 1.0) < 1e-6 else ENCODER_STRIDE

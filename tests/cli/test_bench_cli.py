@@ -33,9 +33,9 @@ def test_bench_quick_json_structure(reference_model: Path) -> None:
             assert row["p10_ms"] <= row["median_ms"] <= row["p90_ms"] and row["fps"] > 0
             assert row["input"] == "512x288" and row["speed_vs_paper"] is None
     from greenless import Matter
-    from greenless.pipeline.preprocess import inference_size
 
-    net_h, net_w = inference_size(288, 512, Matter(model="modnet").ref_size)  # the real-time default's reference size
+    net_h, net_w = Matter(model="modnet", stream=True).recipe.network_size(288, 512)  # the real-time default's size
+    assert (net_h, net_w) == (256, 512)  # its stride is 64 (greenless.card.network_stride)
     assert ours["rows"][0]["network"] == f"{net_w}x{net_h}" and ref["rows"][0]["network"] == "256x256"
     assert not any(m["kind"] == "torch" for m in report["models"])
 

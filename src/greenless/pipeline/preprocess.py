@@ -1,9 +1,13 @@
-"""Reference-size resizing (both sides multiples of 32, the long side bounded) and [-1, 1] normalisation for the network.
+"""Reference-size resizing (both sides multiples of the network's stride, the long side bounded) and [-1, 1]
+normalisation for the network.
+
+The stride is 32 for MODNet's encoder, 64 for networks whose encoder sees the image at half size (the packaged
+modnet; ``greenless.card.network_stride``): off that grid their features do not line up with the image.
 
 Two rules (``greenless.card.PREPROCESS_RULES``; the registry says which weights use which):
 
 - ``greenless`` (every weight set greenless trains and ships): sizes rounded to the *nearest* multiple of
-  32, OpenCV area resizing when shrinking and bilinear when enlarging, the matte brought back bilinearly.
+  the stride, OpenCV area resizing when shrinking and bilinear when enlarging, the matte brought back bilinearly.
   Rounding keeps the aspect ratio closest to the image's; bilinear enlarging and a bilinear matte are
   smooth where area resizing (an adaptive average pool) enlarges in blocks.
 - ``modnet-demo`` (converted official MODNet checkpoints): exactly the official demo
@@ -29,14 +33,17 @@ def max_long_side(ref_size: int) -> int:
     return max(32, LONG_SIDE_FACTOR * ref_size // 32 * 32)
 
 
-def inference_size(height: int, width: int, ref_size: int = 512, rule: str = "greenless") -> tuple[int, int]:
-    """Size (h, w) the network sees for an image of ``height`` x ``width``: both sides multiples of 32.
+def inference_size(height: int, width: int, ref_size: int = 512, rule: str = "greenless",
+                   stride: int = 32) -> tuple[int, int]:
+    """Size (h, w) the network sees for an image of ``height`` x ``width``: both sides multiples of ``stride``
+    (the network's, ``greenless.card.network_stride``).
 
     The short side becomes ``ref_size``; images whose short side is within ``ref_size`` and whose long
     side is at least ``ref_size`` keep their size (MODNet's demo decides when to scale the same way). Then
     the long side is capped at ``max_long_side(ref_size)`` (4 x ``ref_size``), scaling both sides down
-    together, and each side is rounded to the nearest multiple of 32 (``rule="greenless"``) or truncated to
-    one as the official demo does (``rule="modnet-demo"``, see ``demo_inference_size``); never below 32.
+    together, and each side is rounded to the nearest multiple of ``stride`` (``rule="greenless"``; a tie goes to
+    the even multiple, Python's ``round``: a 288x512 frame is 256x512 at stride 64) or truncated to one as the
+    official demo does (``rule="modnet-demo"``, see ``demo_inference_size``); never below ``stride``.
 
     Why the cap: without it, scaling the short side up to ``ref_size`` makes a thin strip enormous (a
     255x1 PNG became a 512x130,560 input and needed over 8 GB; 1x2047 at ref 2048 asked OpenCV for
@@ -54,7 +61,7 @@ def inference_size(height: int, width: int, ref_size: int = 512, rule: str = "gr
     if height < 1 or width < 1:
         raise ValueError(f"image size must be positive, not {height}x{width}")
     if rule == "modnet-demo":
-        return demo_inference_size(height, width, ref_size)
+        return demo_inference_size(height, width, ref_size, stride)
     if rule != "greenless":
         raise ValueError(f"unknown preprocessing rule {rule!r}")
     short, long = min(height, width), max(height, width)
@@ -64,15 +71,16 @@ def inference_size(height: int, width: int, ref_size: int = 512, rule: str = "gr
     cap = max_long_side(ref_size)
     if long * scale > cap:
         scale = cap / long
-    new_h = max(32, int(round(height * scale / 32)) * 32)
-    new_w = max(32, int(round(width * scale / 32)) * 32)
+    new_h = max(stride, int(round(height * scale / stride)) * stride)
+    new_w = max(stride, int(round(width * scale / stride)) * stride)
     return new_h, new_w
 
 
-def demo_inference_size(height: int, width: int, ref_size: int = 512) -> tuple[int, int]:
+def demo_inference_size(height: int, width: int, ref_size: int = 512, stride: int = 32) -> tuple[int, int]:
     """The official MODNet demo's network size: when the long side is below ``ref_size`` or the short side
     above it, the short side becomes ``ref_size`` and the long side ``int(long / short * ref_size)``; else the
-    size is kept; then each side is truncated to a multiple of 32.
+    size is kept; then each side is truncated to a multiple of 32 (``stride``: the network's, 32 for the
+    official checkpoints).
 
     Two guards the demo lacks, which change nothing within 4:1 aspect ratios and sides of at least 32: the
     long side is capped at ``max_long_side(ref_size)`` as in ``inference_size`` (the demo would ask for
@@ -90,7 +98,7 @@ def demo_inference_size(height: int, width: int, ref_size: int = 512) -> tuple[i
     if max(new_h, new_w) > cap:
         scale = cap / max(new_h, new_w)
         new_h, new_w = int(new_h * scale), int(new_w * scale)
-    return max(32, new_h - new_h % 32), max(32, new_w - new_w % 32)
+    return max(stride, new_h - new_h % stride), max(stride, new_w - new_w % stride)
 
 
 def area_resize(image: np.ndarray, height: int, width: int) -> np.ndarray:

@@ -24,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from greenless.card import PREPROCESS_RULES
+from greenless.card import PREPROCESS_RULES, network_stride
 from greenless.errors import GreenlessError
 from greenless.pipeline.detail import DetailSettings, check_refiner, refine_matte
 from greenless.pipeline.guide import bound_by_guide, check_guide, guide_bounds, shared_segmenter
@@ -72,7 +72,8 @@ class Recipe:
     ``guide_view``: how the segmenter sees the image (``SelfieSegmenter`` modes); ``bound``: whether the guide
     bounds the matte (``greenless.pipeline.guide.guide_bounds``); ``temporal``: what a stream of these weights
     does between frames unless told (``greenless.pipeline.stream``); ``detail``: the full-resolution detail
-    stage's settings (``greenless.pipeline.detail``; None: the network's matte as it comes back).
+    stage's settings (``greenless.pipeline.detail``; None: the network's matte as it comes back); ``stride``:
+    the multiple both network sides are rounded to (``greenless.card.network_stride``: 64 for the packaged modnet).
     """
 
     ref_size: int = FALLBACK_REF_SIZE
@@ -83,6 +84,7 @@ class Recipe:
     bound: bool = True
     temporal: str = "ofd"
     detail: DetailSettings | None = None
+    stride: int = 32
 
     @property
     def guided(self) -> bool:
@@ -91,7 +93,7 @@ class Recipe:
 
     def network_size(self, height: int, width: int) -> tuple[int, int]:
         """The size (h, w) the network sees for a ``height`` x ``width`` image."""
-        return inference_size(height, width, self.ref_size, self.preprocess)
+        return inference_size(height, width, self.ref_size, self.preprocess, self.stride)
 
     # -- prepare -----------------------------------------------------------------------------------------------
     def hint_channel(self, rgb: np.ndarray, prev_alpha: np.ndarray | None, size: tuple[int, int],
@@ -183,4 +185,4 @@ def recipe_for(card: dict[str, Any], channels: int, job: str = "photo", *, ref_s
     refine = check_refiner(refine) if refine is not None else defaults.refine
     return Recipe(ref_size=size, preprocess=preprocess or defaults.preprocess, channels=channels, hint=defaults.hint,
                   guide_view=defaults.guide_view, temporal=defaults.temporal,
-                  detail=(detail or DetailSettings()) if refine == "band" else None)
+                  detail=(detail or DetailSettings()) if refine == "band" else None, stride=network_stride(card))

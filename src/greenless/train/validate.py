@@ -23,7 +23,8 @@ from greenless.pipeline.recipe import Recipe, recipe_for
 def validation_recipe(model: MODNet, ref_size: int = 512, hint: str = "prev-alpha") -> Recipe:
     """The photo recipe for ``model``'s weights as training writes their card (``ref_size``, ``hint``)."""
     config: Any = model.config  # a MODNet's ModelConfig
-    return recipe_for({"ref_size": ref_size, "hint": hint}, int(config.in_channels), "photo")
+    card = {"ref_size": ref_size, "hint": hint, "model": {"semantic_scale": float(config.semantic_scale)}}
+    return recipe_for(card, int(config.in_channels), "photo")
 
 
 def predict_full(model: MODNet, rgb_uint8: np.ndarray, ref_size: int = 512,
