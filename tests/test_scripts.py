@@ -38,6 +38,7 @@ SCRIPTS: dict[str, list[str] | None] = {
     "benchmarks/jobs_compare.py": [f"{MISSING}/w.onnx"],
     "benchmarks/realtime_path.py": ["--data", MISSING],
     "benchmarks/serve_load.py": ["--image", f"{MISSING}/photo.jpg"],
+    "benchmarks/stride_compare.py": ["--data", MISSING],
     "benchmarks/temporal_compare.py": ["--three", f"{MISSING}/w.onnx"],
     "benchmarks/train_throughput.py": ["--data", MISSING],
     "benchmarks/video_memory.py": ["--clip", f"{MISSING}/clip.mp4"],
