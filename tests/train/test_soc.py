@@ -150,3 +150,12 @@ def test_guided_weights_get_the_guide_in_soc(data: Path) -> None:
     expected = shared_segmenter()(square_crop(rgb, 128)) * 2.0 - 1.0
     assert np.allclose(guided[3].numpy(), expected, atol=1e-6)
     assert float(guided[3].max()) > 0.5 and torch.equal(guided[:3], blank[:3])
+
+
+def test_adapt_refuses_crops_off_the_networks_grid(tmp_path: Path, data: Path) -> None:
+    """The packaged modnet's stride is 64: 96-px crops are one error line before any frame is read."""
+    out = tmp_path / "adapted.safetensors"
+    with pytest.raises(GreenlessError, match="size 96: must be a multiple of 64"):
+        adapt(WEIGHTS / "modnet.safetensors", data / "videos" / "signing.mkv", out, SOCConfig(steps=1, size=96),
+              progress=False)
+    assert not out.exists()

@@ -190,3 +190,12 @@ def test_adapt_refuses_a_learning_rate_that_is_not_a_positive_number(tmp_path: P
                           tmp_path / "o.safetensors", "--lr", lr], capsys)
     assert code == 2 and err.count("\n") == 1 and "--lr" in err, err
     assert list(tmp_path.iterdir()) == []
+
+
+def test_crops_are_multiples_of_the_networks_stride() -> None:
+    """An encoder that sees the crop at half size needs crops that are multiples of 64 (its features line up with
+    the image only there, and inference runs only there); the whole-image encoder keeps 32."""
+    assert config_from_dict({"data": {"size": 96}}).data.size == 96
+    assert config_from_dict({"model": {"semantic_scale": 0.5}, "data": {"size": 384}}).data.size == 384
+    with pytest.raises(GreenlessError, match=r"\[data\] size must be a multiple of 64 with semantic_scale = 0.5 \(got 288\)"):
+        config_from_dict({"model": {"semantic_scale": 0.5}, "data": {"size": 288}})

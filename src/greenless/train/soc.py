@@ -45,6 +45,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from greenless.card import network_stride
 from greenless.data.folders import IMAGE_SUFFIXES, find_unlabelled
 from greenless.errors import GreenlessError
 from greenless.model.checkpoint import load_weights, save_weights
@@ -266,12 +267,13 @@ def adapt(weights: str | Path, source: Path, output: Path, cfg: SOCConfig | None
     Returns the frame and epoch counts and the per-step losses (``history``).
     """
     cfg = cfg or SOCConfig()
-    if cfg.size % 32:
-        raise GreenlessError(f"size {cfg.size}: must be a multiple of 32 (the network's stride)")
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     torch.manual_seed(cfg.seed)
     model, card = load_for_adaptation(weights)
+    stride = network_stride({"model": {"semantic_scale": model.config.semantic_scale}})
+    if cfg.size % stride:  # off its grid the network's features do not line up with the crop
+        raise GreenlessError(f"size {cfg.size}: must be a multiple of {stride} for these weights (their stride)")
     channels = model.config.in_channels
     guided = channels == 4 and card.get("hint") == "guide"
     rng = np.random.default_rng(cfg.seed)
