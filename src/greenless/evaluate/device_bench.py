@@ -24,7 +24,7 @@ import numpy as np
 
 from greenless.errors import GreenlessError
 
-#: (label, input h, input w): the network sees the input itself, both sides rounded up to multiples of 32.
+#: (label, input h, input w): the network sees the input itself, each side rounded to its stride (``native_size``).
 DEVICE_SIZES = (("512x512", 512, 512), ("512x288", 288, 512), ("1920x1080", 1080, 1920))
 QUICK_SIZES = ("512x288",)
 #: Models: the packaged sets in the wheel by name, and the paper architecture at random init.
@@ -40,9 +40,23 @@ COMPILE_RESERVE_S = 45.0
 _ORT_PROVIDERS = {"cuda": "CUDAExecutionProvider", "tensorrt": "TensorrtExecutionProvider", "cpu": "CPUExecutionProvider"}
 
 
-def round32(n: int) -> int:
-    """``n`` rounded up to a multiple of 32 (1080 -> 1088): the network's input must divide by 32."""
-    return -(-n // 32) * 32
+def native_size(h: int, w: int, stride: int) -> tuple[int, int]:
+    """The network size of an ``h`` x ``w`` frame run at its own size: each side rounded to the nearest multiple
+    of the network's ``stride`` (``greenless.card.network_stride``), as ``Matter`` rounds (1080 -> 1088; 288 ->
+    256 at the packaged modnet's 64)."""
+    from greenless.pipeline.preprocess import inference_size
+
+    return inference_size(h, w, min(h, w), "greenless", stride)
+
+
+def model_stride(name: str) -> int:
+    """The stride of a packaged model (its card), or 32 for the paper architecture."""
+    if name == PAPER_REFERENCE:
+        return 32
+    from greenless.card import network_stride
+    from greenless.registry import packaged
+
+    return network_stride(packaged(name).card())
 
 
 @dataclass
@@ -209,7 +223,7 @@ def _time_guide(timer: Timer, plan: Plan, label: str, h: int, w: int) -> Row:
     from greenless.registry import packaged
 
     recipe = recipe_for(packaged("modnet").card(), 4, "stream")
-    size = (round32(h), round32(w))
+    size = native_size(h, w, recipe.stride)
     frame = synthetic_frame(h, w)
     times = []
     for i in range(plan.warmup + plan.repeat):
@@ -254,9 +268,10 @@ def run_device_bench(plan: Plan, on_progress: Callable[[str], None] | None = Non
         engine = f"{runtime}-{mode}-{precision}"
         for name in plan.models:
             network: Any = None
+            stride = model_stride(name)
             for label in plan.sizes:
                 h, w = sizes[label]
-                nh, nw = round32(h), round32(w)
+                nh, nw = native_size(h, w, stride)
                 for batch in plan.batches:
                     row = Row(name, engine, "network", label, f"{nw}x{nh}", batch)
                     rows.append(row)
