@@ -2,7 +2,8 @@
 
 The ONNX is exported from the fp16-rounded weights, so both engines run exactly the same numbers.
 The card records the architecture, reference size, training data and licences, the training run and
-the validation figures (measured here on ../shared/data/portraits, which training never saw).
+the validation figures (measured here on ../shared/data/portraits, which training never saw), for each job's
+recipe as users get it (greenless.evaluate.jobs: the stream, the photo default, the photo network alone).
 
     python scripts/ship_weights.py runs/modnet-guided/final.safetensors --name modnet --ref-size 288 --photo-ref-size 384 \
         --machine "this project's CPU machine: 2 cores, no GPU"
@@ -115,8 +116,10 @@ def main() -> None:
 
     from greenless.export import export_onnx  # torch: after the checks, so a mistyped path is answered at once
     from greenless.model.checkpoint import load_weights, save_weights
+    from greenless.data.folders import find_labelled
+    from greenless.evaluate.jobs import score_jobs
+    from greenless.media.images import load_rgb, read_alpha
     from greenless.train.recipes import RECIPES, card_record, data_folders, recipe
-    from greenless.train.validate import validate
 
     model, card = load_weights(args.weights)
     card = {k: v for k, v in card.items() if k != "validation"}
@@ -136,10 +139,11 @@ def main() -> None:
     card.setdefault("training", {})["run"] = run_record(args.weights, args.machine)
     tmp = save_weights(model, args.out / f"{args.name}.safetensors", card, half=True)
     model, _ = load_weights(tmp)  # the fp16-rounded numbers, in fp32
+    # Scored as users get them: each job's recipe on the shipped (fp16) numbers, per image as well as the mean.
+    images = [(s.stem, load_rgb(s.image), read_alpha(s.alpha)) for s in find_labelled(args.portraits)]
     card["validation"] = {"data": "../shared/data/portraits (4 P3M demo portraits, MIT)",
-                          **{f"ref_size_{r}": validate(model, args.portraits, r, hint=hint)
-                             for r in progress(sorted({args.ref_size, args.photo_ref_size or args.ref_size, 512}),
-                                               "validating at each reference size")}}
+                          "scored_by": "greenless.evaluate.jobs (stream, photo, photo network alone)",
+                          **score_jobs(tmp, images, steps=lambda jobs: progress(jobs, "validating each job"))}
     save_weights(model, args.out / f"{args.name}.safetensors", card, half=True)
     export_onnx(model, args.out / f"{args.name}.onnx", card)
     print(json.dumps(card["validation"], indent=2))

@@ -144,6 +144,9 @@ def test_tiny_rebuild_runs_the_whole_chain_and_resumes(tmp_path: Path, shared_da
                                                       for e in ("json", "onnx", "safetensors")]
     card = json.loads((out / "modnet.json").read_text())
     assert card["recipe"] == card_record("modnet", REPO) and card["training"]["loss"]["name"] == "greenless"
+    scores = card["validation"]  # each job as users get it, per portrait and the mean
+    assert {"stream", "photo", "photo, network alone"} <= set(scores) and len(scores["photo"]["per_image"]) == 4
+    assert 0.0 < scores["stream"]["mean"]["mad"] < 1.0 and scores["photo"]["mean"]["band"] > 0.0
     assert card["warm_start"] == {"weights": str(work / "init" / "modnet-1255fc4.safetensors"),
                                   "from": "greenless-modnet-prev-alpha (rebuilt)", "tensors": "437 of 437"}
     teacher = json.loads((work / "teacher" / "manifest.json").read_text())
