@@ -70,7 +70,8 @@ def detail_settings(band: float | None, fg: float | None, bg: float | None) -> A
                           bg_threshold=default.bg_threshold if bg is None else bg)
 
 
-def ref_size_option(help: str = "Short side the network sees (default: the weights' own).") -> Any:
+def ref_size_option(help: str = "Short side the network sees, rounded to its stride: 64 for modnet "
+                    "(default: the weights' own).") -> Any:
     """``--ref-size N`` bounded to [32, MAX_REF_SIZE] as the server bounds its ``ref_size``.
 
     The network's memory grows with the square of the reference size: 4096 or 100000 used to end in an

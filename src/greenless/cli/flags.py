@@ -33,7 +33,7 @@ SHARED: dict[str, str] = {
     "--guide": "Semantic guide for guided weights: selfie or none.",
     "--refine": "Photo detail stage: band (re-solve the edge band at full resolution) or none (the network's matte).",
     "--engine": "Runtime: onnx or torch (bench --device: the engines to time).",
-    "--ref-size": "Short side the network sees.",
+    "--ref-size": "Short side the network sees, rounded to its stride (64 for modnet: 288 is seen at 256).",
     "--threads": "CPU threads for the runtime.",
     "--max-pixels": "Refuse images larger than this many pixels.",
     "--temporal": "Frame-to-frame method for streams: prev-alpha, ofd or none.",

@@ -47,7 +47,7 @@ def webcam(
     no_ofd: bool = typer.Option(False, "--no-ofd", help="Turn off one-frame-delay flicker removal."),
     temporal: str | None = typer.Option(None, "--temporal",
                                         help="prev-alpha | ofd | none, as for greenless video (default: the weights' own)."),
-    ref_size: int | None = ref_size_option("Short side the network sees (smaller is faster; default: the weights' own)."),
+    ref_size: int | None = ref_size_option("Short side the network sees, rounded to its stride (smaller is faster; default: the weights' own)."),
     engine: EngineName = engine_option("onnx or torch (on a machine with CUDA: frames resized and matted on the GPU)."),
     weights: Path | None = typer.Option(None, "-w", "--weights", help="Weights file; default: packaged."),
     model: str | None = model_option(),

@@ -211,7 +211,7 @@ _OPTIONS: dict[str, dict[str, Any]] = {
                    "Background colour for output=composite, e.g. `#00ff00` (write `%2300ff00` or `00ff00` in a URL) "
                    "or `white`."},
     "ref_size": {"type": "integer", "minimum": 32, "description":
-                 "Short side the network sees (default: the model's own)."},
+                 "Short side the network sees, rounded to its stride (default: the model's own)."},
     "refine": {"type": "string", "enum": list(REFINERS), "description":
                "band: re-solve the edge band at full resolution from the photo (hair, soft edges; the default for "
                "photos, 1-2 s); none: the network's matte alone (faster)."},
