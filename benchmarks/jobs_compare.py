@@ -18,7 +18,6 @@ import argparse
 import json
 from pathlib import Path
 
-import numpy as np
 
 from greenless.cli.script import need_path, progress, run_script
 from greenless.data.folders import find_labelled

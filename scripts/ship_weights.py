@@ -114,11 +114,11 @@ def main() -> None:
     need_path(args.weights, "the trained weights", "file")
     need_path(args.portraits, "the validation portraits, --portraits", "dir")
 
-    from greenless.export import export_onnx  # torch: after the checks, so a mistyped path is answered at once
-    from greenless.model.checkpoint import load_weights, save_weights
     from greenless.data.folders import find_labelled
     from greenless.evaluate.jobs import score_jobs
+    from greenless.export import export_onnx  # torch: after the checks, so a mistyped path is answered at once
     from greenless.media.images import load_rgb, read_alpha
+    from greenless.model.checkpoint import load_weights, save_weights
     from greenless.train.recipes import RECIPES, card_record, data_folders, recipe
 
     model, card = load_weights(args.weights)
