@@ -147,12 +147,17 @@ def in_channels(card: dict[str, Any]) -> int:
 ENCODER_STRIDE = 32
 
 
-def network_stride(card: dict[str, Any]) -> int:
+def stride_for_scale(semantic_scale: float) -> int:
     """The multiple of which both sides of the network's input must be for its features to line up with the
     image: 32 (the encoder's stride), times 1 / ``semantic_scale`` when the encoder sees the image scaled down
     by a whole factor (packaged modnet: 0.5, so 64). Off that grid the last feature row and column cover
     padding, and the semantic features, stretched back over the image, sit up to half a cell off the person;
     the networks never saw that in training (their crops are multiples of 64)."""
-    scale = float((card.get("model") or {}).get("semantic_scale", 1.0) or 1.0)
+    scale = float(semantic_scale or 1.0)
     factor = round(1.0 / scale) if 0.0 < scale <= 1.0 else 1
     return ENCODER_STRIDE * factor if abs(factor * scale - 1.0) < 1e-6 else ENCODER_STRIDE
+
+
+def network_stride(card: dict[str, Any]) -> int:
+    """``stride_for_scale`` of the network a card describes (its model's ``semantic_scale``; 1 when unsaid)."""
+    return stride_for_scale((card.get("model") or {}).get("semantic_scale", 1.0))

@@ -15,7 +15,7 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from greenless.card import network_stride
+from greenless.card import stride_for_scale
 from greenless.errors import GreenlessError
 
 
@@ -243,7 +243,7 @@ def _check_together(cfg: TrainConfig) -> None:
     """Rules between settings."""
     if cfg.model.hint and cfg.model.in_channels != 4:
         raise GreenlessError(f"[model] hint = {cfg.model.hint!r} needs in_channels = 4 (got {cfg.model.in_channels})")
-    stride = network_stride({"model": {"semantic_scale": cfg.model.semantic_scale}})
+    stride = stride_for_scale(cfg.model.semantic_scale)
     if cfg.data.size % stride:
         # Off the network's grid its features do not line up with the crop, and inference never runs there.
         raise GreenlessError(f"[data] size must be a multiple of {stride} with semantic_scale = "

@@ -45,7 +45,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from greenless.card import network_stride
+from greenless.card import stride_for_scale
 from greenless.data.folders import IMAGE_SUFFIXES, find_unlabelled
 from greenless.errors import GreenlessError
 from greenless.model.checkpoint import load_weights, save_weights
@@ -271,7 +271,7 @@ def adapt(weights: str | Path, source: Path, output: Path, cfg: SOCConfig | None
         torch.set_num_threads(cfg.threads)
     torch.manual_seed(cfg.seed)
     model, card = load_for_adaptation(weights)
-    stride = network_stride({"model": {"semantic_scale": model.config.semantic_scale}})
+    stride = stride_for_scale(model.config.semantic_scale)
     if cfg.size % stride:  # off its grid the network's features do not line up with the crop
         raise GreenlessError(f"size {cfg.size}: must be a multiple of {stride} for these weights (their stride)")
     channels = model.config.in_channels
