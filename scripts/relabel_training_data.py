@@ -28,29 +28,14 @@ import sys
 from pathlib import Path
 from typing import Any
 
-import cv2
 import numpy as np
 
 from greenless.cli.script import need_path, progress, run_script
 from greenless.errors import GreenlessError
-from greenless.media.images import write_bytes_atomic
+from greenless.media.images import load_rgb, read_alpha, save_image_atomic, write_bytes_atomic
 
 #: Name prefixes whose labels came from a background plate (exact enough to keep).
 PLATE_PREFIXES = ("room_",)
-
-
-def read_rgb(path: Path) -> np.ndarray:
-    bgr = cv2.imread(str(path), cv2.IMREAD_COLOR)
-    if bgr is None:
-        raise GreenlessError(f"{path}: cannot read")
-    return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
-
-
-def write_png(path: Path, array: np.ndarray) -> None:
-    ok, data = cv2.imencode(".png", array)
-    if not ok:
-        raise GreenlessError(f"{path}: cannot encode")
-    write_bytes_atomic(path, data.tobytes())
 
 
 def plate_labelled(folder: Path) -> set[str]:
@@ -90,9 +75,9 @@ def relabel(teacher: Any, data: Path, out: Path, min_iou: float, keep_prefixes: 
         old_alpha = data / "alpha" / f"{stem}.png"
         kept = "plate" if stem in keep or stem.startswith(keep_prefixes) else None
         if kept is None:
-            rgb = read_rgb(image_path)
+            rgb = load_rgb(image_path)
             alpha = teacher.matte(rgb)
-            old = cv2.imread(str(old_alpha), cv2.IMREAD_GRAYSCALE).astype(np.float32) / 255.0
+            old = read_alpha(old_alpha)
             kept = "disagree" if mask_iou(alpha, old) < min_iou else None
         if kept is not None:  # the old label stands: its foreground, then its alpha (last)
             counts[kept] += 1
@@ -102,8 +87,8 @@ def relabel(teacher: Any, data: Path, out: Path, min_iou: float, keep_prefixes: 
         counts["relabelled"] += 1
         changes.append(float(np.abs(alpha - old).mean()))
         fg = estimate_foreground(rgb, alpha)
-        write_png(out / "fg" / f"{stem}.png", cv2.cvtColor(fg, cv2.COLOR_RGB2BGR))
-        write_png(out / "alpha" / f"{stem}.png", np.clip(alpha * 255 + 0.5, 0, 255).astype(np.uint8))
+        save_image_atomic(out / "fg" / f"{stem}.png", fg)
+        save_image_atomic(out / "alpha" / f"{stem}.png", np.clip(alpha * 255 + 0.5, 0, 255).astype(np.uint8))
     return {**counts, "mean_abs_change": round(float(np.mean(changes)), 5) if changes else 0.0}
 
 
