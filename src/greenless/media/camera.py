@@ -30,6 +30,12 @@ def gui_available() -> bool:
         return False
 
 
+def plausible_fps(fps: float) -> float:
+    """``fps`` when it is a frame rate a camera or a clip really has (1-240), else 30: cameras report 0 or
+    nonsense, files can too, and 30 is what they mostly give."""
+    return fps if 1.0 <= fps <= 240.0 else 30.0
+
+
 class Camera:
     """Frames of camera ``index``, or of the video file ``source``, as RGB arrays; the first is read on opening, so
     a camera that gives nothing is one error line before any model loads. A file is decoded by the same reader as
@@ -57,7 +63,7 @@ class Camera:
                 self.close()
                 raise
             self.height, self.width = self._first.shape[:2]
-            self.fps = float(self.reader.fps) if 1.0 <= float(self.reader.fps) <= 240.0 else 30.0
+            self.fps = plausible_fps(float(self.reader.fps))
             return
         # OpenCV crashes (SIGSEGV) on a negative camera index and overflows on a huge one
         if not 0 <= index <= MAX_CAMERA_INDEX:
@@ -80,8 +86,7 @@ class Camera:
             raise
         self._first = cv2.cvtColor(first, cv2.COLOR_BGR2RGB)
         self.height, self.width = self._first.shape[:2]
-        fps = self.capture.get(cv2.CAP_PROP_FPS) or 30.0
-        self.fps = fps if 1.0 <= fps <= 240.0 else 30.0  # cameras report 0 or nonsense; 30 is what they mostly give
+        self.fps = plausible_fps(float(self.capture.get(cv2.CAP_PROP_FPS) or 0.0))
 
     def frames(self) -> Iterator[np.ndarray]:
         """RGB frames until the source ends (a damaged file: GreenlessError where the damage starts)."""
